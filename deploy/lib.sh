@@ -1,0 +1,74 @@
+#!/usr/bin/env bash
+# Shared helpers for the scripts that fetch and run minipipe's real services (Kafka, later HDFS, the Hive
+# Metastore and Trino) as plain processes on 127.0.0.1. Everything downloaded is cached under
+# $MINIPIPE_CACHE (default ~/.cache/minipipe) and Maven's own ~/.m2, so a second run starts offline.
+set -euo pipefail
+
+MINIPIPE_CACHE=${MINIPIPE_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/minipipe}
+MDP=org.apache.maven.plugins:maven-dependency-plugin:3.8.1
+DEPLOY_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+
+log() { printf '%s %s\n' "[$(date +%H:%M:%S)]" "$*" >&2; }
+die() { log "error: $*"; exit 1; }
+
+# with_lock NAME CMD...: run CMD while holding an exclusive lock, so parallel test processes that need the
+# same download wait for one another instead of racing.
+with_lock() {
+  local name=$1; shift
+  mkdir -p "$MINIPIPE_CACHE/locks"
+  (
+    flock -w 900 9 || die "timed out waiting for lock $name"
+    "$@"
+  ) 9>"$MINIPIPE_CACHE/locks/$name.lock"
+}
+
+# maven_copy_deps POM DEST: copy the runtime dependency closure of POM into DEST once; a marker file makes it
+# idempotent and a half-finished copy is never mistaken for a complete one.
+maven_copy_deps() {
+  local pom=$1 dest=$2
+  [ -f "$dest/.complete" ] && return 0
+  command -v mvn >/dev/null || die "mvn not found: install Maven (Debian package maven)"
+  log "fetching $(basename "$(dirname "$pom")") jars from Maven Central into $dest"
+  rm -rf "$dest.partial"
+  mvn -q -B -f "$pom" "$MDP:copy-dependencies" -DincludeScope=runtime -DoutputDirectory="$dest.partial" >&2 \
+    || die "maven could not fetch the dependencies of $pom"
+  rm -rf "$dest"; mv "$dest.partial" "$dest"; touch "$dest/.complete"
+}
+
+port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+# wait_port PORT SECONDS PIDFILE: wait until PORT accepts connections, failing early if the process died.
+wait_port() {
+  local port=$1 secs=$2 pidfile=$3 i
+  for ((i = 0; i < secs * 4; i++)); do
+    port_open "$port" && return 0
+    if [ -f "$pidfile" ] && ! kill -0 "$(cat "$pidfile")" 2>/dev/null; then return 1; fi
+    sleep 0.25
+  done
+  return 1
+}
+
+pid_alive() { [ -f "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }
+
+# stop_pid PIDFILE [SECONDS]: SIGTERM (a controlled shutdown), then SIGKILL after SECONDS.
+stop_pid() {
+  local pidfile=$1 secs=${2:-30} pid i
+  [ -f "$pidfile" ] || return 0
+  pid=$(cat "$pidfile")
+  if kill -0 "$pid" 2>/dev/null; then
+    kill -TERM "$pid" 2>/dev/null || true
+    for ((i = 0; i < secs * 4; i++)); do kill -0 "$pid" 2>/dev/null || break; sleep 0.25; done
+    kill -0 "$pid" 2>/dev/null && { log "pid $pid did not stop in ${secs}s; killing it"; kill -KILL "$pid" 2>/dev/null || true; }
+  fi
+  rm -f "$pidfile"
+}
+
+java17() {
+  if [ -n "${JAVA_HOME:-}" ] && [ -x "$JAVA_HOME/bin/java" ]; then echo "$JAVA_HOME/bin/java"; return; fi
+  local j
+  for j in /usr/lib/jvm/java-17-openjdk-amd64/bin/java /usr/lib/jvm/java-17-openjdk-arm64/bin/java; do
+    [ -x "$j" ] && { echo "$j"; return; }
+  done
+  command -v java >/dev/null || die "no java found: install OpenJDK 17"
+  command -v java
+}

@@ -1,0 +1,193 @@
+// Package testkit gives tests the services minipipe runs on: in-process fakes for fast unit tests
+// (franz-go's kfake) and launchers for the real ones, started by the project's own scripts from Maven
+// Central jars and stopped when the test (or the test binary) ends.
+package testkit
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/IBM/sarama"
+
+	"github.com/minipipe/minipipe/internal/kafka"
+)
+
+// Root returns the repository root (the directory holding go.mod).
+func Root() string {
+	dir, err := os.Getwd()
+	if err != nil {
+		panic(err)
+	}
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+			return dir
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			panic("testkit: no go.mod above the working directory")
+		}
+		dir = parent
+	}
+}
+
+// FreePort returns a TCP port on 127.0.0.1 that was free a moment ago.
+func FreePort(t testing.TB) int {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatalf("free port: %v", err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// Broker is a real single-node Apache Kafka broker run by deploy/kafka/kafka.sh.
+type Broker struct {
+	Dir  string
+	Port int
+	log  func(string, ...any)
+}
+
+// Addr is the broker's bootstrap address.
+func (b *Broker) Addr() string { return "127.0.0.1:" + strconv.Itoa(b.Port) }
+
+// Brokers is the bootstrap list.
+func (b *Broker) Brokers() []string { return []string{b.Addr()} }
+
+func (b *Broker) script(ctx context.Context, args ...string) error {
+	cmd := exec.CommandContext(ctx, filepath.Join(Root(), "deploy", "kafka", "kafka.sh"),
+		append(args, "--dir", b.Dir, "--port", strconv.Itoa(b.Port), "--controller-port", strconv.Itoa(b.Port+1))...)
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Run(); err != nil {
+		return fmt.Errorf("kafka.sh %s: %v\n%s", strings.Join(args, " "), err, out.String())
+	}
+	return nil
+}
+
+// Start starts (or restarts) the broker and waits until it answers metadata requests.
+func (b *Broker) Start() error {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	if err := b.script(ctx, "start"); err != nil {
+		return err
+	}
+	return WaitKafka(b.Brokers(), 90*time.Second)
+}
+
+// Stop shuts the broker down cleanly; its data stays for a restart.
+func (b *Broker) Stop() error { return b.script(context.Background(), "stop") }
+
+// Kill kills the broker with SIGKILL.
+func (b *Broker) Kill() error { return b.script(context.Background(), "kill") }
+
+// WaitKafka waits until a broker answers metadata requests and has a controller.
+func WaitKafka(brokers []string, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	var last error
+	for time.Now().Before(deadline) {
+		cfg := (kafka.Config{ClientID: "minipipe-testkit"}).Sarama()
+		admin, err := sarama.NewClusterAdmin(brokers, cfg)
+		if err == nil {
+			_, _, err = admin.DescribeCluster()
+			admin.Close()
+			if err == nil {
+				return nil
+			}
+		}
+		last = err
+		time.Sleep(250 * time.Millisecond)
+	}
+	return fmt.Errorf("kafka at %v not ready after %v: %v", brokers, timeout, last)
+}
+
+// StartKafka starts a dedicated real broker for one test and stops it when the test ends; use it for
+// tests that restart or kill the broker.
+func StartKafka(t testing.TB) *Broker {
+	t.Helper()
+	b := &Broker{Dir: t.TempDir(), Port: freePortPair(t)}
+	if err := b.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = b.Kill() })
+	return b
+}
+
+// freePortPair finds a port p with p+1 also free (broker and controller listeners).
+func freePortPair(t testing.TB) int {
+	for i := 0; i < 50; i++ {
+		p := FreePort(t)
+		if l, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(p+1)); err == nil {
+			l.Close()
+			return p
+		}
+	}
+	t.Fatal("no free port pair")
+	return 0
+}
+
+var (
+	sharedOnce   sync.Once
+	sharedBroker *Broker
+	sharedErr    error
+	sharedOwned  bool
+)
+
+// Kafka returns the bootstrap addresses of a real broker shared by the tests of this binary: the one named
+// by MINIPIPE_TEST_KAFKA (make test starts one), or else one started here and stopped by Main. Tests keep
+// out of each other's way with unique topic names (see Topic).
+func Kafka(t testing.TB) []string {
+	t.Helper()
+	if env := os.Getenv("MINIPIPE_TEST_KAFKA"); env != "" {
+		return strings.Split(env, ",")
+	}
+	sharedOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "minipipe-kafka-")
+		if err != nil {
+			sharedErr = err
+			return
+		}
+		b := &Broker{Dir: dir, Port: freePortPair(t)}
+		sharedErr = b.Start()
+		sharedBroker, sharedOwned = b, true
+	})
+	if sharedErr != nil {
+		t.Fatalf("starting a real Kafka broker: %v", sharedErr)
+	}
+	return sharedBroker.Brokers()
+}
+
+// Main runs a test binary's tests and then stops the shared services it started. Call it from TestMain.
+func Main(m interface{ Run() int }) {
+	code := m.Run()
+	if sharedOwned && sharedBroker != nil {
+		_ = sharedBroker.Kill()
+		_ = os.RemoveAll(sharedBroker.Dir)
+	}
+	os.Exit(code)
+}
+
+// Topic returns a topic name unique to this test run.
+func Topic(t testing.TB, base string) string {
+	return fmt.Sprintf("%s-%d", base, time.Now().UnixNano()%1_000_000_000)
+}
+
+// Embedded starts an in-process kfake broker for a test.
+func Embedded(t testing.TB) []string {
+	t.Helper()
+	e, err := kafka.StartEmbedded("127.0.0.1:0", 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(e.Close)
+	return e.Brokers()
+}

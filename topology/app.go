@@ -1,0 +1,290 @@
+package topology
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/IBM/sarama"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/minipipe/minipipe/internal/edge"
+	"github.com/minipipe/minipipe/internal/kafka"
+	"github.com/minipipe/minipipe/internal/registry"
+	"github.com/minipipe/minipipe/state"
+)
+
+// App is a running minipipe: the REST Proxy and Schema Registry APIs, health and metrics, and (from the
+// topology) the pipeline that turns topics into tables.
+type App struct {
+	cfg     Config
+	log     *slog.Logger
+	metrics *prometheus.Registry
+
+	embedded *kafka.Embedded
+	lock     *os.File
+
+	kafkaOK atomic.Bool
+	reg     atomic.Pointer[registry.Registry]
+}
+
+// NewApp checks the configuration and takes the data directory.
+func NewApp(cfg Config, log *slog.Logger) (*App, error) {
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	a := &App{cfg: cfg, log: log, metrics: prometheus.NewRegistry()}
+	a.metrics.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
+		return nil, fmt.Errorf("data dir: %w", err)
+	}
+	lock, err := lockDir(cfg.DataDir)
+	if err != nil {
+		return nil, err
+	}
+	a.lock = lock
+	return a, nil
+}
+
+// lockDir takes an exclusive lock on the data directory so that two instances never share local state.
+func lockDir(dir string) (*os.File, error) {
+	f, err := os.OpenFile(filepath.Join(dir, ".lock"), os.O_CREATE|os.O_RDWR, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("data dir lock: %w", err)
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("data dir %s is in use by another minipipe (give each instance its own --data-dir)", dir)
+	}
+	return f, nil
+}
+
+func (a *App) kafkaConfig() kafka.Config {
+	return kafka.Config{Brokers: a.cfg.Brokers, ClientID: "minipipe", ReplicationFactor: a.cfg.ReplicationFactor,
+		Compression: a.cfg.Compression, Logger: a.log}
+}
+
+// Run serves until ctx ends, then shuts down in order.
+func (a *App) Run(ctx context.Context) error {
+	defer a.lock.Close()
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+
+	if a.cfg.EmbeddedKafka {
+		e, err := kafka.StartEmbedded(a.cfg.Brokers[0], a.cfg.TopicPartitions)
+		if err != nil {
+			return err
+		}
+		a.embedded = e
+		defer e.Close()
+		a.log.Warn("EMBEDDED KAFKA: an in-process, in-memory broker for trying minipipe out. Every topic, schema and offset is lost when minipipe stops. Use a real broker (make kafka-up) for anything that matters.",
+			"brokers", e.Brokers())
+		a.cfg.Brokers = e.Brokers()
+	}
+
+	// Health and metrics answer from the start, also while Kafka is not reachable yet.
+	httpLn, err := net.Listen("tcp", a.cfg.HTTPAddr)
+	if err != nil {
+		return fmt.Errorf("--http-addr: %w", err)
+	}
+	var wg sync.WaitGroup
+	servers := []*http.Server{}
+	serve := func(name string, ln net.Listener, h http.Handler) {
+		srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
+		servers = append(servers, srv)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			a.log.Info("listening", "api", name, "addr", ln.Addr().String())
+			if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				a.log.Error("server failed", "api", name, "error", err)
+				cancel()
+			}
+		}()
+	}
+	serve("http", httpLn, a.httpHandler())
+	shutdown := func() {
+		sctx, scancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer scancel()
+		for _, s := range servers {
+			_ = s.Shutdown(sctx)
+		}
+		wg.Wait()
+	}
+
+	kcfg := a.kafkaConfig()
+	if err := a.waitKafka(ctx, kcfg); err != nil {
+		shutdown()
+		if ctx.Err() != nil {
+			return nil
+		}
+		return err
+	}
+	go a.watchKafka(ctx, kcfg)
+
+	admin, err := sarama.NewClusterAdmin(kcfg.Brokers, kcfg.Sarama())
+	if err != nil {
+		shutdown()
+		return fmt.Errorf("kafka admin: %w", err)
+	}
+	replication, err := kafka.ResolveReplication(ctx, admin, a.cfg.ReplicationFactor)
+	admin.Close()
+	if err != nil {
+		shutdown()
+		return err
+	}
+	gk := kafka.NewGoka(kcfg, replication, state.Builder(filepath.Join(a.cfg.DataDir, "state"), state.Options{}))
+
+	reg, err := registry.New(registry.Config{Topic: a.cfg.RegistryTopic, Group: a.cfg.RegistryTopic + "_owner", Timeout: a.cfg.RegistryTimeout}, kcfg, gk, a.log)
+	if err != nil {
+		shutdown()
+		return err
+	}
+	a.reg.Store(reg)
+	regDone := make(chan error, 1)
+	go func() { regDone <- reg.Run(ctx) }()
+
+	rest, err := edge.New(edge.Config{
+		AutoCreateTopics:  a.cfg.AutoCreateTopics,
+		TopicPartitions:   a.cfg.TopicPartitions,
+		ReplicationFactor: replication,
+		MaxRequestBytes:   a.cfg.MaxRequestBytes,
+		Internal:          edge.IsInternalTopic,
+	}, kcfg, reg, edge.NewMetrics(a.metrics), a.log)
+	if err != nil {
+		cancel()
+		<-regDone
+		shutdown()
+		return err
+	}
+	regLn, err := net.Listen("tcp", a.cfg.RegistryAddr)
+	if err != nil {
+		cancel()
+		<-regDone
+		shutdown()
+		return fmt.Errorf("--registry-addr: %w", err)
+	}
+	restLn, err := net.Listen("tcp", a.cfg.RestAddr)
+	if err != nil {
+		regLn.Close()
+		cancel()
+		<-regDone
+		shutdown()
+		return fmt.Errorf("--rest-addr: %w", err)
+	}
+	serve("registry", regLn, reg.Handler())
+	serve("rest", restLn, rest.Handler())
+
+	var runErr error
+	select {
+	case <-ctx.Done():
+	case runErr = <-regDone:
+		regDone <- runErr
+	}
+	a.log.Info("shutting down")
+	shutdown()
+	if err := rest.Close(); err != nil {
+		a.log.Warn("closing the REST producer", "error", err)
+	}
+	cancel()
+	if err := <-regDone; err != nil && runErr == nil {
+		runErr = err
+	}
+	return runErr
+}
+
+// waitKafka waits until the cluster answers, logging while it does not.
+func (a *App) waitKafka(ctx context.Context, kcfg kafka.Config) error {
+	backoff := 250 * time.Millisecond
+	for attempt := 1; ; attempt++ {
+		err := ping(kcfg)
+		if err == nil {
+			a.kafkaOK.Store(true)
+			return nil
+		}
+		if attempt == 1 || attempt%10 == 0 {
+			a.log.Warn("waiting for Kafka", "brokers", kcfg.Brokers, "error", err)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(backoff):
+		}
+		if backoff < 2*time.Second {
+			backoff *= 2
+		}
+	}
+}
+
+func ping(kcfg kafka.Config) error {
+	cfg := kcfg.Sarama()
+	cfg.Net.DialTimeout = 2 * time.Second
+	cfg.Metadata.Retry.Max = 0
+	admin, err := sarama.NewClusterAdmin(kcfg.Brokers, cfg)
+	if err != nil {
+		return err
+	}
+	defer admin.Close()
+	_, _, err = admin.DescribeCluster()
+	return err
+}
+
+// watchKafka keeps the readiness flag current.
+func (a *App) watchKafka(ctx context.Context, kcfg kafka.Config) {
+	t := time.NewTicker(5 * time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			err := ping(kcfg)
+			if was := a.kafkaOK.Swap(err == nil); was && err != nil {
+				a.log.Warn("Kafka is unreachable", "error", err)
+			} else if !was && err == nil {
+				a.log.Info("Kafka is reachable again")
+			}
+		}
+	}
+}
+
+// Ready reports whether Kafka is reachable and the registry has loaded its state.
+func (a *App) Ready() (bool, string) {
+	if !a.kafkaOK.Load() {
+		return false, "kafka unreachable"
+	}
+	reg := a.reg.Load()
+	if reg == nil || !reg.Ready() {
+		return false, "schema registry loading"
+	}
+	return true, "ok"
+}
+
+func (a *App) httpHandler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain")
+		_, _ = w.Write([]byte("ok\n"))
+	})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+		ok, why := a.Ready()
+		w.Header().Set("Content-Type", "text/plain")
+		if !ok {
+			w.WriteHeader(http.StatusServiceUnavailable)
+		}
+		_, _ = w.Write([]byte(why + "\n"))
+	})
+	mux.Handle("GET /metrics", promhttp.HandlerFor(a.metrics, promhttp.HandlerOpts{}))
+	return mux
+}

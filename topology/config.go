@@ -1,0 +1,212 @@
+package topology
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/spf13/pflag"
+	"gopkg.in/yaml.v3"
+
+	"github.com/minipipe/minipipe/internal/kafka"
+)
+
+// Config is everything minipipe's commands are configured with. Every field is a flag; each flag can also
+// be given in the YAML file named by --config (same name as key) and as a MINIPIPE_* environment variable
+// (upper case, dashes as underscores). A flag on the command line beats the environment, which beats the
+// file, which beats the default.
+type Config struct {
+	ConfigFile string
+
+	Brokers           []string
+	EmbeddedKafka     bool
+	DataDir           string
+	RestAddr          string
+	RegistryAddr      string
+	HTTPAddr          string
+	AutoCreateTopics  bool
+	TopicPartitions   int
+	ReplicationFactor int
+	Compression       string
+	MaxRequestBytes   int64
+	RegistryTimeout   time.Duration
+	RegistryTopic     string
+	LogLevel          string
+	LogFormat         string
+}
+
+// DefaultConfig returns the defaults of design §2.
+func DefaultConfig() Config {
+	return Config{
+		Brokers:          []string{"127.0.0.1:9092"},
+		DataDir:          "./data",
+		RestAddr:         "127.0.0.1:8082",
+		RegistryAddr:     "127.0.0.1:8081",
+		HTTPAddr:         "127.0.0.1:8080",
+		AutoCreateTopics: true,
+		TopicPartitions:  4,
+		Compression:      "none",
+		MaxRequestBytes:  8 << 20,
+		RegistryTimeout:  15 * time.Second,
+		RegistryTopic:    "_minipipe_schemas",
+		LogLevel:         "info",
+		LogFormat:        "text",
+	}
+}
+
+// connectionFlags registers the flags every subcommand shares.
+func (c *Config) connectionFlags(fs *pflag.FlagSet) {
+	fs.StringVar(&c.ConfigFile, "config", c.ConfigFile, "YAML file with any of these flags as keys")
+	fs.StringSliceVar(&c.Brokers, "brokers", c.Brokers, "Kafka bootstrap brokers (host:port, comma-separated)")
+	fs.BoolVar(&c.EmbeddedKafka, "embedded-kafka", c.EmbeddedKafka, "run an in-process, in-memory Kafka broker on the --brokers address instead of using a real one: for trying minipipe out; nothing survives a restart")
+	fs.StringVar(&c.DataDir, "data-dir", c.DataDir, "directory for local state (rebuilt from Kafka when lost)")
+	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "debug, info, warn or error")
+	fs.StringVar(&c.LogFormat, "log-format", c.LogFormat, "text or json")
+}
+
+// runFlags registers the flags of minipipe run.
+func (c *Config) runFlags(fs *pflag.FlagSet) {
+	c.connectionFlags(fs)
+	fs.StringVar(&c.RestAddr, "rest-addr", c.RestAddr, "address of the REST Proxy API")
+	fs.StringVar(&c.RegistryAddr, "registry-addr", c.RegistryAddr, "address of the Schema Registry API")
+	fs.StringVar(&c.HTTPAddr, "http-addr", c.HTTPAddr, "address of /healthz, /readyz and /metrics")
+	fs.BoolVar(&c.AutoCreateTopics, "auto-create-topics", c.AutoCreateTopics, "create a missing topic on its first produce through the REST API (false: 404/40401)")
+	fs.IntVar(&c.TopicPartitions, "topic-partitions", c.TopicPartitions, "partitions of topics the REST API creates")
+	fs.IntVar(&c.ReplicationFactor, "replication-factor", c.ReplicationFactor, "replication factor of topics minipipe creates (0: min(3, brokers))")
+	fs.StringVar(&c.Compression, "compression", c.Compression, "compression of produced batches: none, gzip, snappy, lz4 or zstd")
+	fs.Int64Var(&c.MaxRequestBytes, "max-request-bytes", c.MaxRequestBytes, "largest REST request body accepted (larger: 413)")
+	fs.DurationVar(&c.RegistryTimeout, "registry-timeout", c.RegistryTimeout, "how long a schema registry write may take")
+	fs.StringVar(&c.RegistryTopic, "registry-topic", c.RegistryTopic, "compacted topic holding the schema registry's state; instances sharing it share one registry")
+}
+
+// EnvName is the environment variable of a flag.
+func EnvName(flag string) string {
+	return "MINIPIPE_" + strings.ToUpper(strings.ReplaceAll(flag, "-", "_"))
+}
+
+// load applies the config file and the environment to every flag not set on the command line.
+func load(fs *pflag.FlagSet) error {
+	onCLI := map[string]bool{}
+	fs.Visit(func(f *pflag.Flag) { onCLI[f.Name] = true })
+
+	file := ""
+	if f := fs.Lookup("config"); f != nil {
+		file = f.Value.String()
+	}
+	if file == "" {
+		file = os.Getenv(EnvName("config"))
+	}
+	if file != "" {
+		values, err := readConfigFile(file)
+		if err != nil {
+			return err
+		}
+		keys := make([]string, 0, len(values))
+		for k := range values {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		for _, k := range keys {
+			f := fs.Lookup(k)
+			if f == nil {
+				if allKeys()[k] {
+					continue // a key for another subcommand: one file serves them all
+				}
+				return fmt.Errorf("config file %s: unknown key %q", file, k)
+			}
+			if onCLI[k] || k == "config" {
+				continue
+			}
+			if err := setFlag(f, values[k]); err != nil {
+				return fmt.Errorf("config file %s: %s: %w", file, k, err)
+			}
+		}
+	}
+	var err error
+	fs.VisitAll(func(f *pflag.Flag) {
+		if err != nil || onCLI[f.Name] || f.Name == "config" {
+			return
+		}
+		if v, ok := os.LookupEnv(EnvName(f.Name)); ok {
+			if e := resetAndSet(f, v); e != nil {
+				err = fmt.Errorf("%s: %w", EnvName(f.Name), e)
+			}
+		}
+	})
+	return err
+}
+
+// allKeys is every key a config file may hold: the flags of every subcommand.
+func allKeys() map[string]bool {
+	fs := pflag.NewFlagSet("all", pflag.ContinueOnError)
+	c := DefaultConfig()
+	c.runFlags(fs)
+	keys := map[string]bool{}
+	fs.VisitAll(func(f *pflag.Flag) { keys[f.Name] = true })
+	return keys
+}
+
+func readConfigFile(path string) (map[string]any, error) {
+	b, err := os.ReadFile(filepath.Clean(path))
+	if err != nil {
+		return nil, fmt.Errorf("config file: %w", err)
+	}
+	var values map[string]any
+	if err := yaml.Unmarshal(b, &values); err != nil {
+		return nil, fmt.Errorf("config file %s: %w", path, err)
+	}
+	return values, nil
+}
+
+// setFlag sets a flag from a YAML value: a list sets a slice flag element by element.
+func setFlag(f *pflag.Flag, v any) error {
+	switch x := v.(type) {
+	case []any:
+		parts := make([]string, len(x))
+		for i, e := range x {
+			parts[i] = fmt.Sprint(e)
+		}
+		return resetAndSet(f, strings.Join(parts, ","))
+	case nil:
+		return nil
+	default:
+		return resetAndSet(f, fmt.Sprint(x))
+	}
+}
+
+// resetAndSet replaces a flag's value (slice flags append on Set, so they are replaced instead).
+func resetAndSet(f *pflag.Flag, s string) error {
+	if sv, ok := f.Value.(pflag.SliceValue); ok {
+		var parts []string
+		for _, p := range strings.Split(s, ",") {
+			if p = strings.TrimSpace(p); p != "" {
+				parts = append(parts, p)
+			}
+		}
+		return sv.Replace(parts)
+	}
+	return f.Value.Set(s)
+}
+
+// validate checks values that flags cannot.
+func (c *Config) validate() error {
+	if len(c.Brokers) == 0 {
+		return fmt.Errorf("--brokers: at least one broker is needed")
+	}
+	if !kafka.ValidCompression(c.Compression) {
+		return fmt.Errorf("--compression %q: use none, gzip, snappy, lz4 or zstd", c.Compression)
+	}
+	if c.TopicPartitions < 1 {
+		return fmt.Errorf("--topic-partitions must be at least 1")
+	}
+	if !strings.HasPrefix(c.RegistryTopic, "_") || len(c.RegistryTopic) < 2 {
+		return fmt.Errorf("--registry-topic %q: internal topics start with '_'", c.RegistryTopic)
+	}
+	if c.DataDir == "" {
+		return fmt.Errorf("--data-dir must not be empty")
+	}
+	return nil
+}
