@@ -191,3 +191,112 @@ func Embedded(t testing.TB) []string {
 	t.Cleanup(e.Close)
 	return e.Brokers()
 }
+
+// Consume reads n records of a topic (every partition, from the start), failing the test after timeout.
+func Consume(t testing.TB, brokers []string, topic string, n int, timeout time.Duration) []*sarama.ConsumerMessage {
+	t.Helper()
+	cfg := (kafka.Config{ClientID: "minipipe-testkit"}).Sarama()
+	c, err := sarama.NewConsumer(brokers, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	parts, err := c.Partitions(topic)
+	if err != nil {
+		t.Fatalf("partitions of %s: %v", topic, err)
+	}
+	out := make(chan *sarama.ConsumerMessage, 1024)
+	var pcs []sarama.PartitionConsumer
+	for _, p := range parts {
+		pc, err := c.ConsumePartition(topic, p, sarama.OffsetOldest)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pcs = append(pcs, pc)
+		go func(pc sarama.PartitionConsumer) {
+			for m := range pc.Messages() {
+				out <- m
+			}
+		}(pc)
+	}
+	defer func() {
+		for _, pc := range pcs {
+			pc.AsyncClose()
+		}
+	}()
+	var msgs []*sarama.ConsumerMessage
+	deadline := time.After(timeout)
+	for len(msgs) < n {
+		select {
+		case m := <-out:
+			msgs = append(msgs, m)
+		case <-deadline:
+			t.Fatalf("consumed %d of %d records from %s in %v", len(msgs), n, topic, timeout)
+		}
+	}
+	return msgs
+}
+
+// EndOffsets returns the sum of the high-water marks of a topic's partitions (0 for a missing topic).
+func EndOffsets(t testing.TB, brokers []string, topic string) int64 {
+	t.Helper()
+	cfg := (kafka.Config{ClientID: "minipipe-testkit"}).Sarama()
+	c, err := sarama.NewClient(brokers, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	parts, err := c.Partitions(topic)
+	if err != nil {
+		return 0
+	}
+	var sum int64
+	for _, p := range parts {
+		o, err := c.GetOffset(topic, p, sarama.OffsetNewest)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sum += o
+	}
+	return sum
+}
+
+var (
+	pyOnce sync.Once
+	pyPath string
+	pyErr  error
+)
+
+// Python returns the python of a virtualenv holding Confluent's Python client (testkit/python), made once
+// by deploy/python.sh from PyPI and cached.
+func Python(t testing.TB) string {
+	t.Helper()
+	pyOnce.Do(func() {
+		cmd := exec.Command(filepath.Join(Root(), "deploy", "python.sh"))
+		var stderr bytes.Buffer
+		cmd.Stderr = &stderr
+		out, err := cmd.Output()
+		if err != nil {
+			pyErr = fmt.Errorf("deploy/python.sh: %v\n%s", err, stderr.String())
+			return
+		}
+		pyPath = strings.TrimSpace(string(out))
+	})
+	if pyErr != nil {
+		t.Fatal(pyErr)
+	}
+	return pyPath
+}
+
+// CreateTopic creates a topic with the given partition count (replication 1).
+func CreateTopic(t testing.TB, brokers []string, topic string, partitions int32) {
+	t.Helper()
+	admin, err := sarama.NewClusterAdmin(brokers, (kafka.Config{ClientID: "minipipe-testkit"}).Sarama())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close()
+	if err := admin.CreateTopic(topic, &sarama.TopicDetail{NumPartitions: partitions, ReplicationFactor: 1}, false); err != nil {
+		t.Fatalf("create topic %s: %v", topic, err)
+	}
+}

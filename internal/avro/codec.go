@@ -9,6 +9,13 @@ import (
 	"github.com/linkedin/goavro/v2"
 )
 
+// goavro allocates a block's worth of items before reading them; its default limits (2^31 items, 2 GiB)
+// let one hostile record value allocate gigabytes. These bound that, process-wide.
+func init() {
+	goavro.MaxBlockCount = 1 << 20
+	goavro.MaxBlockSize = 64 << 20
+}
+
 // Codec converts between Avro's JSON encoding, Go values and Avro binary for one schema. It is safe for
 // concurrent use.
 type Codec struct {

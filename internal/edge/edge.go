@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"github.com/IBM/sarama"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
 	"golang.org/x/sync/singleflight"
 
 	"github.com/minipipe/minipipe/internal/avro"
@@ -63,11 +65,10 @@ type Edge struct {
 	log      *slog.Logger
 	client   sarama.Client
 	admin    sarama.ClusterAdmin
-	producer sarama.AsyncProducer
+	producer *kgo.Client
 	creating singleflight.Group
 	schemas  schemaCache
 	metrics  *Metrics
-	wg       sync.WaitGroup
 }
 
 // New connects the edge to Kafka.
@@ -89,34 +90,50 @@ func New(cfg Config, kcfg kafka.Config, reg *registry.Registry, metrics *Metrics
 		client.Close()
 		return nil, fmt.Errorf("edge: kafka admin: %w", err)
 	}
-	// The producer gets its own client: the admin client above closes the client it was given.
-	pcfg := kcfg.Sarama()
-	producer, err := sarama.NewAsyncProducer(kcfg.Brokers, pcfg)
+	producer, err := kcfg.NewProducer("minipipe-rest")
 	if err != nil {
 		admin.Close()
-		return nil, fmt.Errorf("edge: kafka producer: %w", err)
+		return nil, fmt.Errorf("edge: %w", err)
 	}
 	e := &Edge{cfg: cfg, reg: reg, log: log.With("component", "rest"), client: client, admin: admin, producer: producer, metrics: metrics}
 	e.schemas.init()
-	e.wg.Add(2)
-	go e.successes()
-	go e.failures()
 	return e, nil
 }
 
 // Close flushes and closes the producer.
 func (e *Edge) Close() error {
-	e.producer.AsyncClose()
-	e.wg.Wait()
-	return e.admin.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	err := e.producer.Flush(ctx)
+	e.producer.Close()
+	if aerr := e.admin.Close(); err == nil {
+		err = aerr
+	}
+	return err
 }
 
 // --- producing ------------------------------------------------------------------------------------------
 
-// batch tracks the records of one request on their way to the broker.
-type batch struct {
-	results []result
-	pending sync.WaitGroup
+// kafkaErrorCode maps a producer error to the REST Proxy's per-record codes: 40101 authentication, 40301
+// authorization, 50003 retriable, 50002 anything else.
+func kafkaErrorCode(err error) int {
+	var ke *kerr.Error
+	if errors.As(err, &ke) {
+		switch ke {
+		case kerr.SaslAuthenticationFailed:
+			return 40101
+		case kerr.TopicAuthorizationFailed, kerr.ClusterAuthorizationFailed, kerr.TransactionalIDAuthorizationFailed:
+			return 40301
+		}
+		if ke.Retriable {
+			return 50003
+		}
+		return 50002
+	}
+	if errors.Is(err, kgo.ErrRecordTimeout) || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, kgo.ErrRecordRetries) {
+		return 50003
+	}
+	return 50002
 }
 
 type result struct {
@@ -126,75 +143,31 @@ type result struct {
 	err       string
 }
 
-type slot struct {
-	b *batch
-	i int
-}
-
-func (e *Edge) successes() {
-	defer e.wg.Done()
-	for m := range e.producer.Successes() {
-		s := m.Metadata.(slot)
-		s.b.results[s.i] = result{partition: m.Partition, offset: m.Offset}
-		s.b.pending.Done()
-	}
-}
-
-func (e *Edge) failures() {
-	defer e.wg.Done()
-	for pe := range e.producer.Errors() {
-		s := pe.Msg.Metadata.(slot)
-		code := kafkaErrorCode(pe.Err)
-		s.b.results[s.i] = result{partition: -1, offset: -1, errCode: code, err: pe.Err.Error()}
-		s.b.pending.Done()
-		e.log.Warn("record not produced", "topic", pe.Msg.Topic, "error", pe.Err)
-	}
-}
-
-// kafkaErrorCode maps a producer error to the REST Proxy's per-record codes: 40101 authentication, 40301
-// authorization, 50003 retriable, 50002 anything else.
-func kafkaErrorCode(err error) int {
-	var ke sarama.KError
-	if errors.As(err, &ke) {
-		switch ke {
-		case sarama.ErrSASLAuthenticationFailed:
-			return 40101
-		case sarama.ErrTopicAuthorizationFailed, sarama.ErrClusterAuthorizationFailed, sarama.ErrTransactionalIDAuthorizationFailed:
-			return 40301
-		case sarama.ErrLeaderNotAvailable, sarama.ErrNotLeaderForPartition, sarama.ErrRequestTimedOut,
-			sarama.ErrNotEnoughReplicas, sarama.ErrNotEnoughReplicasAfterAppend, sarama.ErrNetworkException,
-			sarama.ErrUnknownTopicOrPartition, sarama.ErrNotController, sarama.ErrKafkaStorageError:
-			return 50003
-		}
-		return 50002
-	}
-	if errors.Is(err, sarama.ErrOutOfBrokers) || errors.Is(err, sarama.ErrNotConnected) || errors.Is(err, context.DeadlineExceeded) {
-		return 50003
-	}
-	return 50002
-}
-
-// send hands the encoded records to the producer and waits for every acknowledgement.
-func (e *Edge) send(ctx context.Context, msgs []*sarama.ProducerMessage) ([]result, error) {
-	b := &batch{results: make([]result, len(msgs))}
-	b.pending.Add(len(msgs))
-	for i, m := range msgs {
-		m.Metadata = slot{b, i}
-		select {
-		case e.producer.Input() <- m:
-		case <-ctx.Done():
-			// The client has gone; records already handed over are still sent.
-			for j := i; j < len(msgs); j++ {
-				b.pending.Done()
+// send hands the encoded records to the producer and waits for every acknowledgement. A record the broker
+// refuses gets its error in its own result, as Confluent reports per-record Kafka errors in-band.
+func (e *Edge) send(ctx context.Context, recs []*kgo.Record) ([]result, error) {
+	results := make([]result, len(recs))
+	var pending sync.WaitGroup
+	pending.Add(len(recs))
+	// The records outlive a cancelled request: they are sent (or fail) whatever the client does.
+	pctx := context.WithoutCancel(ctx)
+	for i, r := range recs {
+		i := i
+		e.producer.Produce(pctx, r, func(r *kgo.Record, err error) {
+			if err != nil {
+				results[i] = result{partition: -1, offset: -1, errCode: kafkaErrorCode(err), err: err.Error()}
+				e.log.Warn("record not produced", "topic", r.Topic, "error", err)
+			} else {
+				results[i] = result{partition: r.Partition, offset: r.Offset}
 			}
-			return nil, &httpapi.Error{Status: 500, Code: 50003, Message: "Request cancelled while its records were being sent"}
-		}
+			pending.Done()
+		})
 	}
 	done := make(chan struct{})
-	go func() { b.pending.Wait(); close(done) }()
+	go func() { pending.Wait(); close(done) }()
 	select {
 	case <-done:
-		return b.results, nil
+		return results, nil
 	case <-time.After(e.cfg.ProduceTimeout):
 		return nil, &httpapi.Error{Status: 500, Code: 50003, Message: "Timed out waiting for the Kafka brokers to acknowledge the records"}
 	}
@@ -493,7 +466,7 @@ func (e *Edge) produceBody(r *http.Request, mt MediaType) ([]byte, int, *httpapi
 			valueID, valueCodec = &id, c
 		}
 	}
-	msgs := make([]*sarama.ProducerMessage, len(req.Records))
+	msgs := make([]*kgo.Record, len(req.Records))
 	for i, rec := range req.Records {
 		key, err := encodeData(mt.Format, rec.Key, keyID, keyCodec)
 		if err != nil {
@@ -503,13 +476,7 @@ func (e *Edge) produceBody(r *http.Request, mt MediaType) ([]byte, int, *httpapi
 		if err != nil {
 			return nil, 0, conversionError(mt.Format, "value", i, err)
 		}
-		m := &sarama.ProducerMessage{Topic: topic, Partition: -1}
-		if key != nil {
-			m.Key = sarama.ByteEncoder(key)
-		}
-		if value != nil {
-			m.Value = sarama.ByteEncoder(value)
-		}
+		m := &kgo.Record{Topic: topic, Partition: -1, Key: key, Value: value}
 		if fixedPartition >= 0 {
 			m.Partition = fixedPartition
 		} else if rec.Partition != nil {

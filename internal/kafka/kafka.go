@@ -29,9 +29,11 @@ type Config struct {
 }
 
 // Sarama returns a fresh sarama configuration: goka's defaults (its copartitioning rebalance strategy),
-// Kafka 4 protocol versions (negotiated down for older brokers), an idempotent producer that waits for all
-// in-sync replicas and never reorders a partition's records on retry, and consumers that start from the
-// oldest offset.
+// Kafka 4 protocol versions (negotiated down for older brokers), a producer that waits for all in-sync
+// replicas and keeps one request in flight per broker, so that a retry never reorders a partition's
+// records, and consumers that start from the oldest offset. Sarama's idempotent producer is left off: it
+// can lose the first records produced to a fresh partition (IBM/sarama#3354); consumers downstream of
+// minipipe's own producers drop duplicates by offset instead.
 func (c Config) Sarama() *sarama.Config {
 	cfg := goka.DefaultConfig()
 	cfg.Version = sarama.V4_0_0_0
@@ -48,8 +50,8 @@ func (c Config) Sarama() *sarama.Config {
 	cfg.Net.WriteTimeout = 30 * time.Second
 
 	cfg.Producer.RequiredAcks = sarama.WaitForAll
-	cfg.Producer.Idempotent = true
-	cfg.Net.MaxOpenRequests = 1 // idempotence requires it; it also keeps each partition in order
+	cfg.Producer.Idempotent = false
+	cfg.Net.MaxOpenRequests = 1 // keeps each partition in order across retries
 	cfg.Producer.Retry.Max = 10
 	cfg.Producer.Retry.Backoff = 100 * time.Millisecond
 	cfg.Producer.Return.Successes = true
@@ -59,7 +61,6 @@ func (c Config) Sarama() *sarama.Config {
 	cfg.Producer.Flush.MaxMessages = 0
 	cfg.Producer.MaxMessageBytes = 1 << 20
 	cfg.Producer.Compression = compression(c.Compression)
-	cfg.Producer.Partitioner = NewJavaPartitioner
 
 	cfg.Consumer.Offsets.Initial = sarama.OffsetOldest
 	cfg.Consumer.Return.Errors = true

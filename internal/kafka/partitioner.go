@@ -1,11 +1,5 @@
 package kafka
 
-import (
-	"sync/atomic"
-
-	"github.com/IBM/sarama"
-)
-
 // Murmur2 is the hash of Kafka's Java client (org.apache.kafka.common.utils.Utils.murmur2), so that keyed
 // records land in the partition a Java producer, Confluent's REST Proxy or Kafka Streams would choose.
 func Murmur2(data []byte) int32 {
@@ -49,37 +43,3 @@ func KeyPartition(key []byte, numPartitions int32) int32 {
 	return (Murmur2(key) & 0x7fffffff) % numPartitions
 }
 
-// javaPartitioner places records the way Kafka's Java producer does: an explicit partition (Partition >= 0
-// on the message) wins, a key is hashed with murmur2, and records without a key stick to one partition for
-// a while (Java's sticky partitioner), which keeps batches large.
-type javaPartitioner struct {
-	counter atomic.Int64
-}
-
-// NewJavaPartitioner is a sarama.PartitionerConstructor. A message asks for automatic placement with
-// Partition = -1; any other value is taken as the explicit partition.
-func NewJavaPartitioner(topic string) sarama.Partitioner { return &javaPartitioner{} }
-
-const stickyBatch = 512
-
-func (p *javaPartitioner) Partition(msg *sarama.ProducerMessage, numPartitions int32) (int32, error) {
-	if msg.Partition >= 0 {
-		if msg.Partition >= numPartitions {
-			return -1, sarama.ErrInvalidPartition
-		}
-		return msg.Partition, nil
-	}
-	if msg.Key != nil {
-		key, err := msg.Key.Encode()
-		if err != nil {
-			return -1, err
-		}
-		if key != nil {
-			return KeyPartition(key, numPartitions), nil
-		}
-	}
-	n := p.counter.Add(1)
-	return int32((n / stickyBatch) % int64(numPartitions)), nil
-}
-
-func (p *javaPartitioner) RequiresConsistency() bool { return true }

@@ -411,23 +411,13 @@ func (r *Registry) decideDeleteVersion(cmd Command) ([]event, any, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	live := false
-	for _, v := range versions {
-		if !v.Deleted {
-			live = true
-		}
-	}
-	if len(versions) == 0 || (!live && !cmd.Permanent) {
+	// As in Confluent, soft-deleted versions count here: deleting one again is a 40406, not a 40401.
+	if len(versions) == 0 {
 		return nil, nil, errSubjectNotFound(cmd.Subject)
 	}
 	var target *VersionRecord
 	if cmd.Latest {
-		for i := len(versions) - 1; i >= 0; i-- {
-			if !versions[i].Deleted || cmd.Permanent {
-				target = &versions[i]
-				break
-			}
-		}
+		target = &versions[len(versions)-1]
 	} else {
 		for i := range versions {
 			if versions[i].Version == cmd.Version {

@@ -1,0 +1,213 @@
+package testkit
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/minipipe/minipipe/topology"
+)
+
+// App is a minipipe running in the test process.
+type App struct {
+	Config   topology.Config
+	REST     string // base URL of the REST Proxy API
+	Registry string // base URL of the Schema Registry API
+	HTTP     string // base URL of health and metrics
+	stop     func()
+}
+
+// Stop stops the app (also done at the end of the test).
+func (a *App) Stop() { a.stop() }
+
+// TestConfig is a configuration for a test instance: free ports, its own data directory and its own
+// registry topic on the given brokers, so tests sharing a broker do not share a registry.
+func TestConfig(t testing.TB, brokers []string) topology.Config {
+	cfg := topology.DefaultConfig()
+	cfg.Brokers = brokers
+	cfg.DataDir = t.TempDir()
+	cfg.RestAddr = "127.0.0.1:" + strconv.Itoa(FreePort(t))
+	cfg.RegistryAddr = "127.0.0.1:" + strconv.Itoa(FreePort(t))
+	cfg.HTTPAddr = "127.0.0.1:" + strconv.Itoa(FreePort(t))
+	cfg.RegistryTopic = "_" + strings.TrimPrefix(Topic(t, "mpschemas"), "_")
+	return cfg
+}
+
+// StartApp runs minipipe in-process with cfg and waits until it is ready.
+func StartApp(t testing.TB, cfg topology.Config) *App {
+	t.Helper()
+	logw := io.Writer(io.Discard)
+	if testing.Verbose() {
+		logw = os.Stderr
+	}
+	log := slog.New(slog.NewTextHandler(logw, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	app, err := topology.NewApp(cfg, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	var runErr error
+	go func() { runErr = app.Run(ctx); close(done) }()
+	var once sync.Once
+	a := &App{Config: cfg, REST: "http://" + cfg.RestAddr, Registry: "http://" + cfg.RegistryAddr, HTTP: "http://" + cfg.HTTPAddr}
+	a.stop = func() {
+		once.Do(func() {
+			cancel()
+			select {
+			case <-done:
+				if runErr != nil {
+					t.Errorf("minipipe stopped with: %v", runErr)
+				}
+			case <-time.After(60 * time.Second):
+				t.Errorf("minipipe did not stop within 60s")
+			}
+		})
+	}
+	t.Cleanup(a.stop)
+	if err := WaitReady(a.HTTP, 90*time.Second, done); err != nil {
+		t.Fatal(err)
+	}
+	return a
+}
+
+// WaitReady polls /readyz until it answers 200; exited, when closed, reports an early exit.
+func WaitReady(httpBase string, timeout time.Duration, exited <-chan struct{}) error {
+	deadline := time.Now().Add(timeout)
+	for time.Now().Before(deadline) {
+		select {
+		case <-exited:
+			return fmt.Errorf("minipipe exited before it was ready")
+		default:
+		}
+		resp, err := http.Get(httpBase + "/readyz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				return nil
+			}
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	return fmt.Errorf("minipipe at %s not ready after %v", httpBase, timeout)
+}
+
+var (
+	binOnce sync.Once
+	binPath string
+	binErr  error
+)
+
+// Binary builds bin/minipipe for this test binary once and returns its path.
+func Binary(t testing.TB) string {
+	t.Helper()
+	binOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "minipipe-bin-")
+		if err != nil {
+			binErr = err
+			return
+		}
+		binPath = filepath.Join(dir, "minipipe")
+		cmd := exec.Command("go", "build", "-o", binPath, "./cmd/minipipe")
+		cmd.Dir = Root()
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			binErr = fmt.Errorf("go build: %v\n%s", err, out)
+		}
+	})
+	if binErr != nil {
+		t.Fatal(binErr)
+	}
+	return binPath
+}
+
+// Proc is minipipe running as its own process.
+type Proc struct {
+	Config   topology.Config
+	REST     string
+	Registry string
+	HTTP     string
+	cmd      *exec.Cmd
+	log      *bytes.Buffer
+	exited   chan struct{}
+	mu       sync.Mutex
+}
+
+// Args renders a configuration as minipipe run flags.
+func Args(cfg topology.Config) []string {
+	return []string{"run",
+		"--brokers", strings.Join(cfg.Brokers, ","),
+		"--data-dir", cfg.DataDir,
+		"--rest-addr", cfg.RestAddr,
+		"--registry-addr", cfg.RegistryAddr,
+		"--http-addr", cfg.HTTPAddr,
+		"--registry-topic", cfg.RegistryTopic,
+		"--topic-partitions", strconv.Itoa(cfg.TopicPartitions),
+	}
+}
+
+// StartProcess runs bin/minipipe with cfg (plus extra flags) and waits until it is ready. The process is
+// killed at the end of the test.
+func StartProcess(t testing.TB, cfg topology.Config, extra ...string) *Proc {
+	t.Helper()
+	p := &Proc{Config: cfg, REST: "http://" + cfg.RestAddr, Registry: "http://" + cfg.RegistryAddr, HTTP: "http://" + cfg.HTTPAddr,
+		log: &bytes.Buffer{}, exited: make(chan struct{})}
+	p.cmd = exec.Command(Binary(t), append(Args(cfg), extra...)...)
+	p.cmd.Stdout = &lockedWriter{p}
+	p.cmd.Stderr = &lockedWriter{p}
+	if err := p.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { _ = p.cmd.Wait(); close(p.exited) }()
+	t.Cleanup(func() {
+		p.Kill()
+		if t.Failed() {
+			t.Logf("minipipe log (%s):\n%s", cfg.RestAddr, p.Log())
+		}
+	})
+	if err := WaitReady(p.HTTP, 90*time.Second, p.exited); err != nil {
+		t.Fatalf("%v\n%s", err, p.Log())
+	}
+	return p
+}
+
+type lockedWriter struct{ p *Proc }
+
+func (w *lockedWriter) Write(b []byte) (int, error) {
+	w.p.mu.Lock()
+	defer w.p.mu.Unlock()
+	return w.p.log.Write(b)
+}
+
+// Log returns what the process has written so far.
+func (p *Proc) Log() string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.log.String()
+}
+
+// Exited is closed when the process has ended.
+func (p *Proc) Exited() <-chan struct{} { return p.exited }
+
+// Kill sends SIGKILL and waits for the process to go.
+func (p *Proc) Kill() {
+	if p.cmd.Process != nil {
+		_ = p.cmd.Process.Signal(syscall.SIGKILL)
+	}
+	select {
+	case <-p.exited:
+	case <-time.After(10 * time.Second):
+	}
+}
