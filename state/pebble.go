@@ -266,10 +266,10 @@ func (i *iterator) Next() bool {
 	return ok
 }
 
-func (i *iterator) Err() error                { return i.it.Error() }
-func (i *iterator) Key() []byte               { return i.it.Key() }
-func (i *iterator) Value() ([]byte, error)    { return i.it.Value(), nil }
-func (i *iterator) Release()                  { i.it.Close(); i.snap.Close() }
+func (i *iterator) Err() error             { return i.it.Error() }
+func (i *iterator) Key() []byte            { return i.it.Key() }
+func (i *iterator) Value() ([]byte, error) { return i.it.Value(), nil }
+func (i *iterator) Release()               { i.it.Close(); i.snap.Close() }
 func (i *iterator) Seek(key []byte) bool {
 	i.started, i.seeked = true, true
 	ok := i.it.SeekGE(key)

@@ -365,4 +365,3 @@ func truncate(s string) string {
 	}
 	return s
 }
-

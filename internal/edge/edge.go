@@ -595,9 +595,9 @@ func (e *Edge) listTopics(w http.ResponseWriter, r *http.Request) {
 }
 
 type replica struct {
-	Broker  int32 `json:"broker"`
-	Leader  bool  `json:"leader"`
-	InSync  bool  `json:"in_sync"`
+	Broker int32 `json:"broker"`
+	Leader bool  `json:"leader"`
+	InSync bool  `json:"in_sync"`
 }
 
 type partitionInfo struct {

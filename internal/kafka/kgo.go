@@ -88,4 +88,3 @@ func (c Config) NewProducer(clientID string, extra ...kgo.Opt) (*kgo.Client, err
 	}
 	return cl, nil
 }
-

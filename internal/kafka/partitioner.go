@@ -42,4 +42,3 @@ func Murmur2(data []byte) int32 {
 func KeyPartition(key []byte, numPartitions int32) int32 {
 	return (Murmur2(key) & 0x7fffffff) % numPartitions
 }
-

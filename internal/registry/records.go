@@ -31,10 +31,10 @@ const (
 	prefixReply   = "reply/"
 
 	// Derived keys, kept only in the local store and rebuilt from the log.
-	prefixFingerprint = "~fp/"  // ~fp/<fingerprint> -> id
+	prefixFingerprint = "~fp/"   // ~fp/<fingerprint> -> id
 	keyMaxID          = "~maxid" // highest id assigned
-	prefixUse         = "~use/" // ~use/<id>/<subject>/<version> -> "1" live, "0" soft-deleted
-	prefixRefBy       = "~ref/" // ~ref/<subject>/<version>/<by subject>/<by version> -> "": a reference to a version
+	prefixUse         = "~use/"  // ~use/<id>/<subject>/<version> -> "1" live, "0" soft-deleted
+	prefixRefBy       = "~ref/"  // ~ref/<subject>/<version>/<by subject>/<by version> -> "": a reference to a version
 )
 
 // SchemaRecord is a schema by id.
