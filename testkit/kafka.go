@@ -147,6 +147,9 @@ var (
 // out of each other's way with unique topic names (see Topic).
 func Kafka(t testing.TB) []string {
 	t.Helper()
+	if os.Getenv("MINIPIPE_SKIP_REAL") != "" {
+		t.Skip("MINIPIPE_SKIP_REAL is set: skipping a test that needs a real Kafka broker")
+	}
 	if env := os.Getenv("MINIPIPE_TEST_KAFKA"); env != "" {
 		return strings.Split(env, ",")
 	}

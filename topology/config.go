@@ -36,6 +36,7 @@ type Config struct {
 	RegistryTopic     string
 	LogLevel          string
 	LogFormat         string
+	Pprof             bool
 }
 
 // DefaultConfig returns the defaults of design §2.
@@ -79,6 +80,7 @@ func (c *Config) runFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&c.Compression, "compression", c.Compression, "compression of produced batches: none, gzip, snappy, lz4 or zstd")
 	fs.Int64Var(&c.MaxRequestBytes, "max-request-bytes", c.MaxRequestBytes, "largest REST request body accepted (larger: 413)")
 	fs.DurationVar(&c.RegistryTimeout, "registry-timeout", c.RegistryTimeout, "how long a schema registry write may take")
+	fs.BoolVar(&c.Pprof, "pprof", c.Pprof, "serve Go's profiler under /debug/pprof/ on the --http-addr address")
 	fs.StringVar(&c.RegistryTopic, "registry-topic", c.RegistryTopic, "compacted topic holding the schema registry's state; instances sharing it share one registry")
 }
 

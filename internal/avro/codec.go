@@ -1,7 +1,6 @@
 package avro
 
 import (
-	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -39,23 +38,6 @@ type DataError struct{ Err error }
 
 func (e *DataError) Error() string { return e.Err.Error() }
 func (e *DataError) Unwrap() error { return e.Err }
-
-// AppendBinaryFromJSON decodes one datum in Avro's JSON encoding (unions wrapped as {"type": value}) and
-// appends its binary encoding to dst.
-func (c *Codec) AppendBinaryFromJSON(dst, text []byte) ([]byte, error) {
-	native, rest, err := c.gc.NativeFromTextual(text)
-	if err != nil {
-		return dst, &DataError{Err: err}
-	}
-	if len(bytes.TrimSpace(rest)) != 0 {
-		return dst, &DataError{Err: fmt.Errorf("unexpected data after the value: %q", truncate(string(rest)))}
-	}
-	out, err := c.gc.BinaryFromNative(dst, native)
-	if err != nil {
-		return dst, &DataError{Err: err}
-	}
-	return out, nil
-}
 
 // NativeFromBinary decodes one binary datum into goavro's Go representation and checks that no bytes are
 // left over.

@@ -91,6 +91,8 @@ type Schema struct {
 
 	// external marks a named type that was defined by a schema reference rather than in this schema text.
 	external bool
+	// fieldIdx finds the fields of a large record by name.
+	fieldIdx map[string]int
 }
 
 // Field is a record field.
@@ -434,6 +436,12 @@ func (p *parser) parseNamed(n *jnode, typ, enclosing string, depth int) (*Schema
 			seen[f.Name] = true
 			f.Index = i
 			s.Fields = append(s.Fields, f)
+		}
+		if len(s.Fields) > 8 {
+			s.fieldIdx = make(map[string]int, len(s.Fields))
+			for i, f := range s.Fields {
+				s.fieldIdx[f.Name] = i
+			}
 		}
 	case "enum":
 		s.Type = Enum

@@ -5,9 +5,11 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"math"
 	"strings"
 
 	"github.com/minipipe/minipipe/internal/httpapi"
+	"github.com/minipipe/minipipe/internal/jsonscan"
 )
 
 // Format is a REST Proxy embedded format.
@@ -93,45 +95,236 @@ func parseFormat(s string) (Format, bool) {
 
 // ProduceRequest is the body of a v1/v2 produce request.
 type ProduceRequest struct {
-	Records       []Record `json:"records"`
-	KeySchema     *string  `json:"key_schema"`
-	KeySchemaID   *int     `json:"key_schema_id"`
-	ValueSchema   *string  `json:"value_schema"`
-	ValueSchemaID *int     `json:"value_schema_id"`
+	Records       []Record
+	KeySchema     *string
+	KeySchemaID   *int
+	ValueSchema   *string
+	ValueSchemaID *int
 }
 
-// Record is one record of a produce request; Key and Value keep their JSON text.
+// Record is one record of a produce request; Key and Value keep their JSON text (nil when absent).
 type Record struct {
-	Key       json.RawMessage `json:"key"`
-	Value     json.RawMessage `json:"value"`
-	Partition *int32          `json:"partition"`
+	Key       []byte
+	Value     []byte
+	Partition *int32
 }
 
-func isNull(raw json.RawMessage) bool {
+func isNull(raw []byte) bool {
 	t := bytes.TrimSpace(raw)
 	return len(t) == 0 || string(t) == "null"
 }
 
-// ParseProduceRequest parses and checks the shape of a produce body: malformed JSON is a 400, a body of the
-// wrong shape a 422, and "records" must be a non-empty array.
+// ParseProduceRequest parses a produce body in one pass, keeping each key and value as raw JSON for the
+// encoders. Malformed JSON is a 400 and JSON of the wrong shape a 422, as with Confluent's Jackson; unknown
+// members are ignored; "records" must be a non-empty array.
 func ParseProduceRequest(body []byte) (*ProduceRequest, *httpapi.Error) {
+	s := jsonscan.New(body)
 	var req ProduceRequest
-	if err := httpapi.DecodeJSON(body, &req); err != nil {
-		return nil, err
+	if err := parseEnvelope(s, &req); err != nil {
+		return nil, asRequestError(err)
+	}
+	if !s.AtEnd() {
+		return nil, httpapi.Errorf(400, "Bad Request: unexpected data after the JSON body at byte %d", s.Pos)
 	}
 	if len(req.Records) == 0 {
 		return nil, httpapi.Errorf(422, "records may not be empty")
 	}
-	for i, r := range req.Records {
-		if r.Partition != nil && *r.Partition < 0 {
-			return nil, httpapi.Errorf(422, "records[%d].partition must not be negative", i)
-		}
-	}
 	return &req, nil
 }
 
+// shapeError is valid JSON of the wrong shape.
+type shapeError struct{ msg string }
+
+func (e *shapeError) Error() string { return e.msg }
+
+func shapef(format string, args ...any) error { return &shapeError{fmt.Sprintf(format, args...)} }
+
+func asRequestError(err error) *httpapi.Error {
+	if se, ok := err.(*shapeError); ok {
+		return httpapi.Errorf(422, "Unprocessable Entity: %s", se.msg)
+	}
+	return httpapi.Errorf(400, "Bad Request: %v", err)
+}
+
+func parseEnvelope(s *jsonscan.Scanner, req *ProduceRequest) error {
+	if k := s.Peek(); k != jsonscan.Object {
+		if k == jsonscan.Invalid {
+			_, err := s.Skip()
+			if err == nil {
+				err = fmt.Errorf("the request body is empty")
+			}
+			return err
+		}
+		if _, err := s.Skip(); err != nil {
+			return err
+		}
+		return shapef("the request body must be a JSON object, not %s", k)
+	}
+	empty, err := s.ObjectStart()
+	if err != nil || empty {
+		return err
+	}
+	var keyBuf []byte
+	for {
+		key, err := s.Key(keyBuf)
+		if err != nil {
+			return err
+		}
+		switch string(key) {
+		case "records": // a repeated member replaces the earlier one, as with Jackson
+			req.Records = req.Records[:0]
+			if err := parseRecords(s, req); err != nil {
+				return err
+			}
+		case "key_schema":
+			if req.KeySchema, err = optString(s, "key_schema"); err != nil {
+				return err
+			}
+		case "value_schema":
+			if req.ValueSchema, err = optString(s, "value_schema"); err != nil {
+				return err
+			}
+		case "key_schema_id":
+			if req.KeySchemaID, err = optInt(s, "key_schema_id"); err != nil {
+				return err
+			}
+		case "value_schema_id":
+			if req.ValueSchemaID, err = optInt(s, "value_schema_id"); err != nil {
+				return err
+			}
+		default:
+			if _, err := s.Skip(); err != nil {
+				return err
+			}
+		}
+		more, err := s.More('}')
+		if err != nil {
+			return err
+		}
+		if !more {
+			return nil
+		}
+	}
+}
+
+func optString(s *jsonscan.Scanner, name string) (*string, error) {
+	switch k := s.Peek(); k {
+	case jsonscan.Null:
+		return nil, s.Literal("null")
+	case jsonscan.String:
+		b, err := s.String(nil)
+		if err != nil {
+			return nil, err
+		}
+		str := string(b)
+		return &str, nil
+	default:
+		if _, err := s.Skip(); err != nil {
+			return nil, err
+		}
+		return nil, shapef("%s must be a string (the schema as escaped JSON text), not %s", name, k)
+	}
+}
+
+func optInt(s *jsonscan.Scanner, name string) (*int, error) {
+	switch k := s.Peek(); k {
+	case jsonscan.Null:
+		return nil, s.Literal("null")
+	case jsonscan.Number:
+		v, err := s.Int(math.MinInt32, math.MaxInt32)
+		if err != nil {
+			if _, ok := err.(*jsonscan.SyntaxError); ok {
+				return nil, err
+			}
+			return nil, shapef("%s must be an integer: %v", name, err)
+		}
+		n := int(v)
+		return &n, nil
+	default:
+		if _, err := s.Skip(); err != nil {
+			return nil, err
+		}
+		return nil, shapef("%s must be an integer, not %s", name, k)
+	}
+}
+
+func parseRecords(s *jsonscan.Scanner, req *ProduceRequest) error {
+	if k := s.Peek(); k != jsonscan.Array {
+		if _, err := s.Skip(); err != nil {
+			return err
+		}
+		if k == jsonscan.Null {
+			return nil
+		}
+		return shapef("records must be an array, not %s", k)
+	}
+	empty, err := s.ArrayStart()
+	if err != nil || empty {
+		return err
+	}
+	var keyBuf []byte
+	for i := 0; ; i++ {
+		if k := s.Peek(); k != jsonscan.Object {
+			if _, err := s.Skip(); err != nil {
+				return err
+			}
+			return shapef("records[%d] must be an object, not %s", i, k)
+		}
+		var rec Record
+		empty, err := s.ObjectStart()
+		if err != nil {
+			return err
+		}
+		for !empty {
+			key, err := s.Key(keyBuf)
+			if err != nil {
+				return err
+			}
+			switch string(key) {
+			case "key":
+				if rec.Key, err = s.Skip(); err != nil {
+					return err
+				}
+			case "value":
+				if rec.Value, err = s.Skip(); err != nil {
+					return err
+				}
+			case "partition":
+				p, err := optInt(s, fmt.Sprintf("records[%d].partition", i))
+				if err != nil {
+					return err
+				}
+				if p != nil {
+					if *p < 0 {
+						return shapef("records[%d].partition must not be negative", i)
+					}
+					v := int32(*p)
+					rec.Partition = &v
+				}
+			default:
+				if _, err := s.Skip(); err != nil {
+					return err
+				}
+			}
+			more, err := s.More('}')
+			if err != nil {
+				return err
+			}
+			empty = !more
+		}
+		req.Records = append(req.Records, rec)
+		more, err := s.More(']')
+		if err != nil {
+			return err
+		}
+		if !more {
+			return nil
+		}
+	}
+}
+
 // decodeBinary decodes a binary-format key or value: a base64 string, or null.
-func decodeBinary(raw json.RawMessage) ([]byte, error) {
+func decodeBinary(raw []byte) ([]byte, error) {
 	if isNull(raw) {
 		return nil, nil
 	}
@@ -147,7 +340,7 @@ func decodeBinary(raw json.RawMessage) ([]byte, error) {
 }
 
 // decodeJSONData compacts a json-format key or value; null means none.
-func decodeJSONData(raw json.RawMessage) ([]byte, error) {
+func decodeJSONData(raw []byte) ([]byte, error) {
 	if isNull(raw) {
 		return nil, nil
 	}

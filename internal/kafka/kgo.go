@@ -30,6 +30,9 @@ func (c Config) ProducerOptions(clientID string) []kgo.Opt {
 		kgo.RequiredAcks(kgo.AllISRAcks()),
 		kgo.ProducerBatchCompression(codec),
 		kgo.RecordPartitioner(javaPartitioner{inner: kgo.StickyKeyPartitioner(nil)}),
+		// No lingering: a request waits for its records' acknowledgement, and records that arrive while a
+		// produce request is in flight are batched anyway.
+		kgo.ProducerLinger(0),
 		kgo.RecordDeliveryTimeout(60 * time.Second),
 		kgo.ProducerBatchMaxBytes(1 << 20),
 		kgo.MaxBufferedRecords(200_000),
