@@ -1,0 +1,169 @@
+package parquet
+
+import (
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/apache/arrow/go/v15/arrow"
+	"github.com/apache/arrow/go/v15/arrow/array"
+	"github.com/apache/arrow/go/v15/arrow/memory"
+	"github.com/apache/arrow/go/v15/parquet"
+	"github.com/apache/arrow/go/v15/parquet/compress"
+	"github.com/apache/arrow/go/v15/parquet/pqarrow"
+)
+
+// Options tune the files written.
+type Options struct {
+	// Compression: snappy (default), zstd, gzip or none.
+	Compression string
+	// RowGroupRows caps a row group (default 256k rows); RowGroupBytes too (default 64 MiB, encoded).
+	RowGroupRows  int64
+	RowGroupBytes int64
+	// BatchRows is how many rows are gathered in Arrow builders before they are encoded (default 8192).
+	BatchRows int
+}
+
+func (o *Options) defaults() {
+	if o.RowGroupRows <= 0 {
+		o.RowGroupRows = 256 << 10
+	}
+	if o.RowGroupBytes <= 0 {
+		o.RowGroupBytes = 64 << 20
+	}
+	if o.BatchRows <= 0 {
+		o.BatchRows = 8192
+	}
+}
+
+// Codec parses a compression name.
+func Codec(name string) (compress.Compression, error) {
+	switch strings.ToLower(name) {
+	case "", "snappy":
+		return compress.Codecs.Snappy, nil
+	case "zstd":
+		return compress.Codecs.Zstd, nil
+	case "gzip":
+		return compress.Codecs.Gzip, nil
+	case "none", "uncompressed":
+		return compress.Codecs.Uncompressed, nil
+	}
+	return compress.Codecs.Uncompressed, fmt.Errorf("unknown Parquet compression %q (snappy, zstd, gzip, none)", name)
+}
+
+// countingWriter counts the bytes that reach the file.
+type countingWriter struct {
+	w io.Writer
+	n int64
+}
+
+func (c *countingWriter) Write(b []byte) (int, error) {
+	n, err := c.w.Write(b)
+	c.n += int64(n)
+	return n, err
+}
+
+// Writer streams rows into one Parquet file: rows gather in Arrow builders, every BatchRows they are
+// encoded into the current row group, and row groups are flushed to the file as they fill.
+type Writer struct {
+	opts   Options
+	schema *arrow.Schema
+	out    *countingWriter
+	fw     *pqarrow.FileWriter
+	rb     *array.RecordBuilder
+	rows   int64
+	batch  int
+	closed bool
+}
+
+// NewWriter starts a Parquet file with the given columns; meta goes into the footer's key-value metadata.
+func NewWriter(w io.Writer, schema *arrow.Schema, meta map[string]string, opts Options) (*Writer, error) {
+	opts.defaults()
+	codec, err := Codec(opts.Compression)
+	if err != nil {
+		return nil, err
+	}
+	props := parquet.NewWriterProperties(
+		parquet.WithCompression(codec),
+		parquet.WithMaxRowGroupLength(opts.RowGroupRows),
+		parquet.WithDictionaryDefault(true),
+		parquet.WithStats(true),
+		parquet.WithCreatedBy("minipipe"),
+		parquet.WithAllocator(memory.DefaultAllocator),
+	)
+	// Timestamps keep their unit (millis or micros); the Arrow schema is stored so that Arrow readers see the
+	// exact types back.
+	arrProps := pqarrow.NewArrowWriterProperties(pqarrow.WithStoreSchema())
+	out := &countingWriter{w: w}
+	fw, err := pqarrow.NewFileWriter(schema, out, props, arrProps)
+	if err != nil {
+		return nil, fmt.Errorf("parquet writer: %w", err)
+	}
+	for k, v := range meta {
+		if err := fw.AppendKeyValueMetadata(k, v); err != nil {
+			return nil, err
+		}
+	}
+	return &Writer{opts: opts, schema: schema, out: out, fw: fw, rb: array.NewRecordBuilder(memory.DefaultAllocator, schema)}, nil
+}
+
+// Schema is the file's Arrow schema.
+func (w *Writer) Schema() *arrow.Schema { return w.schema }
+
+// Append decodes one Avro record into the next row.
+func (w *Writer) Append(d *Decoder, payload []byte) error {
+	if err := d.Append(payload, w.rb); err != nil {
+		return err
+	}
+	w.rows++
+	w.batch++
+	if w.batch >= w.opts.BatchRows {
+		return w.flushBatch()
+	}
+	return nil
+}
+
+func (w *Writer) flushBatch() error {
+	if w.batch == 0 {
+		return nil
+	}
+	rec := w.rb.NewRecord()
+	defer rec.Release()
+	w.batch = 0
+	if err := w.fw.WriteBuffered(rec); err != nil {
+		return fmt.Errorf("parquet write: %w", err)
+	}
+	if w.fw.RowGroupTotalBytesWritten() >= w.opts.RowGroupBytes {
+		w.fw.NewBufferedRowGroup()
+	}
+	return nil
+}
+
+// Rows is the number of rows appended.
+func (w *Writer) Rows() int64 { return w.rows }
+
+// Bytes estimates the file's size so far: bytes written plus the encoded row group in memory.
+func (w *Writer) Bytes() int64 { return w.out.n + w.fw.RowGroupTotalBytesWritten() }
+
+// Close flushes everything and writes the footer; it does not close the underlying writer.
+func (w *Writer) Close() error {
+	if w.closed {
+		return nil
+	}
+	w.closed = true
+	err := w.flushBatch()
+	w.rb.Release()
+	if cerr := w.fw.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// Abort drops the file's buffers.
+func (w *Writer) Abort() {
+	if w.closed {
+		return
+	}
+	w.closed = true
+	w.rb.Release()
+}
