@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -42,6 +43,9 @@ func TestConfig(t testing.TB, brokers []string) topology.Config {
 	cfg.RegistryAddr = "127.0.0.1:" + strconv.Itoa(FreePort(t))
 	cfg.HTTPAddr = "127.0.0.1:" + strconv.Itoa(FreePort(t))
 	cfg.RegistryTopic = "_" + strings.TrimPrefix(Topic(t, "mpschemas"), "_")
+	cfg.PipelineName = Topic(t, "mp")
+	// Tests share a broker: each pipeline takes only the topics its test names with TopicPrefix.
+	cfg.Topics = regexp.QuoteMeta(TopicPrefix(t)) + ".*"
 	return cfg
 }
 
@@ -155,6 +159,11 @@ func Args(cfg topology.Config) []string {
 		"--http-addr", cfg.HTTPAddr,
 		"--registry-topic", cfg.RegistryTopic,
 		"--topic-partitions", strconv.Itoa(cfg.TopicPartitions),
+		"--pipeline-name", cfg.PipelineName,
+		"--topics", cfg.Topics,
+		"--rotate-interval", cfg.RotateInterval.String(),
+		"--flush-size", strconv.FormatInt(cfg.FlushSize, 10),
+		"--partition-by", cfg.PartitionBy,
 	}
 }
 

@@ -179,9 +179,27 @@ func Main(m interface{ Run() int }) {
 	os.Exit(code)
 }
 
-// Topic returns a topic name unique to this test run.
+// Topic returns a topic name unique to this test run, starting with the test's TopicPrefix.
 func Topic(t testing.TB, base string) string {
-	return fmt.Sprintf("%s-%d", base, time.Now().UnixNano()%1_000_000_000)
+	return fmt.Sprintf("%s%s-%d", TopicPrefix(t), base, time.Now().UnixNano()%1_000_000_000)
+}
+
+var (
+	prefixMu sync.Mutex
+	prefixes = map[testing.TB]string{}
+)
+
+// TopicPrefix is a prefix unique to the test (and its subtests' parent), so that a pipeline started by
+// the test picks up only its own topics on a shared broker.
+func TopicPrefix(t testing.TB) string {
+	prefixMu.Lock()
+	defer prefixMu.Unlock()
+	if p, ok := prefixes[t]; ok {
+		return p
+	}
+	p := fmt.Sprintf("t%d-", time.Now().UnixNano()%1_000_000_000)
+	prefixes[t] = p
+	return p
 }
 
 // Embedded starts an in-process kfake broker for a test.

@@ -23,6 +23,7 @@ import (
 	"github.com/minipipe/minipipe/internal/edge"
 	"github.com/minipipe/minipipe/internal/kafka"
 	"github.com/minipipe/minipipe/internal/registry"
+	"github.com/minipipe/minipipe/sinks/fs"
 	"github.com/minipipe/minipipe/state"
 )
 
@@ -153,8 +154,11 @@ func (a *App) Run(ctx context.Context) error {
 		return err
 	}
 	a.reg.Store(reg)
+	// The registry outlives the pipeline at shutdown: committing the last files may need schemas.
+	regCtx, regCancel := context.WithCancel(context.Background())
+	defer regCancel()
 	regDone := make(chan error, 1)
-	go func() { regDone <- reg.Run(ctx) }()
+	go func() { regDone <- reg.Run(regCtx) }()
 
 	rest, err := edge.New(edge.Config{
 		AutoCreateTopics:  a.cfg.AutoCreateTopics,
@@ -164,14 +168,14 @@ func (a *App) Run(ctx context.Context) error {
 		Internal:          edge.IsInternalTopic,
 	}, kcfg, reg, edge.NewMetrics(a.metrics), a.log)
 	if err != nil {
-		cancel()
+		regCancel()
 		<-regDone
 		shutdown()
 		return err
 	}
 	regLn, err := net.Listen("tcp", a.cfg.RegistryAddr)
 	if err != nil {
-		cancel()
+		regCancel()
 		<-regDone
 		shutdown()
 		return fmt.Errorf("--registry-addr: %w", err)
@@ -179,7 +183,7 @@ func (a *App) Run(ctx context.Context) error {
 	restLn, err := net.Listen("tcp", a.cfg.RestAddr)
 	if err != nil {
 		regLn.Close()
-		cancel()
+		regCancel()
 		<-regDone
 		shutdown()
 		return fmt.Errorf("--rest-addr: %w", err)
@@ -187,18 +191,45 @@ func (a *App) Run(ctx context.Context) error {
 	serve("registry", regLn, reg.Handler())
 	serve("rest", restLn, rest.Handler())
 
+	wh, err := fs.Open(a.cfg.WarehouseURL())
+	if err != nil {
+		regCancel()
+		<-regDone
+		shutdown()
+		return err
+	}
+	defer wh.Close()
+	pipe, err := NewPipeline(a.cfg, a.log, kcfg, gk, reg, wh, a.metrics)
+	if err != nil {
+		regCancel()
+		<-regDone
+		shutdown()
+		return err
+	}
+	pipeCtx, pipeCancel := context.WithCancel(context.Background())
+	pipeDone := make(chan error, 1)
+	go func() { pipeDone <- pipe.Run(pipeCtx) }()
+	a.log.Info("pipeline running", "warehouse", a.cfg.WarehouseURL())
+
 	var runErr error
 	select {
 	case <-ctx.Done():
 	case runErr = <-regDone:
 		regDone <- runErr
+	case runErr = <-pipeDone:
+		pipeDone <- runErr
 	}
 	a.log.Info("shutting down")
 	shutdown()
 	if err := rest.Close(); err != nil {
 		a.log.Warn("closing the REST producer", "error", err)
 	}
-	cancel()
+	// The pipeline stops before the registry: committing its open files needs schemas.
+	pipeCancel()
+	if err := <-pipeDone; err != nil && runErr == nil {
+		runErr = err
+	}
+	regCancel()
 	if err := <-regDone; err != nil && runErr == nil {
 		runErr = err
 	}

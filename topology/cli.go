@@ -7,10 +7,19 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
+	"text/tabwriter"
+	"time"
 
+	"github.com/IBM/sarama"
 	"github.com/spf13/cobra"
+
+	"github.com/minipipe/minipipe/internal/kafka"
+	"github.com/minipipe/minipipe/internal/query"
+	"github.com/minipipe/minipipe/sinks/fs"
 )
 
 // Version is set at build time (-ldflags "-X github.com/minipipe/minipipe/topology.Version=…").
@@ -27,7 +36,7 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	root.SetArgs(args)
 	root.SetOut(stdout)
 	root.SetErr(stderr)
-	root.AddCommand(runCommand(stderr), versionCommand(stdout))
+	root.AddCommand(runCommand(stderr), topologyCommand(stdout, stderr), tablesCommand(stdout, stderr), queryCommand(stdout, stderr), versionCommand(stdout))
 	if err := root.Execute(); err != nil {
 		fmt.Fprintln(stderr, "minipipe:", err)
 		return 1
@@ -57,7 +66,7 @@ func runCommand(stderr io.Writer) *cobra.Command {
 		Short: "Serve the REST Proxy and Schema Registry APIs and run the pipeline",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := load(cmd.Flags()); err != nil {
+			if err := load(cmd.Flags(), &cfg); err != nil {
 				return err
 			}
 			log, err := newLogger(cfg, stderr)
@@ -85,4 +94,170 @@ func versionCommand(stdout io.Writer) *cobra.Command {
 		Args:  cobra.NoArgs,
 		Run:   func(*cobra.Command, []string) { fmt.Fprintln(stdout, "minipipe", Version) },
 	}
+}
+
+// setup loads a subcommand's configuration and logger.
+func setup(cmd *cobra.Command, cfg *Config, stderr io.Writer) (*slog.Logger, error) {
+	if err := load(cmd.Flags(), cfg); err != nil {
+		return nil, err
+	}
+	log, err := newLogger(*cfg, stderr)
+	if err != nil {
+		return nil, err
+	}
+	slog.SetDefault(log)
+	return log, nil
+}
+
+func topologyCommand(stdout, stderr io.Writer) *cobra.Command {
+	cfg := DefaultConfig()
+	cmd := &cobra.Command{
+		Use:   "topology",
+		Short: "Print the topology: processors, topics and state stores (with the source topics Kafka has now, when reachable)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if _, err := setup(cmd, &cfg, stderr); err != nil {
+				return err
+			}
+			catalog, err := NewCatalog(cfg)
+			if err != nil {
+				return err
+			}
+			var sources []Table
+			kcfg := kafka.Config{Brokers: cfg.Brokers, ClientID: "minipipe-topology"}
+			sc := kcfg.Sarama()
+			sc.Net.DialTimeout = 2 * time.Second
+			sc.Metadata.Retry.Max = 0
+			if client, err := sarama.NewClient(cfg.Brokers, sc); err == nil {
+				topics, _ := client.Topics()
+				client.Close()
+				for _, topic := range topics {
+					if t, ok, err := catalog.ForTopic(topic); err == nil && ok {
+						sources = append(sources, t)
+					}
+				}
+			} else {
+				fmt.Fprintf(stderr, "minipipe: Kafka at %v is not reachable; showing the topology without its source topics\n", cfg.Brokers)
+			}
+			BuildGraph(cfg, sources).Write(stdout)
+			return nil
+		},
+	}
+	cfg.runFlags(cmd.Flags())
+	return cmd
+}
+
+func openWarehouse(cfg Config) (fs.FS, error) { return fs.Open(cfg.WarehouseURL()) }
+
+func tablesCommand(stdout, stderr io.Writer) *cobra.Command {
+	cfg := DefaultConfig()
+	cmd := &cobra.Command{
+		Use:   "tables",
+		Short: "List tables with their partitions, files, rows and schema versions",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if _, err := setup(cmd, &cfg, stderr); err != nil {
+				return err
+			}
+			wh, err := openWarehouse(cfg)
+			if err != nil {
+				return err
+			}
+			defer wh.Close()
+			tables, err := ListTables(wh)
+			if err != nil {
+				return err
+			}
+			tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
+			fmt.Fprintln(tw, "TABLE\tPARTITION\tFILES\tROWS\tBYTES\tSCHEMA IDS\tLOCATION")
+			for _, t := range tables {
+				fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%s\t%s\n", t.Name, "(all)", t.Files, t.Rows, t.Bytes, ints(t.SchemaIDs), wh.URI(t.Location))
+				for _, p := range t.Partitions {
+					path := p.Path
+					if path == "" {
+						path = "(unpartitioned)"
+					}
+					fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%s\t\n", "", path, p.Files, p.Rows, p.Bytes, ints(p.SchemaIDs))
+				}
+			}
+			return tw.Flush()
+		},
+	}
+	cfg.runFlags(cmd.Flags())
+	return cmd
+}
+
+func ints(xs []int) string {
+	parts := make([]string, len(xs))
+	for i, x := range xs {
+		parts[i] = strconv.Itoa(x)
+	}
+	return strings.Join(parts, ",")
+}
+
+// QueryTables makes the DuckDB views of a warehouse's tables: each reads its current generation's
+// committed files, by column name, with the partition columns as strings.
+func QueryTables(wh fs.FS) ([]query.Table, error) {
+	local, ok := wh.(interface{ LocalPath(string) (string, error) })
+	if !ok {
+		return nil, fmt.Errorf("minipipe query reads local warehouses (file://); query tables on HDFS through the Hive Metastore with Trino or Spark")
+	}
+	tables, err := ListTables(wh)
+	if err != nil {
+		return nil, err
+	}
+	var out []query.Table
+	for _, t := range tables {
+		qt := query.Table{Name: t.Name, PartitionFields: t.PartitionColumns}
+		if t.Files > 0 {
+			dir, err := local.LocalPath(t.Location)
+			if err != nil {
+				return nil, err
+			}
+			qt.Files = []string{filepath.Join(dir, "**", "*.parquet")}
+		}
+		out = append(out, qt)
+	}
+	return out, nil
+}
+
+func queryCommand(stdout, stderr io.Writer) *cobra.Command {
+	cfg := DefaultConfig()
+	var format string
+	cmd := &cobra.Command{
+		Use:   "query [--format table|csv|json] \"SQL\"",
+		Short: "Run SQL over the warehouse with DuckDB: every table is a view over its committed Parquet files",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if _, err := setup(cmd, &cfg, stderr); err != nil {
+				return err
+			}
+			wh, err := openWarehouse(cfg)
+			if err != nil {
+				return err
+			}
+			defer wh.Close()
+			tables, err := QueryTables(wh)
+			if err != nil {
+				return err
+			}
+			ctx := cmd.Context()
+			if ctx == nil {
+				ctx = context.Background()
+			}
+			db, err := query.Open(ctx, tables)
+			if err != nil {
+				return err
+			}
+			defer db.Close()
+			res, err := db.Query(ctx, args[0])
+			if err != nil {
+				return err
+			}
+			return res.Write(stdout, format)
+		},
+	}
+	cfg.runFlags(cmd.Flags())
+	cmd.Flags().StringVar(&format, "format", "table", "table, csv or json")
+	return cmd
 }

@@ -37,6 +37,21 @@ type Config struct {
 	LogLevel          string
 	LogFormat         string
 	Pprof             bool
+
+	// The pipeline.
+	PipelineName       string
+	Warehouse          string
+	Topics             string
+	PartitionBy        string
+	Timezone           string
+	TimestampField     string
+	FlushSize          int64
+	MaxFileBytes       int64
+	RotateInterval     time.Duration
+	RowsPartitions     int
+	ParquetCompression string
+	TopicRefresh       time.Duration
+	Tables             []TableConfig
 }
 
 // DefaultConfig returns the defaults of design §2.
@@ -55,6 +70,17 @@ func DefaultConfig() Config {
 		RegistryTopic:    "_minipipe_schemas",
 		LogLevel:         "info",
 		LogFormat:        "text",
+
+		PipelineName:       "minipipe",
+		Topics:             ".*",
+		PartitionBy:        "daily",
+		Timezone:           "UTC",
+		FlushSize:          1_000_000,
+		MaxFileBytes:       128 << 20,
+		RotateInterval:     10 * time.Second,
+		RowsPartitions:     4,
+		ParquetCompression: "snappy",
+		TopicRefresh:       2 * time.Second,
 	}
 }
 
@@ -66,6 +92,8 @@ func (c *Config) connectionFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&c.DataDir, "data-dir", c.DataDir, "directory for local state (rebuilt from Kafka when lost)")
 	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "debug, info, warn or error")
 	fs.StringVar(&c.LogFormat, "log-format", c.LogFormat, "text or json")
+	fs.StringVar(&c.Warehouse, "warehouse", c.Warehouse, "where tables live: file://PATH (default file://<data-dir>/warehouse)")
+	fs.StringVar(&c.PipelineName, "pipeline-name", c.PipelineName, "names the pipeline's own topics and consumer groups; instances with the same name share the work")
 }
 
 // runFlags registers the flags of minipipe run.
@@ -82,6 +110,16 @@ func (c *Config) runFlags(fs *pflag.FlagSet) {
 	fs.DurationVar(&c.RegistryTimeout, "registry-timeout", c.RegistryTimeout, "how long a schema registry write may take")
 	fs.BoolVar(&c.Pprof, "pprof", c.Pprof, "serve Go's profiler under /debug/pprof/ on the --http-addr address")
 	fs.StringVar(&c.RegistryTopic, "registry-topic", c.RegistryTopic, "compacted topic holding the schema registry's state; instances sharing it share one registry")
+	fs.StringVar(&c.Topics, "topics", c.Topics, "regular expression of the source topics that become tables (internal topics — names starting with '_', dead-letter topics — never do)")
+	fs.StringVar(&c.PartitionBy, "partition-by", c.PartitionBy, "table partitions: daily (dt), hourly (dt, hr), none or field:NAME")
+	fs.StringVar(&c.Timezone, "timezone", c.Timezone, "time zone of daily and hourly partitions")
+	fs.StringVar(&c.TimestampField, "timestamp-field", c.TimestampField, "record field giving the row's time for partitioning (default: the Kafka record timestamp)")
+	fs.Int64Var(&c.FlushSize, "flush-size", c.FlushSize, "records per Parquet file")
+	fs.Int64Var(&c.MaxFileBytes, "max-file-bytes", c.MaxFileBytes, "bytes per Parquet file (encoded size)")
+	fs.DurationVar(&c.RotateInterval, "rotate-interval", c.RotateInterval, "a file is committed at most this long after its first record, with or without new traffic")
+	fs.IntVar(&c.RowsPartitions, "rows-partitions", c.RowsPartitions, "partitions of the repartition topic (the commit stage's parallelism) when minipipe creates it")
+	fs.StringVar(&c.ParquetCompression, "parquet-compression", c.ParquetCompression, "snappy, zstd, gzip or none")
+	fs.DurationVar(&c.TopicRefresh, "topic-refresh", c.TopicRefresh, "how often new topics are looked for")
 }
 
 // EnvName is the environment variable of a flag.
@@ -89,8 +127,9 @@ func EnvName(flag string) string {
 	return "MINIPIPE_" + strings.ToUpper(strings.ReplaceAll(flag, "-", "_"))
 }
 
-// load applies the config file and the environment to every flag not set on the command line.
-func load(fs *pflag.FlagSet) error {
+// load applies the config file and the environment to every flag not set on the command line, and reads
+// the file's `tables:` list into cfg.
+func load(fs *pflag.FlagSet, cfg *Config) error {
 	onCLI := map[string]bool{}
 	fs.Visit(func(f *pflag.Flag) { onCLI[f.Name] = true })
 
@@ -111,7 +150,19 @@ func load(fs *pflag.FlagSet) error {
 			keys = append(keys, k)
 		}
 		sort.Strings(keys)
+		if raw, ok := values["tables"]; ok {
+			b, err := yaml.Marshal(raw)
+			if err == nil {
+				err = yaml.Unmarshal(b, &cfg.Tables)
+			}
+			if err != nil {
+				return fmt.Errorf("config file %s: tables: %w", file, err)
+			}
+		}
 		for _, k := range keys {
+			if k == "tables" {
+				continue
+			}
 			f := fs.Lookup(k)
 			if f == nil {
 				if allKeys()[k] {
@@ -210,5 +261,34 @@ func (c *Config) validate() error {
 	if c.DataDir == "" {
 		return fmt.Errorf("--data-dir must not be empty")
 	}
+	if !validName(c.PipelineName) {
+		return fmt.Errorf("--pipeline-name %q: use [a-zA-Z0-9_-]", c.PipelineName)
+	}
+	if c.RowsPartitions < 1 {
+		return fmt.Errorf("--rows-partitions must be at least 1")
+	}
+	if _, err := NewCatalog(*c); err != nil {
+		return err
+	}
 	return nil
+}
+
+func validName(s string) bool {
+	if s == "" || len(s) > 100 {
+		return false
+	}
+	for _, r := range s {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '_' || r == '-') {
+			return false
+		}
+	}
+	return true
+}
+
+// WarehouseURL is the warehouse location with the default filled in.
+func (c *Config) WarehouseURL() string {
+	if c.Warehouse != "" {
+		return c.Warehouse
+	}
+	return "file://" + filepath.Join(c.DataDir, "warehouse")
 }

@@ -23,7 +23,7 @@ func TestConfigPrecedence(t *testing.T) {
 	if err := fs.Parse([]string{"--config", file, "--topic-partitions", "3"}); err != nil {
 		t.Fatal(err)
 	}
-	if err := load(fs); err != nil {
+	if err := load(fs, &cfg); err != nil {
 		t.Fatal(err)
 	}
 	if !reflect.DeepEqual(cfg.Brokers, []string{"a:1", "b:2"}) {
@@ -47,7 +47,7 @@ func TestConfigFileUnknownKey(t *testing.T) {
 	fs := pflag.NewFlagSet("run", pflag.ContinueOnError)
 	cfg.runFlags(fs)
 	_ = fs.Parse([]string{"--config", file})
-	if err := load(fs); err == nil {
+	if err := load(fs, &cfg); err == nil {
 		t.Fatal("a misspelt key must be an error")
 	}
 }

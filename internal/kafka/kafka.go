@@ -208,6 +208,9 @@ func (g gokaLogger) Print(args ...interface{})   { g.l.Debug(fmt.Sprint(args...)
 func (g gokaLogger) Println(args ...interface{}) { g.l.Debug(fmt.Sprint(args...)) }
 func (g gokaLogger) Printf(format string, args ...interface{}) {
 	msg := fmt.Sprintf(format, args...)
+	if len(msg) > 600 { // goka aggregates every error of a partition into one message
+		msg = msg[:600] + "…"
+	}
 	if strings.Contains(strings.ToLower(msg), "error") {
 		g.l.Warn(msg)
 		return
@@ -240,4 +243,33 @@ func ResolveReplication(ctx context.Context, admin sarama.ClusterAdmin, configur
 // IsUnknownTopic reports whether err says the topic (or partition) does not exist.
 func IsUnknownTopic(err error) bool {
 	return errors.Is(err, sarama.ErrUnknownTopicOrPartition)
+}
+
+// TopicIDs returns the ids Kafka gave the topics (a recreated topic gets a new one) and the cluster id.
+func TopicIDs(client sarama.Client, topics []string) (map[string]string, string, error) {
+	b := client.LeastLoadedBroker()
+	if b == nil {
+		return nil, "", sarama.ErrOutOfBrokers
+	}
+	if ok, _ := b.Connected(); !ok {
+		if err := b.Open(client.Config()); err != nil && !errors.Is(err, sarama.ErrAlreadyConnected) {
+			return nil, "", err
+		}
+	}
+	resp, err := b.GetMetadata(sarama.NewMetadataRequest(sarama.V4_0_0_0, topics))
+	if err != nil {
+		return nil, "", err
+	}
+	out := map[string]string{}
+	for _, t := range resp.Topics {
+		if t.Err != sarama.ErrNoError {
+			return nil, "", fmt.Errorf("topic %s: %w", t.Name, t.Err)
+		}
+		out[t.Name] = t.Uuid.String()
+	}
+	cluster := ""
+	if resp.ClusterID != nil {
+		cluster = *resp.ClusterID
+	}
+	return out, cluster, nil
 }

@@ -427,6 +427,20 @@ func (r *Registry) DeleteMode(ctx context.Context, subject string) (string, erro
 	return out.Mode, decodeReply(rep, &out)
 }
 
+// Sync waits until the local store has applied everything in the registry topic.
+func (r *Registry) Sync(ctx context.Context) error {
+	if err := r.waitReady(ctx); err != nil {
+		return err
+	}
+	return r.catchUp(ctx)
+}
+
+// IsNotFound reports whether err says a schema (or subject or version) does not exist.
+func IsNotFound(err error) bool {
+	var e *Error
+	return errors.As(err, &e) && e.Status == 404
+}
+
 // --- reads used by the REST edge ----------------------------------------------------------------------------
 
 // Codec returns the codec of a schema id.

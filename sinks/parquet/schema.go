@@ -158,3 +158,52 @@ func arrowType(s *avro.Schema, visiting map[*avro.Schema]bool) (arrow.DataType, 
 	}
 	return nil, fmt.Errorf("unsupported Avro type %s", s.Type)
 }
+
+// Mergeable reports whether files with these two column types can make one table column: the same type,
+// or a numeric widening query engines read across files (int → long, float → double, int or long →
+// double).
+func Mergeable(a, b arrow.DataType) bool {
+	if arrow.TypeEqual(a, b) {
+		return true
+	}
+	num := func(t arrow.DataType) int {
+		switch t.ID() {
+		case arrow.INT32:
+			return 1
+		case arrow.INT64:
+			return 2
+		case arrow.FLOAT32:
+			return 3
+		case arrow.FLOAT64:
+			return 4
+		}
+		return 0
+	}
+	if num(a) > 0 && num(b) > 0 {
+		return true
+	}
+	switch a.ID() {
+	case arrow.STRUCT:
+		sa, sb := a.(*arrow.StructType), b.(*arrow.StructType)
+		if b.ID() != arrow.STRUCT {
+			return false
+		}
+		for _, f := range sa.Fields() {
+			if i, ok := sb.FieldIdx(f.Name); ok && !Mergeable(f.Type, sb.Field(i).Type) {
+				return false
+			}
+		}
+		return true
+	case arrow.LIST:
+		if b.ID() != arrow.LIST {
+			return false
+		}
+		return Mergeable(a.(*arrow.ListType).Elem(), b.(*arrow.ListType).Elem())
+	case arrow.MAP:
+		if b.ID() != arrow.MAP {
+			return false
+		}
+		return Mergeable(a.(*arrow.MapType).ItemType(), b.(*arrow.MapType).ItemType())
+	}
+	return false
+}

@@ -1,0 +1,657 @@
+// Package commit is the last stage of the topology: a goka processor on the repartition topic that writes
+// each table partition's rows into Parquet files and commits them exactly once through the write-ahead
+// manifest (sinks/manifest). Its rotation decisions come from the bucket policy: a file closes after N
+// rows, M bytes, or an interval after its first row — then by a seal marker this stage produces into its
+// own input, so that idle files close without new traffic and a redo after a crash meets the seal at the
+// same place. Input is acknowledged, per partition in offset order, only once the file holding it is
+// committed.
+package commit
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sort"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/apache/arrow/go/v15/arrow"
+	"github.com/lovoo/goka"
+	"github.com/lovoo/goka/codec"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/minipipe/minipipe/internal/avro"
+	"github.com/minipipe/minipipe/processors/acks"
+	"github.com/minipipe/minipipe/processors/bucket"
+	"github.com/minipipe/minipipe/processors/envelope"
+	"github.com/minipipe/minipipe/sinks/fs"
+	"github.com/minipipe/minipipe/sinks/manifest"
+	"github.com/minipipe/minipipe/sinks/parquet"
+)
+
+// Table is what the commit stage needs to know of a table.
+type Table struct {
+	Name             string
+	Policy           bucket.Policy
+	PartitionColumns []string
+}
+
+// Schemas resolves schema ids.
+type Schemas interface {
+	Schema(id int) (*avro.Schema, error)
+}
+
+// Catalog receives the metastore changes of committed files (Hive); nil means no catalog.
+type Catalog interface {
+	// Changes returns the catalog changes committing a file for this table partition needs.
+	Changes(table string, gen int, location string, partitions [][2]string, cols *arrow.Schema, schemaID int) []manifest.CatalogChange
+	// Apply applies changes idempotently.
+	Apply(ctx context.Context, changes []manifest.CatalogChange) error
+}
+
+// Config configures the commit stage.
+type Config struct {
+	Group     string
+	RowsTopic string
+	FS        fs.FS
+	Tables    func(name string) Table
+	Schemas   Schemas
+	Producer  *kgo.Client // produces seal markers into RowsTopic
+	Instance  string
+	Parquet   parquet.Options
+	// MaxOpenFiles per partition; past it the least recently written file is committed (default 64).
+	MaxOpenFiles int
+	// SealCheck is how often idle files are checked for their rotate interval (default 1s).
+	SealCheck time.Duration
+	// CompactEvery commits a checkpoint every so many commits (default 64).
+	CompactEvery int
+	// Failpoint is called at each step of the protocol with its name (crash tests kill the process there).
+	Failpoint func(step string)
+	Catalog   Catalog
+	Metrics   *Metrics
+	Log       *slog.Logger
+}
+
+// Location is the directory of a table's generation in the warehouse: the table's name for the first
+// generation, name.gN for the ones replays build.
+func Location(table string, gen int) string {
+	if gen <= 1 {
+		return table
+	}
+	return table + ".g" + strconv.Itoa(gen)
+}
+
+// ManifestDir is the manifest directory of a repartition partition.
+func ManifestDir(rowsTopic string, partition int32) string {
+	return fs.Join("_minipipe", "manifests", rowsTopic, strconv.Itoa(int(partition)))
+}
+
+// StagingDir is the staging directory of a repartition partition; it starts with '_', which query engines
+// skip, and lies outside every table.
+func StagingDir(rowsTopic string, partition int32) string {
+	return fs.Join("_minipipe", "staging", rowsTopic, strconv.Itoa(int(partition)))
+}
+
+// Committer is the commit stage.
+type Committer struct {
+	cfg   Config
+	mu    sync.Mutex
+	parts map[int32]*partWriter
+
+	schemaMu sync.Mutex
+	schemas  map[int]*avro.Schema
+}
+
+// New prepares the commit stage.
+func New(cfg Config) *Committer {
+	if cfg.MaxOpenFiles <= 0 {
+		cfg.MaxOpenFiles = 64
+	}
+	if cfg.SealCheck <= 0 {
+		cfg.SealCheck = time.Second
+	}
+	if cfg.CompactEvery <= 0 {
+		cfg.CompactEvery = 64
+	}
+	if cfg.Failpoint == nil {
+		cfg.Failpoint = func(string) {}
+	}
+	if cfg.Metrics == nil {
+		cfg.Metrics = NewMetrics(nil)
+	}
+	if cfg.Log == nil {
+		cfg.Log = slog.Default()
+	}
+	cfg.Log = cfg.Log.With("component", "commit")
+	return &Committer{cfg: cfg, parts: map[int32]*partWriter{}, schemas: map[int]*avro.Schema{}}
+}
+
+// Graph is the goka group graph of the commit stage.
+func (c *Committer) Graph() *goka.GroupGraph {
+	return goka.DefineGroup(goka.Group(c.cfg.Group),
+		goka.Input(goka.Stream(c.cfg.RowsTopic), new(codec.Bytes), c.process),
+	)
+}
+
+func (c *Committer) schema(ctx context.Context, id int) (*avro.Schema, error) {
+	c.schemaMu.Lock()
+	s, ok := c.schemas[id]
+	c.schemaMu.Unlock()
+	if ok {
+		return s, nil
+	}
+	for attempt := 0; ; attempt++ {
+		s, err := c.cfg.Schemas.Schema(id)
+		if err == nil {
+			c.schemaMu.Lock()
+			c.schemas[id] = s
+			c.schemaMu.Unlock()
+			return s, nil
+		}
+		if attempt%40 == 0 {
+			c.cfg.Log.Warn("waiting for the schema registry", "schema_id", id, "error", err)
+		}
+		select {
+		case <-ctx.Done():
+			return nil, err
+		case <-time.After(250 * time.Millisecond):
+		}
+	}
+}
+
+// partWriter is one repartition partition owned by this instance.
+type partWriter struct {
+	c    *Committer
+	id   int32
+	ctx  context.Context // goka's context of this assignment of the partition
+	acks *acks.Queue
+
+	mu       sync.Mutex
+	ready    bool
+	fatal    error
+	log      *manifest.Log
+	st       *manifest.State
+	epoch    uint64
+	files    map[string]*openFile
+	sealSent map[string]string
+	staged   int
+	commits  int
+}
+
+type openFile struct {
+	key        string
+	table      string
+	gen        int
+	path       string
+	partitions [][2]string
+	schemaID   int
+	schema     *avro.Schema
+	cols       *arrow.Schema
+	decoders   map[int]*parquet.Decoder
+	staging    string
+	file       fs.File
+	w          *parquet.Writer
+	id         string
+	opened     time.Time
+	written    time.Time
+	sources    map[string]*manifest.SourceRange
+	order      []string
+	entries    []*acks.Entry
+	policy     bucket.Policy
+}
+
+func (c *Committer) part(ctx goka.Context) *partWriter {
+	pid := ctx.Partition()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if p := c.parts[pid]; p != nil && p.ctx == ctx.Context() {
+		return p
+	}
+	// A new assignment (or a restarted processor) starts afresh; a previous one still finishing its
+	// revocation keeps its own state until it is done.
+	p := &partWriter{c: c, id: pid, ctx: ctx.Context(), acks: acks.NewQueue(), files: map[string]*openFile{}, sealSent: map[string]string{}}
+	c.parts[pid] = p
+	go p.run(ctx.Context())
+	return p
+}
+
+// process is the goka callback.
+func (c *Committer) process(ctx goka.Context, msg interface{}) {
+	p := c.part(ctx)
+	e := p.acks.Push(ctx.DeferCommit())
+	defer p.acks.Release(e, nil)
+	value, _ := msg.([]byte)
+
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.fatal != nil {
+		p.acks.Fail(e, p.fatal)
+		return
+	}
+	if !p.ready {
+		if err := p.recover(ctx.Context()); err != nil {
+			p.die(e, fmt.Errorf("recovering partition %d: %w", p.id, err))
+			return
+		}
+	}
+	kind, err := envelope.Kind(value)
+	if err != nil {
+		c.cfg.Log.Error("skipping a malformed record of the repartition topic", "partition", p.id, "offset", ctx.Offset(), "error", err)
+		return
+	}
+	switch kind {
+	case envelope.KindSeal:
+		s, err := envelope.DecodeSeal(value)
+		if err != nil {
+			c.cfg.Log.Error("skipping a malformed seal", "error", err)
+			return
+		}
+		if f := p.files[s.Key]; f != nil && f.id == s.FileID {
+			if err := p.commit(f); err != nil {
+				p.die(e, err)
+			}
+		}
+	case envelope.KindRows:
+		b, err := envelope.DecodeBatch(value)
+		if err != nil {
+			c.cfg.Log.Error("skipping a malformed batch", "partition", p.id, "offset", ctx.Offset(), "error", err)
+			return
+		}
+		if err := p.add(ctx.Context(), b, e); err != nil {
+			p.die(e, err)
+		}
+	}
+}
+
+// die stops the partition: the error goes to goka, which stops the processor; every message not
+// committed is redelivered to whoever takes the partition next.
+func (p *partWriter) die(e *acks.Entry, err error) {
+	p.c.cfg.Log.Error("commit partition failed; the processor restarts and redoes what was not committed", "partition", p.id, "error", err)
+	p.fatal = err
+	for _, f := range p.files {
+		f.w.Abort()
+		_ = f.file.Close()
+	}
+	p.files = map[string]*openFile{}
+	p.acks.Fail(e, err)
+	go p.acks.FailAll(err)
+}
+
+func (p *partWriter) add(ctx context.Context, b *envelope.Batch, e *acks.Entry) error {
+	c := p.c
+	key := envelope.Key(b.Table, b.Generation, b.Path)
+	src := b.Source.String()
+	tbl := c.cfg.Tables(b.Table)
+	hwm := p.st.HWM(key, src)
+	for i := range b.Rows {
+		row := &b.Rows[i]
+		if row.Offset <= hwm {
+			c.cfg.Metrics.duplicates.Inc()
+			continue
+		}
+		f := p.files[key]
+		if f != nil {
+			if r := f.sources[src]; r != nil && row.Offset <= r.Last {
+				c.cfg.Metrics.duplicates.Inc()
+				continue
+			}
+		}
+		schema, err := c.schema(ctx, row.SchemaID)
+		if err != nil {
+			return fmt.Errorf("schema %d: %w", row.SchemaID, err)
+		}
+		if f != nil && f.schemaID != row.SchemaID {
+			// A newer schema starts a new file; an older one is read into the open file when the file's
+			// schema can read it (schema resolution), and starts a new file otherwise.
+			if row.SchemaID > f.schemaID || !avro.Compatible(f.schema, schema) {
+				if err := p.commit(f); err != nil {
+					return err
+				}
+				f = nil
+				hwm = p.st.HWM(key, src)
+			}
+		}
+		if f == nil {
+			if f, err = p.open(key, b, schema, row.SchemaID, row.Offset, tbl); err != nil {
+				return err
+			}
+		}
+		dec, err := f.decoder(schema, row.SchemaID)
+		if err != nil {
+			return err
+		}
+		if err := avro.Validate(schema, row.Payload); err != nil {
+			// Validated upstream; a row that fails here is dropped, loudly, rather than corrupting a file.
+			c.cfg.Log.Error("dropping a row that does not decode", "key", key, "source", src, "offset", row.Offset, "error", err)
+			continue
+		}
+		if err := f.w.Append(dec, row.Payload); err != nil {
+			return fmt.Errorf("writing %s: %w", f.staging, err)
+		}
+		f.written = time.Now()
+		r := f.sources[src]
+		if r == nil {
+			r = &manifest.SourceRange{Source: src, First: row.Offset}
+			f.sources[src] = r
+			f.order = append(f.order, src)
+		}
+		r.Last = row.Offset
+		r.Count++
+		if n := len(f.entries); n == 0 || f.entries[n-1] != e {
+			p.acks.Hold(e)
+			f.entries = append(f.entries, e)
+		}
+		if f.policy.Full(f.w.Rows(), f.w.Bytes()) {
+			if err := p.commit(f); err != nil {
+				return err
+			}
+			hwm = p.st.HWM(key, src)
+		}
+	}
+	return nil
+}
+
+func (f *openFile) decoder(s *avro.Schema, id int) (*parquet.Decoder, error) {
+	if d := f.decoders[id]; d != nil {
+		return d, nil
+	}
+	d, err := parquet.NewDecoder(s, f.schema, f.cols)
+	if err != nil {
+		return nil, fmt.Errorf("schema %d into the file of schema %d: %w", id, f.schemaID, err)
+	}
+	f.decoders[id] = d
+	return d, nil
+}
+
+func (p *partWriter) open(key string, b *envelope.Batch, schema *avro.Schema, schemaID int, first int64, tbl Table) (*openFile, error) {
+	c := p.c
+	if len(p.files) >= c.cfg.MaxOpenFiles {
+		var lru *openFile
+		for _, f := range p.files {
+			if lru == nil || f.written.Before(lru.written) {
+				lru = f
+			}
+		}
+		if err := p.commit(lru); err != nil {
+			return nil, err
+		}
+	}
+	drop := map[string]bool{}
+	for _, col := range tbl.PartitionColumns {
+		drop[col] = true
+	}
+	cols, err := parquet.ArrowSchema(schema, drop)
+	if err != nil {
+		return nil, fmt.Errorf("schema %d: %w", schemaID, err)
+	}
+	p.staged++
+	staging := fs.Join(StagingDir(c.cfg.RowsTopic, p.id), fmt.Sprintf("%d-%06d.parquet", p.epoch, p.staged))
+	file, err := c.cfg.FS.Create(staging)
+	if err != nil {
+		return nil, fmt.Errorf("staging file: %w", err)
+	}
+	meta := map[string]string{
+		"avro.schema":        schema.Canonical(),
+		"minipipe.schema_id": strconv.Itoa(schemaID),
+		"minipipe.table":     b.Table,
+		"minipipe.partition": b.Path,
+		"minipipe.first_row": envelope.FileID(b.Source, first),
+	}
+	w, err := parquet.NewWriter(file, cols, meta, c.cfg.Parquet)
+	if err != nil {
+		file.Close()
+		return nil, err
+	}
+	now := time.Now()
+	f := &openFile{key: key, table: b.Table, gen: b.Generation, path: b.Path, partitions: b.Partitions, schemaID: schemaID, schema: schema,
+		cols: cols, decoders: map[int]*parquet.Decoder{}, staging: staging, file: file, w: w, id: envelope.FileID(b.Source, first),
+		opened: now, written: now, sources: map[string]*manifest.SourceRange{}, policy: tbl.Policy}
+	p.files[key] = f
+	c.cfg.Metrics.open.Inc()
+	return f, nil
+}
+
+// commit runs the commit protocol for one file: staging durable → intent → publish → committed.
+func (p *partWriter) commit(f *openFile) error {
+	c := p.c
+	start := time.Now()
+	delete(p.files, f.key)
+	c.cfg.Metrics.open.Dec()
+	rows, bytes := f.w.Rows(), f.w.Bytes()
+	if err := f.w.Close(); err != nil {
+		f.file.Close()
+		return fmt.Errorf("closing %s: %w", f.staging, err)
+	}
+	if err := f.file.Close(); err != nil {
+		return fmt.Errorf("syncing %s: %w", f.staging, err)
+	}
+	if st, err := c.cfg.FS.Stat(f.staging); err == nil {
+		bytes = st.Size
+	}
+	c.cfg.Failpoint("commit.staged")
+
+	location := Location(f.table, f.gen)
+	final := fs.Join(location, f.path, f.id+".parquet")
+	if f.path == "" {
+		final = fs.Join(location, f.id+".parquet")
+	}
+	mf := manifest.File{Table: f.table, Generation: f.gen, Key: f.key, Path: f.path, Partitions: f.partitions, Staging: f.staging,
+		Final: final, Rows: rows, Bytes: bytes, SchemaID: f.schemaID}
+	for _, src := range f.order {
+		mf.Sources = append(mf.Sources, *f.sources[src])
+	}
+	intent := &manifest.Record{Kind: manifest.Intent, Epoch: p.epoch, Owner: c.cfg.Instance, Files: []manifest.File{mf}}
+	if c.cfg.Catalog != nil {
+		intent.Catalog = c.cfg.Catalog.Changes(f.table, f.gen, c.cfg.FS.URI(location), f.partitions, f.cols, f.schemaID)
+	}
+	if err := p.log.Append(intent); err != nil {
+		return err
+	}
+	c.cfg.Failpoint("commit.intent")
+	if err := c.cfg.FS.Rename(f.staging, final); err != nil {
+		return fmt.Errorf("publishing %s: %w", final, err)
+	}
+	c.cfg.Failpoint("commit.published")
+	done := &manifest.Record{Kind: manifest.Committed, Epoch: p.epoch, Owner: c.cfg.Instance, Ref: intent.Seq}
+	if err := p.log.Append(done); err != nil {
+		return err
+	}
+	c.cfg.Failpoint("commit.committed")
+	p.st.Apply(intent)
+	p.st.Apply(done)
+	delete(p.sealSent, f.key)
+	p.commits++
+	if p.commits%c.cfg.CompactEvery == 0 {
+		if err := p.log.Compact(p.st, p.epoch, c.cfg.Instance); err != nil {
+			return fmt.Errorf("manifest checkpoint: %w", err)
+		}
+	}
+	c.cfg.Metrics.files.Inc()
+	c.cfg.Metrics.rows.Add(float64(rows))
+	c.cfg.Metrics.bytes.Add(float64(bytes))
+	c.cfg.Metrics.latency.Observe(time.Since(start).Seconds())
+	c.cfg.Log.Debug("committed", "file", final, "rows", rows, "bytes", bytes)
+	for _, e := range f.entries {
+		p.acks.Release(e, nil)
+	}
+	c.cfg.Failpoint("commit.acked")
+	return nil
+}
+
+// recover settles the manifest after a (re)assignment: it claims a new epoch, which fences out whoever
+// owned the partition before, completes or abandons that owner's pending intents, and deletes staging
+// files no intent refers to. Its cost depends on the records since the last checkpoint, not on the size of
+// the tables.
+func (p *partWriter) recover(ctx context.Context) error {
+	c := p.c
+	dir := ManifestDir(c.cfg.RowsTopic, p.id)
+	for attempt := 0; ; attempt++ {
+		log, st, err := manifest.Load(c.cfg.FS, dir)
+		if err != nil {
+			return err
+		}
+		claim := &manifest.Record{Kind: manifest.Claim, Epoch: st.Epoch + 1, Owner: c.cfg.Instance}
+		if err := log.Append(claim); err != nil {
+			if errors.Is(err, manifest.ErrFenced) && attempt < 10 {
+				continue // a previous owner is still finishing: read again
+			}
+			return err
+		}
+		st.Apply(claim)
+		p.log, p.st, p.epoch = log, st, claim.Epoch
+		break
+	}
+	c.cfg.Failpoint("recover.claimed")
+	seqs := make([]uint64, 0, len(p.st.Pending))
+	for seq := range p.st.Pending {
+		seqs = append(seqs, seq)
+	}
+	sort.Slice(seqs, func(i, j int) bool { return seqs[i] < seqs[j] })
+	for _, seq := range seqs {
+		in := p.st.Pending[seq]
+		published := true
+		for _, f := range in.Files {
+			err := c.cfg.FS.Rename(f.Staging, f.Final)
+			switch {
+			case err == nil:
+			case errors.Is(err, fs.ErrExist):
+				_ = c.cfg.FS.Remove(f.Staging) // published by a link that was not yet unlinked
+			case errors.Is(err, fs.ErrNotExist):
+				if ok, serr := fs.Exists(c.cfg.FS, f.Final); serr != nil {
+					return serr
+				} else if !ok {
+					published = false
+				}
+			default:
+				return fmt.Errorf("completing intent %d: %w", seq, err)
+			}
+		}
+		kind := manifest.Committed
+		if !published {
+			kind = manifest.Abort
+			c.cfg.Log.Warn("abandoning an intent whose staging file is gone; its rows are redone", "partition", p.id, "intent", seq)
+		}
+		r := &manifest.Record{Kind: kind, Epoch: p.epoch, Owner: c.cfg.Instance, Ref: seq}
+		if err := p.log.Append(r); err != nil {
+			return err
+		}
+		p.st.Apply(r)
+		c.cfg.Metrics.recovered.Inc()
+	}
+	c.cfg.Failpoint("recover.settled")
+	// Every staging file left is an orphan of a dead owner.
+	staging := StagingDir(c.cfg.RowsTopic, p.id)
+	entries, err := c.cfg.FS.ReadDir(staging)
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	for _, e := range entries {
+		if err := c.cfg.FS.Remove(fs.Join(staging, e.Name)); err != nil {
+			return err
+		}
+	}
+	p.ready = true
+	c.cfg.Log.Info("partition recovered", "partition", p.id, "epoch", p.epoch, "intents_settled", len(seqs), "orphans_removed", len(entries), "keys", len(p.st.Keys))
+	return nil
+}
+
+// run seals files whose rotate interval has passed, and commits everything on revocation.
+func (p *partWriter) run(ctx context.Context) {
+	c := p.c
+	t := time.NewTicker(c.cfg.SealCheck)
+	defer t.Stop()
+	for {
+		select {
+		case <-t.C:
+			p.seal()
+		case <-ctx.Done():
+			p.mu.Lock()
+			if p.fatal == nil && p.ready {
+				for _, f := range p.files {
+					if err := p.commit(f); err != nil {
+						p.fatal = err
+						break
+					}
+				}
+			}
+			if p.fatal != nil {
+				for _, f := range p.files {
+					f.w.Abort()
+					_ = f.file.Close()
+				}
+				p.files = map[string]*openFile{}
+				p.acks.FailAll(p.fatal)
+			}
+			p.mu.Unlock()
+			wctx, cancel := context.WithTimeout(context.Background(), 45*time.Second)
+			_ = p.acks.Wait(wctx)
+			cancel()
+			c.mu.Lock()
+			if c.parts[p.id] == p {
+				delete(c.parts, p.id)
+			}
+			c.mu.Unlock()
+			return
+		}
+	}
+}
+
+// seal produces a seal marker for every open file past its rotate interval.
+func (p *partWriter) seal() {
+	now := time.Now()
+	p.mu.Lock()
+	var seals []envelope.Seal
+	for key, f := range p.files {
+		if f.policy.Due(f.opened, now) && p.sealSent[key] != f.id {
+			p.sealSent[key] = f.id
+			seals = append(seals, envelope.Seal{Key: key, FileID: f.id})
+		}
+	}
+	p.mu.Unlock()
+	for _, s := range seals {
+		s := s
+		p.c.cfg.Producer.Produce(context.Background(), &kgo.Record{Topic: p.c.cfg.RowsTopic, Key: []byte(s.Key), Value: envelope.EncodeSeal(s), Partition: -1},
+			func(_ *kgo.Record, err error) {
+				if err != nil {
+					p.c.cfg.Log.Warn("producing a seal marker failed; retrying at the next check", "key", s.Key, "error", err)
+					p.mu.Lock()
+					if p.sealSent[s.Key] == s.FileID {
+						delete(p.sealSent, s.Key)
+					}
+					p.mu.Unlock()
+				}
+			})
+	}
+}
+
+// Metrics are the commit stage's Prometheus metrics.
+type Metrics struct {
+	files      prometheus.Counter
+	rows       prometheus.Counter
+	bytes      prometheus.Counter
+	duplicates prometheus.Counter
+	recovered  prometheus.Counter
+	open       prometheus.Gauge
+	latency    prometheus.Histogram
+}
+
+// NewMetrics registers the metrics with reg (nil: unregistered).
+func NewMetrics(reg prometheus.Registerer) *Metrics {
+	m := &Metrics{
+		files:      prometheus.NewCounter(prometheus.CounterOpts{Name: "minipipe_commit_files_total", Help: "Parquet files committed."}),
+		rows:       prometheus.NewCounter(prometheus.CounterOpts{Name: "minipipe_commit_rows_total", Help: "Rows committed."}),
+		bytes:      prometheus.NewCounter(prometheus.CounterOpts{Name: "minipipe_commit_bytes_total", Help: "Bytes of Parquet committed."}),
+		duplicates: prometheus.NewCounter(prometheus.CounterOpts{Name: "minipipe_commit_duplicates_dropped_total", Help: "Rows dropped because they were already committed."}),
+		recovered:  prometheus.NewCounter(prometheus.CounterOpts{Name: "minipipe_commit_intents_settled_total", Help: "Pending intents completed or abandoned by recovery."}),
+		open:       prometheus.NewGauge(prometheus.GaugeOpts{Name: "minipipe_commit_open_files", Help: "Files being written."}),
+		latency: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "minipipe_commit_duration_seconds", Help: "Time to commit a file.",
+			Buckets: prometheus.ExponentialBuckets(0.001, 2, 14)}),
+	}
+	if reg != nil {
+		reg.MustRegister(m.files, m.rows, m.bytes, m.duplicates, m.recovered, m.open, m.latency)
+	}
+	return m
+}

@@ -1,0 +1,253 @@
+// Package envelope is the format of the records on the repartition topic between the ingest and commit
+// stages: a batch of validated rows of one source partition for one table partition (the record key), or a
+// seal marker that closes a file. Every row keeps its source identity (topic, topic id, partition, offset)
+// so that the commit stage can drop what it has already committed.
+package envelope
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+)
+
+// Kinds of envelope.
+const (
+	KindRows byte = 1
+	KindSeal byte = 2
+)
+
+const (
+	magic   = 'M'
+	version = 1
+)
+
+// Source is a source topic partition.
+type Source struct {
+	Topic     string
+	TopicID   string // the topic's id: a recreated topic is another source
+	Partition int32
+}
+
+// String is the source's identity in the manifest: topic:id:partition.
+func (s Source) String() string {
+	return s.Topic + ":" + s.TopicID + ":" + strconv.Itoa(int(s.Partition))
+}
+
+// Row is one validated record.
+type Row struct {
+	Offset    int64
+	Timestamp int64 // milliseconds since the epoch
+	SchemaID  int
+	Payload   []byte // Avro binary, without the Confluent header
+}
+
+// Batch is rows of one source partition for one table partition, in offset order.
+type Batch struct {
+	Table      string
+	Generation int
+	Path       string      // partition path, e.g. dt=2026-11-25
+	Partitions [][2]string // partition column values
+	Source     Source
+	Rows       []Row
+}
+
+// Key is the repartition key of a table partition: table@generation/path.
+func Key(table string, gen int, path string) string {
+	return table + "@" + strconv.Itoa(gen) + "/" + path
+}
+
+// Seal closes the file whose first row is FileID, if it is still open.
+type Seal struct {
+	Key    string
+	FileID string
+}
+
+type writer struct{ b []byte }
+
+func (w *writer) uvarint(v uint64) { w.b = binary.AppendUvarint(w.b, v) }
+func (w *writer) varint(v int64)   { w.b = binary.AppendVarint(w.b, v) }
+func (w *writer) bytes(v []byte)   { w.uvarint(uint64(len(v))); w.b = append(w.b, v...) }
+func (w *writer) str(v string)     { w.uvarint(uint64(len(v))); w.b = append(w.b, v...) }
+
+// EncodeBatch renders a batch.
+func EncodeBatch(b *Batch) []byte {
+	size := 64 + len(b.Table) + len(b.Path) + len(b.Source.Topic)
+	for _, r := range b.Rows {
+		size += 24 + len(r.Payload)
+	}
+	w := writer{b: make([]byte, 0, size)}
+	w.b = append(w.b, magic, version, KindRows)
+	w.str(b.Table)
+	w.uvarint(uint64(b.Generation))
+	w.str(b.Path)
+	w.uvarint(uint64(len(b.Partitions)))
+	for _, p := range b.Partitions {
+		w.str(p[0])
+		w.str(p[1])
+	}
+	w.str(b.Source.Topic)
+	w.str(b.Source.TopicID)
+	w.varint(int64(b.Source.Partition))
+	w.uvarint(uint64(len(b.Rows)))
+	var prev int64
+	for i, r := range b.Rows {
+		if i == 0 {
+			w.varint(r.Offset)
+		} else {
+			w.varint(r.Offset - prev)
+		}
+		prev = r.Offset
+		w.varint(r.Timestamp)
+		w.uvarint(uint64(r.SchemaID))
+		w.bytes(r.Payload)
+	}
+	return w.b
+}
+
+// EncodeSeal renders a seal marker.
+func EncodeSeal(s Seal) []byte {
+	w := writer{}
+	w.b = append(w.b, magic, version, KindSeal)
+	w.str(s.Key)
+	w.str(s.FileID)
+	return w.b
+}
+
+// ErrMalformed is an envelope that does not parse.
+var ErrMalformed = errors.New("malformed envelope")
+
+type reader struct {
+	b   []byte
+	p   int
+	err error
+}
+
+func (r *reader) fail(what string) {
+	if r.err == nil {
+		r.err = fmt.Errorf("%w: %s at byte %d", ErrMalformed, what, r.p)
+	}
+}
+
+func (r *reader) uvarint() uint64 {
+	if r.err != nil {
+		return 0
+	}
+	v, n := binary.Uvarint(r.b[r.p:])
+	if n <= 0 {
+		r.fail("varint")
+		return 0
+	}
+	r.p += n
+	return v
+}
+
+func (r *reader) varint() int64 {
+	if r.err != nil {
+		return 0
+	}
+	v, n := binary.Varint(r.b[r.p:])
+	if n <= 0 {
+		r.fail("varint")
+		return 0
+	}
+	r.p += n
+	return v
+}
+
+func (r *reader) bytes() []byte {
+	n := r.uvarint()
+	if r.err != nil {
+		return nil
+	}
+	if n > uint64(len(r.b)-r.p) {
+		r.fail("length")
+		return nil
+	}
+	out := r.b[r.p : r.p+int(n)]
+	r.p += int(n)
+	return out
+}
+
+func (r *reader) str() string { return string(r.bytes()) }
+
+// Kind returns the kind of an encoded envelope.
+func Kind(b []byte) (byte, error) {
+	if len(b) < 3 || b[0] != magic || b[1] != version {
+		return 0, fmt.Errorf("%w: bad header", ErrMalformed)
+	}
+	return b[2], nil
+}
+
+// DecodeBatch parses a batch; row payloads alias b.
+func DecodeBatch(b []byte) (*Batch, error) {
+	if k, err := Kind(b); err != nil || k != KindRows {
+		return nil, fmt.Errorf("%w: not a batch", ErrMalformed)
+	}
+	r := reader{b: b, p: 3}
+	out := &Batch{Table: r.str(), Generation: int(r.uvarint()), Path: r.str()}
+	np := r.uvarint()
+	if np > 64 {
+		r.fail("partition count")
+	}
+	for i := uint64(0); i < np && r.err == nil; i++ {
+		out.Partitions = append(out.Partitions, [2]string{r.str(), r.str()})
+	}
+	out.Source = Source{Topic: r.str(), TopicID: r.str(), Partition: int32(r.varint())}
+	n := r.uvarint()
+	if n > uint64(len(b)) {
+		r.fail("row count")
+	}
+	if r.err == nil {
+		out.Rows = make([]Row, 0, n)
+	}
+	var prev int64
+	for i := uint64(0); i < n && r.err == nil; i++ {
+		off := r.varint()
+		if i > 0 {
+			off += prev
+		}
+		prev = off
+		out.Rows = append(out.Rows, Row{Offset: off, Timestamp: r.varint(), SchemaID: int(r.uvarint()), Payload: r.bytes()})
+	}
+	if r.err == nil && r.p != len(b) {
+		r.fail("trailing bytes")
+	}
+	if r.err != nil {
+		return nil, r.err
+	}
+	return out, nil
+}
+
+// DecodeSeal parses a seal marker.
+func DecodeSeal(b []byte) (Seal, error) {
+	if k, err := Kind(b); err != nil || k != KindSeal {
+		return Seal{}, fmt.Errorf("%w: not a seal", ErrMalformed)
+	}
+	r := reader{b: b, p: 3}
+	s := Seal{Key: r.str(), FileID: r.str()}
+	if r.err == nil && r.p != len(b) {
+		r.fail("trailing bytes")
+	}
+	return s, r.err
+}
+
+// FileID names a file by its first row: topic+partition+offset, zero-padded so names sort by offset.
+func FileID(src Source, offset int64) string {
+	return fmt.Sprintf("%s+%d+%020d", src.Topic, src.Partition, offset)
+}
+
+// SplitKey splits a key into table, generation and path.
+func SplitKey(key string) (table string, gen int, path string, err error) {
+	at := strings.IndexByte(key, '@')
+	slash := strings.IndexByte(key, '/')
+	if at < 0 || slash < at {
+		return "", 0, "", fmt.Errorf("%w: key %q", ErrMalformed, key)
+	}
+	g, err := strconv.Atoi(key[at+1 : slash])
+	if err != nil {
+		return "", 0, "", fmt.Errorf("%w: key %q", ErrMalformed, key)
+	}
+	return key[:at], g, key[slash+1:], nil
+}

@@ -1,0 +1,397 @@
+package topology
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/IBM/sarama"
+	"github.com/lovoo/goka"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/minipipe/minipipe/internal/avro"
+	"github.com/minipipe/minipipe/internal/kafka"
+	"github.com/minipipe/minipipe/internal/registry"
+	"github.com/minipipe/minipipe/processors/commit"
+	"github.com/minipipe/minipipe/processors/ingest"
+	"github.com/minipipe/minipipe/processors/validate"
+	"github.com/minipipe/minipipe/sinks/fs"
+	"github.com/minipipe/minipipe/sinks/parquet"
+)
+
+// Names are the topology's own topics and consumer groups, derived from --pipeline-name: instances with
+// the same name share the work, pipelines with different names on one cluster do not meet.
+type Names struct{ Pipeline string }
+
+// RowsTopic is the repartition topic.
+func (n Names) RowsTopic() string { return "_" + n.Pipeline + "_rows" }
+
+// CommitGroup is the commit stage's consumer group.
+func (n Names) CommitGroup() string { return "_" + n.Pipeline + "_commit" }
+
+// IngestGroup is the consumer group of a topic's ingest processor for a table generation.
+func (n Names) IngestGroup(topic string, gen int) string {
+	g := "_" + n.Pipeline + "_ingest." + topic
+	if gen > 1 {
+		g += ".g" + strconv.Itoa(gen)
+	}
+	return g
+}
+
+// DLQTopic is the dead-letter topic of a source topic.
+func DLQTopic(topic string) string { return topic + ".dlq" }
+
+// Pipeline runs the topology: one ingest processor per source topic (started as topics appear) and the
+// commit processor, each supervised: a processor that fails is rebuilt and restarted with backoff, and
+// redoes whatever it had not acknowledged.
+type Pipeline struct {
+	cfg      Config
+	log      *slog.Logger
+	kcfg     kafka.Config
+	gk       *kafka.Goka
+	reg      *registry.Registry
+	wh       fs.FS
+	catalog  *Catalog
+	names    Names
+	metrics  prometheus.Registerer
+	instance string
+
+	client    sarama.Client
+	admin     sarama.ClusterAdmin
+	producer  *kgo.Client
+	committer *commit.Committer
+	ingestM   *ingest.Metrics
+
+	mu      sync.Mutex
+	running map[string]*runningIngest // by topic
+	wg      sync.WaitGroup
+}
+
+type runningIngest struct {
+	table   Table
+	topicID string
+	cancel  context.CancelFunc
+	done    chan struct{}
+}
+
+// NewPipeline connects the pipeline's clients.
+func NewPipeline(cfg Config, log *slog.Logger, kcfg kafka.Config, gk *kafka.Goka, reg *registry.Registry, wh fs.FS, metrics prometheus.Registerer) (*Pipeline, error) {
+	catalog, err := NewCatalog(cfg)
+	if err != nil {
+		return nil, err
+	}
+	idb := make([]byte, 4)
+	_, _ = rand.Read(idb)
+	host, _ := os.Hostname()
+	p := &Pipeline{cfg: cfg, log: log.With("component", "pipeline"), kcfg: kcfg, gk: gk, reg: reg, wh: wh, catalog: catalog, names: Names{cfg.PipelineName},
+		metrics: metrics, instance: fmt.Sprintf("%s-%d-%s", host, os.Getpid(), hex.EncodeToString(idb)), running: map[string]*runningIngest{}}
+	p.client, err = sarama.NewClient(kcfg.Brokers, kcfg.Sarama())
+	if err != nil {
+		return nil, fmt.Errorf("pipeline: kafka client: %w", err)
+	}
+	p.admin, err = sarama.NewClusterAdminFromClient(p.client)
+	if err != nil {
+		return nil, fmt.Errorf("pipeline: kafka admin: %w", err)
+	}
+	p.producer, err = kcfg.NewProducer("minipipe-pipeline", kgo.ProducerLinger(2*time.Millisecond))
+	if err != nil {
+		return nil, err
+	}
+	p.ingestM = ingest.NewMetrics(metrics)
+	return p, nil
+}
+
+// schemas adapts the registry to what the processors need.
+type schemas struct{ reg *registry.Registry }
+
+func (s schemas) Schema(id int) (*avro.Schema, error) {
+	sch, _, err := s.reg.Store().Parsed(id)
+	if registry.IsNotFound(err) {
+		return nil, fmt.Errorf("%w: %d", validate.ErrUnknownSchema, id)
+	}
+	return sch, err
+}
+
+func (s schemas) SubjectSchemaIDs(subject string) ([]int, error) {
+	vs, err := s.reg.Store().Versions(subject)
+	if err != nil {
+		return nil, err
+	}
+	var ids []int
+	for _, v := range vs {
+		if !v.Deleted {
+			ids = append(ids, v.ID)
+		}
+	}
+	return ids, nil
+}
+
+func (s schemas) Sync() error {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	return s.reg.Sync(ctx)
+}
+
+// failpoint kills the process at a named step of the commit protocol when MINIPIPE_FAILPOINT names it
+// ("commit.intent", or "commit.intent:3" for its third occurrence): how the crash tests SIGKILL minipipe
+// at every step.
+func failpoint() func(string) {
+	spec := os.Getenv("MINIPIPE_FAILPOINT")
+	if spec == "" {
+		return nil
+	}
+	name, nth := spec, 1
+	if i := strings.LastIndexByte(spec, ':'); i > 0 {
+		if n, err := strconv.Atoi(spec[i+1:]); err == nil {
+			name, nth = spec[:i], n
+		}
+	}
+	var mu sync.Mutex
+	hits := 0
+	return func(step string) {
+		if step != name {
+			return
+		}
+		mu.Lock()
+		hits++
+		h := hits
+		mu.Unlock()
+		if h == nth {
+			fmt.Fprintf(os.Stderr, "FAILPOINT %s (occurrence %d): killing minipipe with SIGKILL\n", step, h)
+			_ = syscall.Kill(os.Getpid(), syscall.SIGKILL)
+			select {}
+		}
+	}
+}
+
+// Run runs the pipeline until ctx ends.
+func (p *Pipeline) Run(ctx context.Context) error {
+	defer p.shutdown()
+	tm, err := p.gk.TopicManager()
+	if err != nil {
+		return err
+	}
+	err = tm.EnsureStreamExists(p.names.RowsTopic(), p.cfg.RowsPartitions)
+	tm.Close()
+	if err != nil {
+		return fmt.Errorf("creating %s: %w", p.names.RowsTopic(), err)
+	}
+	if err := p.setRowsRetention(); err != nil {
+		p.log.Warn("could not set the retention of the repartition topic", "error", err)
+	}
+	codec, err := parquet.Codec(p.cfg.ParquetCompression)
+	_ = codec
+	if err != nil {
+		return err
+	}
+	p.committer = commit.New(commit.Config{
+		Group:     p.names.CommitGroup(),
+		RowsTopic: p.names.RowsTopic(),
+		FS:        p.wh,
+		Tables: func(name string) commit.Table {
+			if t, ok := p.catalog.ByName(name); ok {
+				return t.Commit()
+			}
+			t, _, _ := p.catalog.ForTopic(name)
+			t.Name = name
+			return t.Commit()
+		},
+		Schemas:   schemas{p.reg},
+		Producer:  p.producer,
+		Instance:  p.instance,
+		Parquet:   parquet.Options{Compression: p.cfg.ParquetCompression},
+		Failpoint: failpoint(),
+		Metrics:   commit.NewMetrics(p.metrics),
+		Log:       p.log,
+	})
+	p.supervise(ctx, "commit", func() (*goka.Processor, error) {
+		return goka.NewProcessor(p.kcfg.Brokers, p.committer.Graph(), p.gk.ProcessorOptions()...)
+	}, nil)
+
+	t := time.NewTicker(p.cfg.TopicRefresh)
+	defer t.Stop()
+	for {
+		if err := p.discover(ctx); err != nil {
+			p.log.Warn("looking for new topics", "error", err)
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+	}
+}
+
+// setRowsRetention keeps rows in the repartition topic for a week: they must outlive any wait for their
+// commit (the ingest stage has acknowledged their source records already).
+func (p *Pipeline) setRowsRetention() error {
+	week := strconv.FormatInt(int64(7*24*time.Hour/time.Millisecond), 10)
+	return p.admin.AlterConfig(sarama.TopicResource, p.names.RowsTopic(), map[string]*string{"retention.ms": &week}, false)
+}
+
+// discover starts an ingest processor for every source topic that has none, and stops those whose topic is
+// gone or recreated.
+func (p *Pipeline) discover(ctx context.Context) error {
+	if err := p.client.RefreshMetadata(); err != nil {
+		return err
+	}
+	topics, err := p.client.Topics()
+	if err != nil {
+		return err
+	}
+	var sources []string
+	tables := map[string]Table{}
+	for _, topic := range topics {
+		t, ok, err := p.catalog.ForTopic(topic)
+		if err != nil {
+			p.log.Warn("topic cannot become a table", "topic", topic, "error", err)
+			continue
+		}
+		if ok {
+			sources = append(sources, topic)
+			tables[topic] = t
+		}
+	}
+	present := map[string]bool{}
+	for _, t := range sources {
+		present[t] = true
+	}
+	p.mu.Lock()
+	for topic, r := range p.running {
+		if !present[topic] {
+			p.log.Info("source topic is gone; stopping its ingest", "topic", topic)
+			r.cancel()
+			delete(p.running, topic)
+		}
+	}
+	var missing []string
+	for _, topic := range sources {
+		if _, ok := p.running[topic]; !ok {
+			missing = append(missing, topic)
+		}
+	}
+	p.mu.Unlock()
+	if len(missing) == 0 {
+		return nil
+	}
+	ids, _, err := kafka.TopicIDs(p.client, missing)
+	if err != nil {
+		return fmt.Errorf("topic ids: %w", err)
+	}
+	for _, topic := range missing {
+		t := tables[topic]
+		if err := p.ensureDLQ(topic); err != nil {
+			p.log.Warn("creating the dead-letter topic", "topic", DLQTopic(topic), "error", err)
+			continue
+		}
+		p.startIngest(ctx, t, ids[topic])
+	}
+	return nil
+}
+
+func (p *Pipeline) ensureDLQ(topic string) error {
+	dlq := DLQTopic(topic)
+	if _, err := p.client.Partitions(dlq); err == nil {
+		return nil
+	}
+	replication, err := kafka.ResolveReplication(context.Background(), p.admin, p.cfg.ReplicationFactor)
+	if err != nil {
+		return err
+	}
+	err = p.admin.CreateTopic(dlq, &sarama.TopicDetail{NumPartitions: 1, ReplicationFactor: int16(replication)}, false)
+	var te *sarama.TopicError
+	if err != nil && !(errors.As(err, &te) && te.Err == sarama.ErrTopicAlreadyExists) && !errors.Is(err, sarama.ErrTopicAlreadyExists) {
+		return err
+	}
+	return nil
+}
+
+func (p *Pipeline) startIngest(ctx context.Context, t Table, topicID string) {
+	p.catalog.Remember(t)
+	drop := map[string]bool{}
+	for _, c := range partitionFieldColumns(t.Spec) {
+		drop[c] = true
+	}
+	gen := 1
+	in := ingest.New(ingest.Config{
+		Table:     ingest.Table{Name: t.Name, Generation: gen, Topic: t.Topic, TopicID: topicID, Spec: t.Spec, TimestampField: t.TimestampField},
+		Group:     p.names.IngestGroup(t.Topic, gen),
+		RowsTopic: p.names.RowsTopic(),
+		DLQTopic:  DLQTopic(t.Topic),
+		Producer:  p.producer,
+		Validator: validate.New(schemas{p.reg}, t.Subject(), drop),
+		Metrics:   p.ingestM,
+		Log:       p.log,
+	})
+	ictx, cancel := context.WithCancel(ctx)
+	r := &runningIngest{table: t, topicID: topicID, cancel: cancel, done: make(chan struct{})}
+	p.mu.Lock()
+	p.running[t.Topic] = r
+	p.mu.Unlock()
+	p.log.Info("source topic becomes a table", "topic", t.Topic, "table", t.Name, "partition_by", t.Spec.String())
+	p.supervise(ictx, "ingest "+t.Topic, func() (*goka.Processor, error) {
+		return goka.NewProcessor(p.kcfg.Brokers, in.Graph(), p.gk.ProcessorOptions()...)
+	}, r.done)
+}
+
+// supervise runs a goka processor until ctx ends, rebuilding it after failures with backoff.
+func (p *Pipeline) supervise(ctx context.Context, name string, build func() (*goka.Processor, error), done chan struct{}) {
+	p.wg.Add(1)
+	go func() {
+		defer p.wg.Done()
+		if done != nil {
+			defer close(done)
+		}
+		backoff := time.Second
+		for ctx.Err() == nil {
+			start := time.Now()
+			proc, err := build()
+			if err == nil {
+				err = proc.Run(ctx)
+			}
+			if ctx.Err() != nil {
+				return
+			}
+			if time.Since(start) > time.Minute {
+				backoff = time.Second
+			}
+			msg := fmt.Sprint(err)
+			if len(msg) > 600 {
+				msg = msg[:600] + "…"
+			}
+			p.log.Error("processor stopped; restarting", "processor", name, "error", msg, "backoff", backoff)
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(backoff):
+			}
+			if backoff < 30*time.Second {
+				backoff *= 2
+			}
+		}
+	}()
+}
+
+func (p *Pipeline) shutdown() {
+	p.mu.Lock()
+	for _, r := range p.running {
+		r.cancel()
+	}
+	p.mu.Unlock()
+	p.wg.Wait()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	_ = p.producer.Flush(ctx)
+	p.producer.Close()
+	p.admin.Close()
+}

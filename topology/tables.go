@@ -1,0 +1,161 @@
+package topology
+
+import (
+	"fmt"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/minipipe/minipipe/processors/bucket"
+	"github.com/minipipe/minipipe/processors/commit"
+)
+
+// TableConfig declares a table in the config file's `tables:` list. Anything left out takes the value of
+// the corresponding flag.
+type TableConfig struct {
+	Topic          string        `yaml:"topic"`           // the source topic (exact name)
+	Name           string        `yaml:"name"`            // table name; default: the topic, lower-cased, [^a-z0-9_] → _
+	PartitionBy    string        `yaml:"partition-by"`    // daily | hourly | none | field:NAME
+	Timezone       string        `yaml:"timezone"`        // of daily and hourly partitions; default UTC
+	TimestampField string        `yaml:"timestamp-field"` // default: the Kafka record timestamp
+	FlushSize      int64         `yaml:"flush-size"`      // records per file
+	MaxFileBytes   int64         `yaml:"max-file-bytes"`  // bytes per file (encoded)
+	RotateInterval time.Duration `yaml:"rotate-interval"` // a file closes at most this long after its first record
+}
+
+// Table is a resolved table: where it comes from and how it is cut.
+type Table struct {
+	Name           string
+	Topic          string
+	Spec           bucket.Spec
+	TimestampField string
+	Policy         bucket.Policy
+}
+
+// Subject is the registry subject of the table's values (Confluent's TopicNameStrategy).
+func (t Table) Subject() string { return t.Topic + "-value" }
+
+// Commit is the commit stage's view of the table.
+func (t Table) Commit() commit.Table {
+	return commit.Table{Name: t.Name, Policy: t.Policy, PartitionColumns: partitionFieldColumns(t.Spec)}
+}
+
+// partitionFieldColumns are data fields that become partition columns (and so leave the files).
+func partitionFieldColumns(s bucket.Spec) []string {
+	if s.Kind == bucket.Field {
+		return []string{s.Field}
+	}
+	return nil
+}
+
+// Catalog resolves topics to tables.
+type Catalog struct {
+	topics   *regexp.Regexp
+	declared map[string]TableConfig // by topic
+	defaults TableConfig
+	internal func(string) bool
+	byName   map[string]Table
+}
+
+// NewCatalog builds the table catalog from the configuration.
+func NewCatalog(cfg Config) (*Catalog, error) {
+	pattern := cfg.Topics
+	if pattern == "" {
+		pattern = ".*"
+	}
+	re, err := regexp.Compile("^(?:" + pattern + ")$")
+	if err != nil {
+		return nil, fmt.Errorf("--topics %q: %w", cfg.Topics, err)
+	}
+	c := &Catalog{topics: re, declared: map[string]TableConfig{}, byName: map[string]Table{},
+		defaults: TableConfig{PartitionBy: cfg.PartitionBy, Timezone: cfg.Timezone, TimestampField: cfg.TimestampField,
+			FlushSize: cfg.FlushSize, MaxFileBytes: cfg.MaxFileBytes, RotateInterval: cfg.RotateInterval},
+		internal: func(t string) bool { return InternalTopic(t, cfg.RegistryTopic) },
+	}
+	if _, err := c.resolve(TableConfig{Topic: "x"}); err != nil {
+		return nil, err
+	}
+	names := map[string]string{}
+	for _, tc := range cfg.Tables {
+		if tc.Topic == "" {
+			return nil, fmt.Errorf("tables: every table needs a topic")
+		}
+		if _, dup := c.declared[tc.Topic]; dup {
+			return nil, fmt.Errorf("tables: topic %s is declared twice", tc.Topic)
+		}
+		t, err := c.resolve(tc)
+		if err != nil {
+			return nil, err
+		}
+		if other, dup := names[t.Name]; dup {
+			return nil, fmt.Errorf("tables: topics %s and %s both feed table %s", other, tc.Topic, t.Name)
+		}
+		names[t.Name] = tc.Topic
+		c.declared[tc.Topic] = tc
+		c.byName[t.Name] = t
+	}
+	return c, nil
+}
+
+// InternalTopic reports whether a topic is not a data source: names starting with '_' (Kafka's and
+// minipipe's own topics) and dead-letter topics.
+func InternalTopic(topic, registryTopic string) bool {
+	return strings.HasPrefix(topic, "_") || strings.HasSuffix(topic, ".dlq") || topic == registryTopic
+}
+
+// ForTopic returns the table a topic feeds, or false when the topic is not a source.
+func (c *Catalog) ForTopic(topic string) (Table, bool, error) {
+	tc, declared := c.declared[topic]
+	if !declared {
+		if c.internal(topic) || !c.topics.MatchString(topic) {
+			return Table{}, false, nil
+		}
+		tc = TableConfig{Topic: topic}
+	}
+	t, err := c.resolve(tc)
+	if err != nil {
+		return Table{}, false, err
+	}
+	return t, true, nil
+}
+
+// ByName returns a declared or already seen table.
+func (c *Catalog) ByName(name string) (Table, bool) {
+	t, ok := c.byName[name]
+	return t, ok
+}
+
+// Remember records a table resolved from a topic, so that the commit stage finds its policy by name.
+func (c *Catalog) Remember(t Table) { c.byName[t.Name] = t }
+
+func (c *Catalog) resolve(tc TableConfig) (Table, error) {
+	d := c.defaults
+	pick := func(v, def string) string {
+		if v != "" {
+			return v
+		}
+		return def
+	}
+	name := pick(tc.Name, bucket.TableName(tc.Topic))
+	if !bucket.ValidTable(name) {
+		return Table{}, fmt.Errorf("table name %q: use 1 to 128 characters from [a-z0-9_]", name)
+	}
+	spec, err := bucket.ParseSpec(pick(tc.PartitionBy, d.PartitionBy), pick(tc.Timezone, d.Timezone))
+	if err != nil {
+		return Table{}, fmt.Errorf("table %s: %w", name, err)
+	}
+	policy := bucket.Policy{MaxRecords: d.FlushSize, MaxBytes: d.MaxFileBytes, Interval: d.RotateInterval}
+	if tc.FlushSize > 0 {
+		policy.MaxRecords = tc.FlushSize
+	}
+	if tc.MaxFileBytes > 0 {
+		policy.MaxBytes = tc.MaxFileBytes
+	}
+	if tc.RotateInterval > 0 {
+		policy.Interval = tc.RotateInterval
+	}
+	if policy.MaxRecords <= 0 && policy.MaxBytes <= 0 && policy.Interval <= 0 {
+		return Table{}, fmt.Errorf("table %s: files would never close: set --flush-size, --max-file-bytes or --rotate-interval", name)
+	}
+	return Table{Name: name, Topic: tc.Topic, Spec: spec, TimestampField: pick(tc.TimestampField, d.TimestampField), Policy: policy}, nil
+}
