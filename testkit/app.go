@@ -164,6 +164,8 @@ func Args(cfg topology.Config) []string {
 		"--rotate-interval", cfg.RotateInterval.String(),
 		"--flush-size", strconv.FormatInt(cfg.FlushSize, 10),
 		"--partition-by", cfg.PartitionBy,
+		"--warehouse", cfg.WarehouseURL(),
+		"--rows-partitions", strconv.Itoa(cfg.RowsPartitions),
 	}
 }
 
@@ -171,9 +173,16 @@ func Args(cfg topology.Config) []string {
 // killed at the end of the test.
 func StartProcess(t testing.TB, cfg topology.Config, extra ...string) *Proc {
 	t.Helper()
+	return StartProcessEnv(t, cfg, nil, extra...)
+}
+
+// StartProcessEnv is StartProcess with extra environment variables (MINIPIPE_FAILPOINT=…).
+func StartProcessEnv(t testing.TB, cfg topology.Config, env []string, extra ...string) *Proc {
+	t.Helper()
 	p := &Proc{Config: cfg, REST: "http://" + cfg.RestAddr, Registry: "http://" + cfg.RegistryAddr, HTTP: "http://" + cfg.HTTPAddr,
 		log: &bytes.Buffer{}, exited: make(chan struct{})}
 	p.cmd = exec.Command(Binary(t), append(Args(cfg), extra...)...)
+	p.cmd.Env = append(os.Environ(), env...)
 	p.cmd.Stdout = &lockedWriter{p}
 	p.cmd.Stderr = &lockedWriter{p}
 	if err := p.cmd.Start(); err != nil {
@@ -205,6 +214,16 @@ func (p *Proc) Log() string {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return p.log.String()
+}
+
+// WaitExit waits for the process to end by itself; false after timeout.
+func (p *Proc) WaitExit(timeout time.Duration) bool {
+	select {
+	case <-p.exited:
+		return true
+	case <-time.After(timeout):
+		return false
+	}
 }
 
 // Exited is closed when the process has ended.

@@ -48,9 +48,14 @@ func curl(t *testing.T, command, addr string) (int, []byte) {
 	return status, out[:i]
 }
 
-func TestSeedCurlCommands(t *testing.T) {
+// TestSeedWalkthrough follows the seed README's "Example Use Case" on a real broker: its two curl
+// commands, verbatim but for the host, then the query within the rotate interval.
+func TestSeedWalkthrough(t *testing.T) {
 	brokers := testkit.Kafka(t)
-	app := testkit.StartApp(t, testkit.TestConfig(t, brokers))
+	deleteTopic(t, brokers, "connect_test")
+	cfg := testkit.TestConfig(t, brokers)
+	cfg.Topics = "connect_test"
+	app := testkit.StartApp(t, cfg)
 	addr := app.Config.RestAddr
 
 	type resp struct {
@@ -92,6 +97,19 @@ func TestSeedCurlCommands(t *testing.T) {
 	}
 	if v := testkit.Do(t, "GET", app.Registry+"/subjects/connect_test-value/versions", ""); string(v.Body) != "[1,2]" {
 		t.Fatalf("versions after the refusal: %s", v.Body)
+	}
+	// Within the rotate interval, the rows are a table: the new column is NULL for alice's row.
+	start := time.Now()
+	rows := testkit.WaitQuery(t, cfg.WarehouseURL(), "SELECT name, lastname FROM connect_test ORDER BY name", cfg.RotateInterval+15*time.Second,
+		func(r [][]string) bool { return len(r) == 2 })
+	if fmt.Sprint(rows) != "[[alice NULL] [bob smith]]" {
+		t.Fatalf("query gave %v", rows)
+	}
+	t.Logf("rows queryable %v after the second request (rotate interval %v)", time.Since(start).Round(100*time.Millisecond), cfg.RotateInterval)
+	// The binary answers the same.
+	out, err := exec.Command(testkit.Binary(t), "query", "--warehouse", cfg.WarehouseURL(), "SELECT name, lastname FROM connect_test ORDER BY name").CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "alice | NULL") || !strings.Contains(string(out), "bob   | smith") {
+		t.Fatalf("minipipe query: %v\n%s", err, out)
 	}
 }
 
@@ -181,6 +199,13 @@ func TestConfluentPythonClient(t *testing.T) {
 		ID int `json:"id"`
 	}
 	_ = json.Unmarshal(latest.Body, &v)
+	// The records land in their table too.
+	table := strings.ReplaceAll(topic2, "-", "_")
+	rows := testkit.WaitQuery(t, app.Config.WarehouseURL(), "SELECT url, n FROM "+table+" ORDER BY n", 60*time.Second,
+		func(r [][]string) bool { return len(r) == 10 })
+	if rows[0][0] != "/p/0" || rows[9][1] != "9" {
+		t.Fatalf("table %s: %v", table, rows)
+	}
 	msgs := testkit.Consume(t, brokers, topic2, 10, 30*time.Second)
 	sch, _ := avro.Parse(schema2)
 	codec, _ := avro.NewCodec(sch)

@@ -210,6 +210,7 @@ func (p *Pipeline) Run(ctx context.Context) error {
 		Producer:  p.producer,
 		Instance:  p.instance,
 		Parquet:   parquet.Options{Compression: p.cfg.ParquetCompression},
+		SealCheck: min(max(p.cfg.RotateInterval/4, 100*time.Millisecond), time.Second),
 		Failpoint: failpoint(),
 		Metrics:   commit.NewMetrics(p.metrics),
 		Log:       p.log,

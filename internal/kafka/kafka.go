@@ -64,8 +64,8 @@ func (c Config) Sarama() *sarama.Config {
 
 	cfg.Consumer.Offsets.Initial = sarama.OffsetOldest
 	cfg.Consumer.Return.Errors = true
-	cfg.Consumer.Group.Session.Timeout = 10 * time.Second
-	cfg.Consumer.Group.Heartbeat.Interval = 3 * time.Second
+	cfg.Consumer.Group.Session.Timeout = 6 * time.Second // the broker's minimum: a dead member is noticed fast
+	cfg.Consumer.Group.Heartbeat.Interval = 2 * time.Second
 	cfg.Consumer.Fetch.Default = 4 << 20
 	cfg.Consumer.MaxWaitTime = 250 * time.Millisecond
 	return cfg

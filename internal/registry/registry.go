@@ -68,7 +68,6 @@ type Registry struct {
 	store *Store
 
 	view     *goka.View
-	proc     *goka.Processor
 	emitter  *goka.Emitter
 	producer sarama.SyncProducer
 	client   sarama.Client
@@ -114,39 +113,70 @@ func New(cfg Config, kcfg kafka.Config, gk *kafka.Goka, log *slog.Logger) (*Regi
 	if err != nil {
 		return nil, fmt.Errorf("registry: producer: %w", err)
 	}
-	graph := goka.DefineGroup(goka.Group(cfg.Group),
-		goka.Input(goka.Stream(cfg.CommandTopic), new(codec.Bytes), r.handle),
-	)
-	r.proc, err = goka.NewProcessor(kcfg.Brokers, graph, gk.ProcessorOptions()...)
-	if err != nil {
-		return nil, fmt.Errorf("registry: processor: %w", err)
-	}
 	return r, nil
+}
+
+func (r *Registry) newProcessor() (*goka.Processor, error) {
+	graph := goka.DefineGroup(goka.Group(r.cfg.Group),
+		goka.Input(goka.Stream(r.cfg.CommandTopic), new(codec.Bytes), r.handle),
+	)
+	return goka.NewProcessor(r.kcfg.Brokers, graph, r.gk.ProcessorOptions()...)
 }
 
 // Store is the registry's local read model.
 func (r *Registry) Store() *Store { return r.store }
 
-// Run runs the view and the owner election until ctx ends.
+// Run runs the view and the owner election until ctx ends. Kafka going away is no reason to stop: the view
+// reconnects by itself, and the owner's processor is rebuilt with backoff whenever it fails.
 func (r *Registry) Run(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	errs := make(chan error, 2)
-	go func() { errs <- r.view.Run(ctx) }()
-	go func() { errs <- r.proc.Run(ctx) }()
-	var first error
-	for i := 0; i < 2; i++ {
-		err := <-errs
-		if err != nil && first == nil && ctx.Err() == nil {
-			first = err
+	viewDone := make(chan error, 1)
+	go func() { viewDone <- r.view.Run(ctx) }()
+	procDone := make(chan struct{})
+	go func() {
+		defer close(procDone)
+		backoff := time.Second
+		for ctx.Err() == nil {
+			start := time.Now()
+			proc, err := r.newProcessor()
+			if err == nil {
+				err = proc.Run(ctx)
+			}
+			if ctx.Err() != nil {
+				return
+			}
+			if time.Since(start) > time.Minute {
+				backoff = time.Second
+			}
+			msg := fmt.Sprint(err)
+			if len(msg) > 400 {
+				msg = msg[:400] + "…"
+			}
+			r.log.Warn("registry owner processor stopped; restarting", "error", msg, "backoff", backoff)
+			select {
+			case <-ctx.Done():
+			case <-time.After(backoff):
+			}
+			if backoff < 30*time.Second {
+				backoff *= 2
+			}
 		}
-		cancel()
+	}()
+	var err error
+	select {
+	case <-ctx.Done():
+	case err = <-viewDone:
+		viewDone <- err
 	}
+	cancel()
+	<-procDone
+	verr := <-viewDone
 	r.emitter.Finish()
 	r.producer.Close()
 	r.client.Close()
-	if first != nil {
-		return fmt.Errorf("registry: %w", first)
+	if verr != nil && ctx.Err() == nil {
+		return fmt.Errorf("registry: %w", verr)
 	}
 	return nil
 }

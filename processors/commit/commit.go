@@ -224,7 +224,12 @@ func (c *Committer) process(ctx goka.Context, msg interface{}) {
 	e := p.acks.Push(ctx.DeferCommit())
 	defer p.acks.Release(e, nil)
 	value, _ := msg.([]byte)
+	p.handle(ctx.Context(), value, e, ctx.Offset())
+}
 
+// handle processes one record of the repartition topic: a batch of rows or a seal marker.
+func (p *partWriter) handle(ctx context.Context, value []byte, e *acks.Entry, offset int64) {
+	c := p.c
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.fatal != nil {
@@ -232,14 +237,14 @@ func (c *Committer) process(ctx goka.Context, msg interface{}) {
 		return
 	}
 	if !p.ready {
-		if err := p.recover(ctx.Context()); err != nil {
+		if err := p.recover(ctx); err != nil {
 			p.die(e, fmt.Errorf("recovering partition %d: %w", p.id, err))
 			return
 		}
 	}
 	kind, err := envelope.Kind(value)
 	if err != nil {
-		c.cfg.Log.Error("skipping a malformed record of the repartition topic", "partition", p.id, "offset", ctx.Offset(), "error", err)
+		c.cfg.Log.Error("skipping a malformed record of the repartition topic", "partition", p.id, "offset", offset, "error", err)
 		return
 	}
 	switch kind {
@@ -257,10 +262,10 @@ func (c *Committer) process(ctx goka.Context, msg interface{}) {
 	case envelope.KindRows:
 		b, err := envelope.DecodeBatch(value)
 		if err != nil {
-			c.cfg.Log.Error("skipping a malformed batch", "partition", p.id, "offset", ctx.Offset(), "error", err)
+			c.cfg.Log.Error("skipping a malformed batch", "partition", p.id, "offset", offset, "error", err)
 			return
 		}
-		if err := p.add(ctx.Context(), b, e); err != nil {
+		if err := p.add(ctx, b, e); err != nil {
 			p.die(e, err)
 		}
 	}

@@ -1,0 +1,299 @@
+package commit
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/minipipe/minipipe/internal/avro"
+	"github.com/minipipe/minipipe/processors/acks"
+	"github.com/minipipe/minipipe/processors/bucket"
+	"github.com/minipipe/minipipe/processors/envelope"
+	"github.com/minipipe/minipipe/sinks/fs"
+	"github.com/minipipe/minipipe/sinks/manifest"
+)
+
+// The scenarios of kafka-connect-hdfs's TopicPartitionWriter, DataWriter and FailureRecovery tests,
+// replayed against the commit stage without Kafka: batches of rows and seal markers go in, committed
+// files, the manifest and acknowledgements come out.
+
+const (
+	v1 = `{"type":"record","name":"E","fields":[{"name":"id","type":"long"}]}`
+	v2 = `{"type":"record","name":"E","fields":[{"name":"id","type":"long"},{"name":"note","type":["null","string"],"default":null}]}`
+)
+
+type fakeSchemas map[int]*avro.Schema
+
+func (f fakeSchemas) Schema(id int) (*avro.Schema, error) {
+	if s, ok := f[id]; ok {
+		return s, nil
+	}
+	return nil, fmt.Errorf("schema %d unknown", id)
+}
+
+type harness struct {
+	t     *testing.T
+	fs    *fs.Local
+	c     *Committer
+	p     *partWriter
+	acked []string
+	codec map[int]*avro.Codec
+}
+
+func newHarness(t *testing.T, policy bucket.Policy, maxOpen int) *harness {
+	t.Helper()
+	l, err := fs.NewLocal(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := &harness{t: t, fs: l, codec: map[int]*avro.Codec{}}
+	schemas := fakeSchemas{}
+	for id, text := range map[int]string{1: v1, 2: v2} {
+		s, err := avro.Parse(text)
+		if err != nil {
+			t.Fatal(err)
+		}
+		schemas[id] = s
+		h.codec[id], _ = avro.NewCodec(s)
+	}
+	h.c = New(Config{Group: "g", RowsTopic: "rows", FS: l, Schemas: schemas, Instance: "test", MaxOpenFiles: maxOpen,
+		Tables: func(name string) Table { return Table{Name: name, Policy: policy} },
+		Log:    slog.New(slog.NewTextHandler(io.Discard, nil))})
+	h.p = h.newPart()
+	return h
+}
+
+func (h *harness) newPart() *partWriter {
+	return &partWriter{c: h.c, id: 0, ctx: context.Background(), acks: acks.NewQueue(), files: map[string]*openFile{}, sealSent: map[string]string{}}
+}
+
+type row struct {
+	src    int32
+	offset int64
+	schema int
+}
+
+// batch makes a batch of rows for table t, partition path.
+func (h *harness) batch(path string, src int32, schema int, offsets ...int64) []byte {
+	b := &envelope.Batch{Table: "t", Generation: 1, Path: path, Partitions: [][2]string{{"dt", strings.TrimPrefix(path, "dt=")}},
+		Source: envelope.Source{Topic: "src", TopicID: "id", Partition: src}}
+	for _, o := range offsets {
+		payload, err := h.codec[schema].AppendBinaryFromJSON(nil, []byte(fmt.Sprintf(`{"id":%d}`, o)))
+		if err != nil {
+			h.t.Fatal(err)
+		}
+		b.Rows = append(b.Rows, envelope.Row{Offset: o, Timestamp: 1, SchemaID: schema, Payload: payload})
+	}
+	return envelope.EncodeBatch(b)
+}
+
+// send hands one record of the repartition topic to the partition, as goka would.
+func (h *harness) send(p *partWriter, rOffset int64, value []byte) {
+	e := p.acks.Push(func(err error) {
+		h.acked = append(h.acked, fmt.Sprintf("%d%s", rOffset, map[bool]string{true: "!", false: ""}[err != nil]))
+	})
+	p.handle(context.Background(), value, e, rOffset)
+	p.acks.Release(e, nil)
+}
+
+func (h *harness) seal(p *partWriter, rOffset int64, path string, src int32, first int64) {
+	h.send(p, rOffset, envelope.EncodeSeal(envelope.Seal{Key: envelope.Key("t", 1, path), FileID: envelope.FileID(envelope.Source{Topic: "src", TopicID: "id", Partition: src}, first)}))
+}
+
+// committed lists the committed files of table t as path/name → rows, from the manifest.
+func (h *harness) committed() []string {
+	h.t.Helper()
+	var out []string
+	var walk func(dir string)
+	walk = func(dir string) {
+		es, err := h.fs.ReadDir(dir)
+		if errors.Is(err, fs.ErrNotExist) {
+			return
+		}
+		for _, e := range es {
+			if e.IsDir {
+				walk(fs.Join(dir, e.Name))
+				continue
+			}
+			out = append(out, strings.TrimPrefix(fs.Join(dir, e.Name), "t/"))
+		}
+	}
+	walk("t")
+	sort.Strings(out)
+	return out
+}
+
+func name(path string, src int32, first int64) string {
+	return path + "/" + envelope.FileID(envelope.Source{Topic: "src", Partition: src}, first) + ".parquet"
+}
+
+func TestRotationByCount(t *testing.T) {
+	// DataWriterAvroTest.testWriteRecord: 7 records, flush size 3 → [0-2], [3-5]; record 6 waits.
+	h := newHarness(t, bucket.Policy{MaxRecords: 3}, 64)
+	for i := int64(0); i < 7; i++ {
+		h.send(h.p, i, h.batch("dt=d1", 0, 1, i))
+	}
+	want := []string{name("dt=d1", 0, 0), name("dt=d1", 0, 3)}
+	if got := h.committed(); fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("files %v, want %v", got, want)
+	}
+	if fmt.Sprint(h.acked) != "[0 1 2 3 4 5]" {
+		t.Fatalf("acknowledged %v: only what is committed, in order", h.acked)
+	}
+	// testFlushPartialFile / G4: the seal marker (the idle timer's) closes the open file.
+	h.seal(h.p, 7, "dt=d1", 0, 6)
+	if got := h.committed(); len(got) != 3 || fmt.Sprint(h.acked) != "[0 1 2 3 4 5 6 7]" {
+		t.Fatalf("after the seal: %v, acked %v", got, h.acked)
+	}
+	// A stale seal (for a file already committed) changes nothing.
+	h.seal(h.p, 8, "dt=d1", 0, 6)
+	if got := h.committed(); len(got) != 3 {
+		t.Fatalf("stale seal: %v", got)
+	}
+	if k := h.p.st.Keys[envelope.Key("t", 1, "dt=d1")]; k.Rows != 7 || k.Files != 3 || k.HWM["src:id:0"] != 6 {
+		t.Fatalf("manifest state %+v", k)
+	}
+}
+
+func TestNonZeroOffsetsAndInterleavedSources(t *testing.T) {
+	h := newHarness(t, bucket.Policy{MaxRecords: 3}, 64)
+	// Source partition 0 from offset 9, partition 1 from 100, interleaved in the repartition topic.
+	h.send(h.p, 0, h.batch("dt=d1", 0, 1, 9, 10))
+	h.send(h.p, 1, h.batch("dt=d1", 1, 1, 100))
+	h.send(h.p, 2, h.batch("dt=d1", 1, 1, 101, 102))
+	h.send(h.p, 3, h.batch("dt=d1", 0, 1, 11, 12, 13))
+	// Files fill across sources: [9 10 100], [101 102 11]; [12 13] stays open.
+	want := []string{name("dt=d1", 0, 9), name("dt=d1", 1, 101)}
+	if got := h.committed(); fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("files %v, want %v", got, want)
+	}
+	k := h.p.st.Keys[envelope.Key("t", 1, "dt=d1")]
+	if k.HWM["src:id:0"] != 11 || k.HWM["src:id:1"] != 102 {
+		t.Fatalf("high-water marks %v", k.HWM)
+	}
+}
+
+func TestDuplicatesDropped(t *testing.T) {
+	// An at-least-once upstream re-sends what was committed: only the new rows count.
+	h := newHarness(t, bucket.Policy{MaxRecords: 3}, 64)
+	h.send(h.p, 0, h.batch("dt=d1", 0, 1, 0, 1, 2))
+	h.send(h.p, 1, h.batch("dt=d1", 0, 1, 0, 1, 2, 3, 4)) // a replay, then two new rows
+	h.send(h.p, 2, h.batch("dt=d1", 0, 1, 4, 5))          // 4 again (still open), then 5
+	k := h.p.st.Keys[envelope.Key("t", 1, "dt=d1")]
+	if k.Rows != 6 || k.Files != 2 {
+		t.Fatalf("rows %d files %d, want 6 and 2", k.Rows, k.Files)
+	}
+}
+
+func TestSchemaVersions(t *testing.T) {
+	// A newer schema starts a new file; an older one is read into the open newer file (projected).
+	h := newHarness(t, bucket.Policy{MaxRecords: 100}, 64)
+	h.send(h.p, 0, h.batch("dt=d1", 0, 1, 0, 1))
+	h.send(h.p, 1, h.batch("dt=d1", 0, 2, 2))
+	h.send(h.p, 2, h.batch("dt=d1", 0, 1, 3))
+	if got := h.committed(); fmt.Sprint(got) != fmt.Sprint([]string{name("dt=d1", 0, 0)}) {
+		t.Fatalf("files %v", got)
+	}
+	h.seal(h.p, 3, "dt=d1", 0, 2)
+	k := h.p.st.Keys[envelope.Key("t", 1, "dt=d1")]
+	if k.Files != 2 || k.Rows != 4 || fmt.Sprint(k.SchemaIDs) != "[1 2]" {
+		t.Fatalf("state %+v", k)
+	}
+}
+
+func TestKeysAckInOrderAndMaxOpenFiles(t *testing.T) {
+	h := newHarness(t, bucket.Policy{MaxRecords: 2}, 2)
+	h.send(h.p, 0, h.batch("dt=a", 0, 1, 0))
+	h.send(h.p, 1, h.batch("dt=b", 0, 1, 1))
+	h.send(h.p, 2, h.batch("dt=b", 0, 1, 2)) // dt=b fills and commits; dt=a (offset 0) is still open
+	if fmt.Sprint(h.acked) != "[]" {
+		t.Fatalf("acknowledged %v before the oldest record's file was committed", h.acked)
+	}
+	h.send(h.p, 3, h.batch("dt=c", 0, 1, 3))
+	h.send(h.p, 4, h.batch("dt=d", 0, 1, 4)) // a third open file: the least recently written one (dt=a) is committed
+	got := h.committed()
+	if len(got) != 2 || !strings.HasPrefix(got[0], "dt=a/") {
+		t.Fatalf("files %v", got)
+	}
+	if fmt.Sprint(h.acked) != "[0 1 2]" {
+		t.Fatalf("acknowledged %v", h.acked)
+	}
+}
+
+func TestLateData(t *testing.T) {
+	// G5: a row for an old day lands in that day's partition.
+	h := newHarness(t, bucket.Policy{MaxRecords: 1}, 64)
+	h.send(h.p, 0, h.batch("dt=2026-11-25", 0, 1, 0))
+	h.send(h.p, 1, h.batch("dt=2026-11-20", 0, 1, 1))
+	if got := h.committed(); fmt.Sprint(got) != fmt.Sprint([]string{name("dt=2026-11-20", 0, 1), name("dt=2026-11-25", 0, 0)}) {
+		t.Fatalf("files %v", got)
+	}
+}
+
+func TestRecovery(t *testing.T) {
+	h := newHarness(t, bucket.Policy{MaxRecords: 2}, 64)
+	h.send(h.p, 0, h.batch("dt=d1", 0, 1, 0, 1))
+	dir := ManifestDir("rows", 0)
+	log, st, err := manifest.Load(h.fs, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stage := func(name string) string {
+		w, err := h.fs.Create(fs.Join(StagingDir("rows", 0), name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, _ = w.Write([]byte("PAR1 not really"))
+		_ = w.Close()
+		return fs.Join(StagingDir("rows", 0), name)
+	}
+	// testRecovery: an intent whose staging file exists is completed on recovery.
+	done := stage("9-000001.parquet")
+	in1 := &manifest.Record{Kind: manifest.Intent, Epoch: st.Epoch, Files: []manifest.File{{Table: "t", Generation: 1, Key: envelope.Key("t", 1, "dt=d1"),
+		Path: "dt=d1", Staging: done, Final: "t/dt=d1/recovered.parquet", Rows: 3, Sources: []manifest.SourceRange{{Source: "src:id:0", First: 2, Last: 4, Count: 3}}}}}
+	// An intent whose staging file is lost is abandoned (its rows are redone).
+	in2 := &manifest.Record{Kind: manifest.Intent, Epoch: st.Epoch, Files: []manifest.File{{Table: "t", Generation: 1, Key: envelope.Key("t", 1, "dt=d2"),
+		Path: "dt=d2", Staging: fs.Join(StagingDir("rows", 0), "gone.parquet"), Final: "t/dt=d2/gone.parquet", Rows: 1,
+		Sources: []manifest.SourceRange{{Source: "src:id:0", First: 5, Last: 5, Count: 1}}}}}
+	for _, r := range []*manifest.Record{in1, in2} {
+		if err := log.Append(r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	orphan := stage("9-000002.parquet") // testGetNextOffsets: junk in staging is ignored and removed
+
+	// A new owner takes the partition.
+	p2 := h.newPart()
+	h.send(p2, 1, h.batch("dt=d1", 0, 1, 3, 4, 5, 6)) // 3 and 4 came back committed by recovery: dropped
+	if ok, _ := fs.Exists(h.fs, "t/dt=d1/recovered.parquet"); !ok {
+		t.Fatal("the pending intent was not completed")
+	}
+	if ok, _ := fs.Exists(h.fs, orphan); ok {
+		t.Fatal("the orphaned staging file is still there")
+	}
+	if ok, _ := fs.Exists(h.fs, "t/dt=d2/gone.parquet"); ok {
+		t.Fatal("an abandoned intent was published")
+	}
+	k := p2.st.Keys[envelope.Key("t", 1, "dt=d1")]
+	if k.Rows != 2+3+2 || k.HWM["src:id:0"] != 6 {
+		t.Fatalf("after recovery: %+v", k)
+	}
+	if _, ok := p2.st.Keys[envelope.Key("t", 1, "dt=d2")]; ok {
+		t.Fatal("the abandoned intent counts as committed")
+	}
+	// The first owner is fenced: its next commit fails instead of committing beside the new owner.
+	h.send(h.p, 2, h.batch("dt=d1", 0, 1, 7, 8))
+	if h.p.fatal == nil || !errors.Is(h.p.fatal, manifest.ErrFenced) {
+		t.Fatalf("the old owner was not fenced: %v", h.p.fatal)
+	}
+	time.Sleep(10 * time.Millisecond)
+	if last := h.acked[len(h.acked)-1]; !strings.HasSuffix(last, "!") {
+		t.Fatalf("the fenced owner acknowledged its input: %v", h.acked)
+	}
+}

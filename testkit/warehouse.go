@@ -1,0 +1,98 @@
+package testkit
+
+import (
+	"context"
+	"fmt"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/minipipe/minipipe/internal/query"
+	"github.com/minipipe/minipipe/sinks/fs"
+	"github.com/minipipe/minipipe/topology"
+)
+
+// Query runs SQL over a local warehouse the way `minipipe query` does, and returns the rows as text
+// (NULL for nulls), one []string per row.
+func Query(t testing.TB, warehouse, sql string) ([][]string, error) {
+	t.Helper()
+	wh, err := fs.Open(warehouse)
+	if err != nil {
+		return nil, err
+	}
+	defer wh.Close()
+	tables, err := topology.QueryTables(wh)
+	if err != nil {
+		return nil, err
+	}
+	db, err := query.Open(context.Background(), tables)
+	if err != nil {
+		return nil, err
+	}
+	defer db.Close()
+	res, err := db.Query(context.Background(), sql)
+	if err != nil {
+		return nil, err
+	}
+	var out [][]string
+	for _, r := range res.Rows {
+		row := make([]string, len(r))
+		for i, v := range r {
+			if v == nil {
+				row[i] = "NULL"
+			} else {
+				row[i] = *v
+			}
+		}
+		out = append(out, row)
+	}
+	return out, nil
+}
+
+// WaitQuery polls a query until check accepts its rows, failing the test after timeout.
+func WaitQuery(t testing.TB, warehouse, sql string, timeout time.Duration, check func([][]string) bool) [][]string {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	var rows [][]string
+	var err error
+	for time.Now().Before(deadline) {
+		rows, err = Query(t, warehouse, sql)
+		if err == nil && check(rows) {
+			return rows
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+	t.Fatalf("after %v, %s gives %v (error %v)", timeout, sql, rows, err)
+	return nil
+}
+
+// Warehouse is the warehouse URL of a test configuration.
+func Warehouse(cfg topology.Config) string { return cfg.WarehouseURL() }
+
+// StagingFiles lists what is left under the warehouse's staging directories.
+func StagingFiles(t testing.TB, warehouse string) []string {
+	t.Helper()
+	root := strings.TrimPrefix(warehouse, "file://")
+	out, _ := exec.Command("find", filepath.Join(root, "_minipipe", "staging"), "-type", "f").Output()
+	var files []string
+	for _, l := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		if l != "" {
+			files = append(files, l)
+		}
+	}
+	return files
+}
+
+// CountDistinct returns count(*) and count(DISTINCT col) of a table.
+func CountDistinct(t testing.TB, warehouse, table, col string) (int, int, error) {
+	rows, err := Query(t, warehouse, fmt.Sprintf("SELECT count(*), count(DISTINCT %s) FROM %s", col, table))
+	if err != nil {
+		return 0, 0, err
+	}
+	var n, d int
+	fmt.Sscan(rows[0][0], &n)
+	fmt.Sscan(rows[0][1], &d)
+	return n, d, nil
+}
