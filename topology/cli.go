@@ -36,7 +36,7 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	root.SetArgs(args)
 	root.SetOut(stdout)
 	root.SetErr(stderr)
-	root.AddCommand(runCommand(stderr), topologyCommand(stdout, stderr), tablesCommand(stdout, stderr), queryCommand(stdout, stderr), versionCommand(stdout))
+	root.AddCommand(runCommand(stderr), topologyCommand(stdout, stderr), tablesCommand(stdout, stderr), queryCommand(stdout, stderr), replayCommand(stdout, stderr), versionCommand(stdout))
 	if err := root.Execute(); err != nil {
 		fmt.Fprintln(stderr, "minipipe:", err)
 		return 1
@@ -259,5 +259,34 @@ func queryCommand(stdout, stderr io.Writer) *cobra.Command {
 	}
 	cfg.runFlags(cmd.Flags())
 	cmd.Flags().StringVar(&format, "format", "table", "table, csv or json")
+	return cmd
+}
+
+func replayCommand(stdout, stderr io.Writer) *cobra.Command {
+	cfg := DefaultConfig()
+	var table string
+	var grace time.Duration
+	cmd := &cobra.Command{
+		Use:   "replay --table T",
+		Short: "Rebuild a table from its topic (earliest retained offset on) into a new generation, and swap it in atomically",
+		Long: "The running pipeline does the work: it reads the table's topic again from its earliest retained offset into a new\n" +
+			"generation while queries keep reading the current one; once the new generation has everything the current one has,\n" +
+			"it is swapped in with one atomic write. Needs `minipipe run` running on the same brokers and warehouse.",
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if _, err := setup(cmd, &cfg, stderr); err != nil {
+				return err
+			}
+			if table == "" {
+				return fmt.Errorf("--table is required")
+			}
+			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			return RunReplay(ctx, cfg, table, stdout, grace)
+		},
+	}
+	cfg.runFlags(cmd.Flags())
+	cmd.Flags().StringVar(&table, "table", "", "the table to rebuild")
+	cmd.Flags().DurationVar(&grace, "grace", 30*time.Second, "how long the old generation's files stay for queries that started before the swap")
 	return cmd
 }

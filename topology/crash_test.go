@@ -13,6 +13,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/minipipe/minipipe/internal/kafka"
+	"github.com/minipipe/minipipe/sinks/fs"
 	"github.com/minipipe/minipipe/testkit"
 	"github.com/minipipe/minipipe/topology"
 )
@@ -207,4 +208,13 @@ func TestBrokerRestart(t *testing.T) {
 	if !strings.Contains(p.Log(), "level=") {
 		t.Log(p.Log())
 	}
+}
+
+func mustFS(t *testing.T, url string) fs.FS {
+	t.Helper()
+	f, err := fs.Open(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return f
 }

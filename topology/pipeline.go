@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -73,12 +74,13 @@ type Pipeline struct {
 	ingestM   *ingest.Metrics
 
 	mu      sync.Mutex
-	running map[string]*runningIngest // by topic
+	running map[string]*runningIngest // by topic@generation
 	wg      sync.WaitGroup
 }
 
 type runningIngest struct {
 	table   Table
+	gen     int
 	topicID string
 	cancel  context.CancelFunc
 	done    chan struct{}
@@ -240,8 +242,8 @@ func (p *Pipeline) setRowsRetention() error {
 	return p.admin.AlterConfig(sarama.TopicResource, p.names.RowsTopic(), map[string]*string{"retention.ms": &week}, false)
 }
 
-// discover starts an ingest processor for every source topic that has none, and stops those whose topic is
-// gone or recreated.
+// discover starts an ingest processor for every source topic (and table generation) that has none, and
+// stops those whose topic is gone or whose generation a replay has retired.
 func (p *Pipeline) discover(ctx context.Context) error {
 	if err := p.client.RefreshMetadata(); err != nil {
 		return err
@@ -250,52 +252,62 @@ func (p *Pipeline) discover(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	var sources []string
-	tables := map[string]Table{}
+	want := map[string]Table{} // by topic@generation
+	wantGen := map[string]int{}
 	for _, topic := range topics {
 		t, ok, err := p.catalog.ForTopic(topic)
 		if err != nil {
 			p.log.Warn("topic cannot become a table", "topic", topic, "error", err)
 			continue
 		}
-		if ok {
-			sources = append(sources, topic)
-			tables[topic] = t
+		if !ok {
+			continue
+		}
+		gens, err := generations(p.wh, t.Name)
+		if err != nil {
+			p.log.Warn("reading the generations of a table", "table", t.Name, "error", err)
+			continue
+		}
+		for _, g := range gens {
+			key := topic + "@" + strconv.Itoa(g)
+			want[key] = t
+			wantGen[key] = g
 		}
 	}
-	present := map[string]bool{}
-	for _, t := range sources {
-		present[t] = true
-	}
 	p.mu.Lock()
-	for topic, r := range p.running {
-		if !present[topic] {
-			p.log.Info("source topic is gone; stopping its ingest", "topic", topic)
+	for key, r := range p.running {
+		if _, ok := want[key]; !ok {
+			p.log.Info("stopping an ingest processor", "topic", r.table.Topic, "generation", r.gen, "why", "topic gone or generation retired")
 			r.cancel()
-			delete(p.running, topic)
+			delete(p.running, key)
 		}
 	}
 	var missing []string
-	for _, topic := range sources {
-		if _, ok := p.running[topic]; !ok {
-			missing = append(missing, topic)
+	for key := range want {
+		if _, ok := p.running[key]; !ok {
+			missing = append(missing, key)
 		}
 	}
 	p.mu.Unlock()
 	if len(missing) == 0 {
 		return nil
 	}
-	ids, _, err := kafka.TopicIDs(p.client, missing)
+	var names []string
+	for _, key := range missing {
+		names = append(names, want[key].Topic)
+	}
+	ids, _, err := kafka.TopicIDs(p.client, names)
 	if err != nil {
 		return fmt.Errorf("topic ids: %w", err)
 	}
-	for _, topic := range missing {
-		t := tables[topic]
-		if err := p.ensureDLQ(topic); err != nil {
-			p.log.Warn("creating the dead-letter topic", "topic", DLQTopic(topic), "error", err)
+	sort.Strings(missing)
+	for _, key := range missing {
+		t := want[key]
+		if err := p.ensureDLQ(t.Topic); err != nil {
+			p.log.Warn("creating the dead-letter topic", "topic", DLQTopic(t.Topic), "error", err)
 			continue
 		}
-		p.startIngest(ctx, t, ids[topic])
+		p.startIngest(ctx, key, t, wantGen[key], ids[t.Topic])
 	}
 	return nil
 }
@@ -317,13 +329,12 @@ func (p *Pipeline) ensureDLQ(topic string) error {
 	return nil
 }
 
-func (p *Pipeline) startIngest(ctx context.Context, t Table, topicID string) {
+func (p *Pipeline) startIngest(ctx context.Context, key string, t Table, gen int, topicID string) {
 	p.catalog.Remember(t)
 	drop := map[string]bool{}
 	for _, c := range partitionFieldColumns(t.Spec) {
 		drop[c] = true
 	}
-	gen := 1
 	in := ingest.New(ingest.Config{
 		Table:     ingest.Table{Name: t.Name, Generation: gen, Topic: t.Topic, TopicID: topicID, Spec: t.Spec, TimestampField: t.TimestampField},
 		Group:     p.names.IngestGroup(t.Topic, gen),
@@ -335,12 +346,12 @@ func (p *Pipeline) startIngest(ctx context.Context, t Table, topicID string) {
 		Log:       p.log,
 	})
 	ictx, cancel := context.WithCancel(ctx)
-	r := &runningIngest{table: t, topicID: topicID, cancel: cancel, done: make(chan struct{})}
+	r := &runningIngest{table: t, gen: gen, topicID: topicID, cancel: cancel, done: make(chan struct{})}
 	p.mu.Lock()
-	p.running[t.Topic] = r
+	p.running[key] = r
 	p.mu.Unlock()
-	p.log.Info("source topic becomes a table", "topic", t.Topic, "table", t.Name, "partition_by", t.Spec.String())
-	p.supervise(ictx, "ingest "+t.Topic, func() (*goka.Processor, error) {
+	p.log.Info("source topic feeds a table", "topic", t.Topic, "table", t.Name, "generation", gen, "partition_by", t.Spec.String())
+	p.supervise(ictx, "ingest "+key, func() (*goka.Processor, error) {
 		return goka.NewProcessor(p.kcfg.Brokers, in.Graph(), p.gk.ProcessorOptions()...)
 	}, r.done)
 }
