@@ -20,7 +20,17 @@ import (
 	"time"
 )
 
+func newFlags(name string) *flag.FlagSet { return flag.NewFlagSet(name, flag.ExitOnError) }
+
 func main() {
+	if len(os.Args) > 1 && (os.Args[1] == "load" || os.Args[1] == "drain") {
+		pipelineMain(os.Args[1:])
+		return
+	}
+	if len(os.Args) > 1 && os.Args[1] == "machine" {
+		fmt.Println(machine(strings.Join(os.Args[2:], " ")))
+		return
+	}
 	rest := flag.String("rest", "http://127.0.0.1:8082", "REST Proxy base URL")
 	topic := flag.String("topic", fmt.Sprintf("bench-%d", time.Now().Unix()), "topic to produce to")
 	duration := flag.Duration("duration", 15*time.Second, "length of each scenario")

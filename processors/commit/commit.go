@@ -457,6 +457,9 @@ func (p *partWriter) commit(f *openFile) error {
 	}
 	c.cfg.Failpoint("commit.intent")
 	if err := c.cfg.FS.Rename(f.staging, final); err != nil {
+		if errors.Is(err, fs.ErrExist) {
+			return fmt.Errorf("publishing %s: it already exists, committed by someone else: another pipeline writes table %s into this warehouse, or this pipeline's manifest under _minipipe/manifests was lost (give each --pipeline-name its own warehouse): %w", final, f.table, err)
+		}
 		return fmt.Errorf("publishing %s: %w", final, err)
 	}
 	c.cfg.Failpoint("commit.published")

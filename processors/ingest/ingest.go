@@ -153,19 +153,18 @@ func (p *part) run(ctx context.Context) {
 func (p *part) flush(all bool) {
 	now := time.Now()
 	p.mu.Lock()
-	var ready []*pending
+	defer p.mu.Unlock()
 	for k, b := range p.batches {
 		if all || now.Sub(b.since) >= p.in.cfg.Linger {
-			ready = append(ready, b)
 			delete(p.batches, k)
+			p.produce(b)
 		}
-	}
-	p.mu.Unlock()
-	for _, b := range ready {
-		p.produce(b)
 	}
 }
 
+// produce hands a batch to the producer. It is called with p.mu held: batches of one key must reach the
+// producer in the order their rows were read, whichever goroutine (the callback for a full batch, the
+// linger timer for the rest) sends them, or the commit stage would see a source's offsets go backwards.
 func (p *part) produce(b *pending) {
 	value := envelope.EncodeBatch(&b.batch)
 	key := envelope.Key(b.batch.Table, b.batch.Generation, b.batch.Path)
@@ -274,14 +273,11 @@ func (in *Ingest) process(ctx goka.Context, msg interface{}) {
 		p.acks.Hold(e)
 		b.entries = append(b.entries, e)
 	}
-	full := len(b.batch.Rows) >= in.cfg.BatchRows || b.bytes >= in.cfg.BatchBytes
-	if full {
+	if len(b.batch.Rows) >= in.cfg.BatchRows || b.bytes >= in.cfg.BatchBytes {
 		delete(p.batches, key)
-	}
-	p.mu.Unlock()
-	if full {
 		p.produce(b)
 	}
+	p.mu.Unlock()
 }
 
 // deadLetter sends a record that cannot become a row to the topic's dead-letter topic, with the reason and

@@ -1,0 +1,166 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/IBM/sarama"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/minipipe/minipipe/internal/avro"
+	"github.com/minipipe/minipipe/internal/kafka"
+)
+
+// The pipeline scenarios: "load" registers the benchmark schema and fills a topic with records as a
+// Confluent producer would; "drain" waits until minipipe has committed them all and reports the
+// topic → committed Parquet rate from minipipe's own metrics.
+
+const pipelineSchema = `{"type":"record","name":"Click","namespace":"bench","fields":[` +
+	`{"name":"id","type":"long"},{"name":"user","type":"string"},{"name":"url","type":"string"},` +
+	`{"name":"ms","type":"int"},{"name":"ok","type":"boolean"}]}`
+
+func load(brokers []string, registry, topic string, n int) error {
+	body, _ := json.Marshal(map[string]string{"schema": pipelineSchema})
+	resp, err := http.Post(registry+"/subjects/"+topic+"-value/versions", "application/vnd.schemaregistry.v1+json", bytes.NewReader(body))
+	if err != nil {
+		return err
+	}
+	var reg struct {
+		ID int `json:"id"`
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err := json.Unmarshal(b, &reg); err != nil || reg.ID == 0 {
+		return fmt.Errorf("registering the schema: %s", b)
+	}
+	kc := kafka.Config{Brokers: brokers}
+	if admin, err := sarama.NewClusterAdmin(brokers, kc.Sarama()); err == nil {
+		_ = admin.CreateTopic(topic, &sarama.TopicDetail{NumPartitions: 4, ReplicationFactor: 1}, false)
+		admin.Close()
+	}
+	s, _ := avro.Parse(pipelineSchema)
+	codec, _ := avro.NewCodec(s)
+	cl, err := (kafka.Config{Brokers: brokers, Compression: "lz4"}).NewProducer("minipipe-bench", kgo.ProducerLinger(5*time.Millisecond))
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	start := time.Now()
+	var bytesOut int64
+	errs := make(chan error, 1)
+	ctx := context.Background()
+	for i := 0; i < n; i++ {
+		v, err := codec.AppendBinaryFromJSON(avro.AppendWireHeader(nil, reg.ID),
+			[]byte(fmt.Sprintf(`{"id":%d,"user":"user-%05d","url":"/page/%d","ms":%d,"ok":%t}`, i, i%10000, i%500, i%1000, i%7 != 0)))
+		if err != nil {
+			return err
+		}
+		bytesOut += int64(len(v))
+		cl.Produce(ctx, &kgo.Record{Topic: topic, Value: v, Partition: -1}, func(_ *kgo.Record, err error) {
+			if err != nil {
+				select {
+				case errs <- err:
+				default:
+				}
+			}
+		})
+	}
+	if err := cl.Flush(ctx); err != nil {
+		return err
+	}
+	select {
+	case err := <-errs:
+		return err
+	default:
+	}
+	secs := time.Since(start).Seconds()
+	fmt.Printf("loaded %d records (%.1f MB of Avro, %d bytes each on average) into %s in %.1fs\n", n, float64(bytesOut)/1e6, bytesOut/int64(n), topic, secs)
+	return nil
+}
+
+// metric reads one counter from minipipe's /metrics.
+func metric(httpBase, name string) (float64, error) {
+	resp, err := http.Get(httpBase + "/metrics")
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		line := sc.Text()
+		if strings.HasPrefix(line, name+" ") {
+			return strconv.ParseFloat(strings.TrimSpace(strings.TrimPrefix(line, name)), 64)
+		}
+	}
+	return 0, sc.Err()
+}
+
+// drain waits until n rows are committed and prints the rate from the first record read (by the ingest
+// stage) to the last row committed.
+func drain(httpBase string, n int, timeout time.Duration, label string) error {
+	deadline := time.Now().Add(timeout)
+	var first time.Time
+	var baseRows, baseBytes, baseFiles float64
+	base := true
+	for time.Now().Before(deadline) {
+		rows, err := metric(httpBase, "minipipe_commit_rows_total")
+		if err != nil {
+			time.Sleep(100 * time.Millisecond)
+			continue
+		}
+		if base {
+			baseRows = rows
+			baseBytes, _ = metric(httpBase, "minipipe_commit_bytes_total")
+			baseFiles, _ = metric(httpBase, "minipipe_commit_files_total")
+			base = false
+		}
+		if first.IsZero() {
+			if in, _ := metric(httpBase, "minipipe_ingest_records_total"); in > 0 || rows > baseRows {
+				first = time.Now()
+			}
+		}
+		if rows-baseRows >= float64(n) {
+			secs := time.Since(first).Seconds()
+			bytes, _ := metric(httpBase, "minipipe_commit_bytes_total")
+			files, _ := metric(httpBase, "minipipe_commit_files_total")
+			fmt.Printf("| %s | %d | %.1f | %.0f | %.1f | %.0f |\n", label, n, secs, float64(n)/secs, (bytes-baseBytes)/secs/1e6, files-baseFiles)
+			return nil
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	return fmt.Errorf("%s: not all %d rows committed within %v", label, n, timeout)
+}
+
+func pipelineMain(args []string) {
+	mode := args[0]
+	fs := newFlags(mode)
+	brokers := fs.String("brokers", "127.0.0.1:9092", "Kafka brokers")
+	registry := fs.String("registry", "http://127.0.0.1:8081", "schema registry")
+	httpBase := fs.String("http", "http://127.0.0.1:8080", "minipipe's metrics address")
+	topic := fs.String("topic", "bench-pipeline", "topic")
+	n := fs.Int("records", 2_000_000, "records")
+	label := fs.String("label", "topic → committed Parquet", "row label")
+	timeout := fs.Duration("timeout", 10*time.Minute, "give up after")
+	_ = fs.Parse(args[1:])
+	var err error
+	switch mode {
+	case "load":
+		err = load(strings.Split(*brokers, ","), *registry, *topic, *n)
+	case "drain":
+		err = drain(*httpBase, *n, *timeout, *label)
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, mode+":", err)
+		os.Exit(1)
+	}
+}
