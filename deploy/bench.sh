@@ -1,26 +1,53 @@
 #!/usr/bin/env bash
-# `make bench`: start a dedicated real Kafka broker and minipipe on free ports, run cmd/minipipe-bench
-# against them, print the machine and the figures. Set MINIPIPE_BENCH_ARGS for other scenarios or durations.
+# `make bench`: start a dedicated real Kafka broker and minipipe on free ports, then measure
+#   1. the REST edge (cmd/minipipe-bench): records/s at 100 and at 1 record per request, latency percentiles;
+#   2. topic → committed Parquet: a topic filled beforehand, drained by a fresh pipeline;
+#   3. replay: the same table rebuilt from its topic into a new generation.
+# Prints the machine and markdown tables. MINIPIPE_BENCH_ARGS goes to the REST scenarios,
+# MINIPIPE_BENCH_RECORDS sets the pipeline's record count (default 3,000,000).
 source "$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/lib.sh"
 cd "$DEPLOY_DIR/.."
 go build -o bin/minipipe ./cmd/minipipe
 go build -o bin/minipipe-bench ./cmd/minipipe-bench
 work=$(mktemp -d /tmp/minipipe-bench.XXXXXX)
 kport=$((20000 + RANDOM % 20000))
+rest=$((kport + 10)); reg=$((kport + 11)); http=$((kport + 12))
+records=${MINIPIPE_BENCH_RECORDS:-3000000}
 mp_pid=""
+stop_minipipe() { [ -n "$mp_pid" ] && kill "$mp_pid" 2>/dev/null && wait "$mp_pid" 2>/dev/null; mp_pid=""; }
 cleanup() {
-  [ -n "$mp_pid" ] && kill "$mp_pid" 2>/dev/null && wait "$mp_pid" 2>/dev/null
+  stop_minipipe
   "$DEPLOY_DIR/kafka/kafka.sh" kill --dir "$work/kafka" --port "$kport" >/dev/null 2>&1 || true
   rm -rf "$work"
 }
 trap cleanup EXIT
+start_minipipe() { # extra flags…
+  ./bin/minipipe run --brokers 127.0.0.1:$kport --data-dir "$work/data" --rest-addr 127.0.0.1:$rest \
+    --registry-addr 127.0.0.1:$reg --http-addr 127.0.0.1:$http --log-level warn "$@" >> "$work/minipipe.log" 2>&1 &
+  mp_pid=$!
+  for _ in $(seq 120); do curl -sf "http://127.0.0.1:$http/readyz" >/dev/null && return 0; sleep 0.5; done
+  cat "$work/minipipe.log"; die "minipipe did not become ready"
+}
 "$DEPLOY_DIR/kafka/kafka.sh" start --dir "$work/kafka" --port "$kport"
-rest=$((kport + 10)); reg=$((kport + 11)); http=$((kport + 12))
-./bin/minipipe run --brokers 127.0.0.1:$kport --data-dir "$work/data" --rest-addr 127.0.0.1:$rest \
-  --registry-addr 127.0.0.1:$reg --http-addr 127.0.0.1:$http --log-level warn > "$work/minipipe.log" 2>&1 &
-mp_pid=$!
-for _ in $(seq 120); do curl -sf "http://127.0.0.1:$http/readyz" >/dev/null && break; sleep 0.5; done
-curl -sf "http://127.0.0.1:$http/readyz" >/dev/null || { cat "$work/minipipe.log"; die "minipipe did not become ready"; }
 kv=$(sed -n 's:.*<kafka.version>\(.*\)</kafka.version>.*:\1:p' "$DEPLOY_DIR/kafka/pom.xml")
+
+# 1. The REST edge alone (the pipeline takes no topic).
+start_minipipe --topics 'none^'
 ./bin/minipipe-bench --rest "http://127.0.0.1:$rest" --kafka-version "$kv" ${MINIPIPE_BENCH_ARGS:-}
-grep -E "level=(ERROR|WARN)" "$work/minipipe.log" | head -5 || true
+
+# 2. Topic → committed Parquet.
+./bin/minipipe-bench load --brokers 127.0.0.1:$kport --registry "http://127.0.0.1:$reg" --topic benchpipe --records "$records"
+stop_minipipe
+start_minipipe --topics benchpipe
+echo
+echo "| scenario | rows | seconds | rows/s | MB/s of Parquet | files |"
+echo "|---|---|---|---|---|---|"
+./bin/minipipe-bench drain --http "http://127.0.0.1:$http" --records "$records" --label "topic → committed Parquet"
+
+# 3. Replay of the same table.
+start=$(date +%s.%N)
+./bin/minipipe replay --table benchpipe --brokers 127.0.0.1:$kport --data-dir "$work/data" --grace 1s > "$work/replay.log" 2>&1 \
+  || { cat "$work/replay.log"; die "replay failed"; }
+end=$(date +%s.%N)
+awk -v n="$records" -v s="$start" -v e="$end" 'BEGIN { d = e - s; printf "| replay (request → swap) | %d | %.1f | %.0f | | |\n", n, d, n / d }'
+grep -E "level=(ERROR)" "$work/minipipe.log" | head -5 || true
