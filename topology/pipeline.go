@@ -23,6 +23,7 @@ import (
 	"github.com/minipipe/minipipe/internal/avro"
 	"github.com/minipipe/minipipe/internal/kafka"
 	"github.com/minipipe/minipipe/internal/registry"
+	"github.com/minipipe/minipipe/internal/supervise"
 	"github.com/minipipe/minipipe/processors/commit"
 	"github.com/minipipe/minipipe/processors/ingest"
 	"github.com/minipipe/minipipe/processors/validate"
@@ -364,33 +365,7 @@ func (p *Pipeline) supervise(ctx context.Context, name string, build func() (*go
 		if done != nil {
 			defer close(done)
 		}
-		backoff := time.Second
-		for ctx.Err() == nil {
-			start := time.Now()
-			proc, err := build()
-			if err == nil {
-				err = proc.Run(ctx)
-			}
-			if ctx.Err() != nil {
-				return
-			}
-			if time.Since(start) > time.Minute {
-				backoff = time.Second
-			}
-			msg := fmt.Sprint(err)
-			if len(msg) > 600 {
-				msg = msg[:600] + "…"
-			}
-			p.log.Error("processor stopped; restarting", "processor", name, "error", msg, "backoff", backoff)
-			select {
-			case <-ctx.Done():
-				return
-			case <-time.After(backoff):
-			}
-			if backoff < 30*time.Second {
-				backoff *= 2
-			}
-		}
+		supervise.Run(ctx, p.log, name, build)
 	}()
 }
 

@@ -25,6 +25,7 @@ import (
 
 	"github.com/minipipe/minipipe/internal/avro"
 	"github.com/minipipe/minipipe/internal/kafka"
+	"github.com/minipipe/minipipe/internal/supervise"
 )
 
 // Config configures the registry.
@@ -136,32 +137,7 @@ func (r *Registry) Run(ctx context.Context) error {
 	procDone := make(chan struct{})
 	go func() {
 		defer close(procDone)
-		backoff := time.Second
-		for ctx.Err() == nil {
-			start := time.Now()
-			proc, err := r.newProcessor()
-			if err == nil {
-				err = proc.Run(ctx)
-			}
-			if ctx.Err() != nil {
-				return
-			}
-			if time.Since(start) > time.Minute {
-				backoff = time.Second
-			}
-			msg := fmt.Sprint(err)
-			if len(msg) > 400 {
-				msg = msg[:400] + "…"
-			}
-			r.log.Warn("registry owner processor stopped; restarting", "error", msg, "backoff", backoff)
-			select {
-			case <-ctx.Done():
-			case <-time.After(backoff):
-			}
-			if backoff < 30*time.Second {
-				backoff *= 2
-			}
-		}
+		supervise.Run(ctx, r.log, "registry owner", r.newProcessor)
 	}()
 	var err error
 	select {
