@@ -272,16 +272,35 @@ func ping(kcfg kafka.Config) error {
 	return err
 }
 
-// watchKafka keeps the readiness flag current.
+// watchKafka keeps the readiness flag current, with one long-lived client.
 func (a *App) watchKafka(ctx context.Context, kcfg kafka.Config) {
 	t := time.NewTicker(5 * time.Second)
 	defer t.Stop()
+	cfg := kcfg.Sarama()
+	cfg.Net.DialTimeout = 2 * time.Second
+	cfg.Metadata.Retry.Max = 0
+	var client sarama.Client
+	defer func() {
+		if client != nil {
+			client.Close()
+		}
+	}()
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			err := ping(kcfg)
+			var err error
+			if client == nil {
+				client, err = sarama.NewClient(kcfg.Brokers, cfg)
+			}
+			if err == nil {
+				err = client.RefreshMetadata()
+			}
+			if err != nil && client != nil {
+				client.Close()
+				client = nil
+			}
 			if was := a.kafkaOK.Swap(err == nil); was && err != nil {
 				a.log.Warn("Kafka is unreachable", "error", err)
 			} else if !was && err == nil {

@@ -99,6 +99,7 @@ type part struct {
 	acks    *acks.Queue
 	mu      sync.Mutex
 	batches map[string]*pending
+	kick    chan struct{} // a batch was started: the linger timer has work
 	stop    chan struct{}
 	done    chan struct{}
 }
@@ -117,22 +118,33 @@ func (in *Ingest) part(ctx goka.Context) *part {
 	if p := in.parts[pid]; p != nil && p.ctx == ctx.Context() {
 		return p
 	}
-	p := &part{in: in, id: pid, ctx: ctx.Context(), acks: acks.NewQueue(), batches: map[string]*pending{}, stop: make(chan struct{}), done: make(chan struct{})}
+	p := &part{in: in, id: pid, ctx: ctx.Context(), acks: acks.NewQueue(), batches: map[string]*pending{}, kick: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{})}
 	in.parts[pid] = p
 	go p.run(ctx.Context())
 	return p
 }
 
-// run flushes batches that have waited their linger, and on revocation flushes everything and waits for
-// the acknowledgements, so that goka's rebalance finds no message in flight.
+// run flushes batches that have waited their linger (it sleeps while there are none), and on revocation
+// flushes everything and waits for the acknowledgements, so that goka's rebalance finds no message in
+// flight.
 func (p *part) run(ctx context.Context) {
 	defer close(p.done)
-	t := time.NewTicker(p.in.cfg.Linger)
-	defer t.Stop()
+	t := time.NewTimer(time.Hour)
+	t.Stop()
+	armed := false
 	for {
 		select {
+		case <-p.kick:
+			if !armed {
+				t.Reset(p.in.cfg.Linger)
+				armed = true
+			}
 		case <-t.C:
-			p.flush(false)
+			armed = false
+			if p.flush(false) {
+				t.Reset(p.in.cfg.Linger)
+				armed = true
+			}
 		case <-ctx.Done():
 			p.flush(true)
 			wctx, cancel := context.WithTimeout(context.Background(), 45*time.Second)
@@ -150,7 +162,8 @@ func (p *part) run(ctx context.Context) {
 	}
 }
 
-func (p *part) flush(all bool) {
+// flush produces the batches past their linger (all of them, with all) and reports whether any is left.
+func (p *part) flush(all bool) bool {
 	now := time.Now()
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -160,6 +173,7 @@ func (p *part) flush(all bool) {
 			p.produce(b)
 		}
 	}
+	return len(p.batches) > 0
 }
 
 // produce hands a batch to the producer. It is called with p.mu held: batches of one key must reach the
@@ -266,6 +280,10 @@ func (in *Ingest) process(ctx goka.Context, msg interface{}) {
 	if b == nil {
 		b = &pending{batch: envelope.Batch{Table: t.Name, Generation: t.Generation, Path: path, Partitions: values, Source: src}, since: time.Now()}
 		p.batches[key] = b
+		select {
+		case p.kick <- struct{}{}:
+		default:
+		}
 	}
 	b.batch.Rows = append(b.batch.Rows, row)
 	b.bytes += len(payload) + 16
