@@ -134,6 +134,10 @@ func drain(httpBase string, n int, timeout time.Duration, label string) error {
 			bytes, _ := metric(httpBase, "minipipe_commit_bytes_total")
 			files, _ := metric(httpBase, "minipipe_commit_files_total")
 			fmt.Printf("| %s | %d | %.1f | %.0f | %.1f | %.0f |\n", label, n, secs, float64(n)/secs, (bytes-baseBytes)/secs/1e6, files-baseFiles)
+			// A clean run redoes nothing: a dropped duplicate would mean rows reached the commit stage out of order.
+			if dups, _ := metric(httpBase, "minipipe_commit_duplicates_dropped_total"); dups > 0 {
+				return fmt.Errorf("%s: %.0f rows dropped as duplicates in a run without crashes", label, dups)
+			}
 			return nil
 		}
 		time.Sleep(100 * time.Millisecond)
