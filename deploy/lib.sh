@@ -23,16 +23,18 @@ with_lock() {
 }
 
 # maven_copy_deps POM DEST: copy the runtime dependency closure of POM into DEST once; a marker file makes it
-# idempotent and a half-finished copy is never mistaken for a complete one.
+# idempotent (until the POM changes: the marker holds its hash) and a half-finished copy is never mistaken for a
+# complete one.
 maven_copy_deps() {
-  local pom=$1 dest=$2
-  [ -f "$dest/.complete" ] && return 0
+  local pom=$1 dest=$2 sum
+  sum=$(sha256sum "$pom" | cut -c1-16)
+  [ "$(cat "$dest/.complete" 2>/dev/null)" = "$sum" ] && return 0
   command -v mvn >/dev/null || die "mvn not found: install Maven (Debian package maven)"
   log "fetching $(basename "$(dirname "$pom")") jars from Maven Central into $dest"
   rm -rf "$dest.partial"
   mvn -q -B -f "$pom" "$MDP:copy-dependencies" -DincludeScope=runtime -DoutputDirectory="$dest.partial" >&2 \
     || die "maven could not fetch the dependencies of $pom"
-  rm -rf "$dest"; mv "$dest.partial" "$dest"; touch "$dest/.complete"
+  rm -rf "$dest"; mv "$dest.partial" "$dest"; echo "$sum" > "$dest/.complete"
 }
 
 port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }

@@ -12,6 +12,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/minipipe/minipipe/internal/kafka"
+	"github.com/minipipe/minipipe/sinks/hive"
 )
 
 // Config is everything minipipe's commands are configured with. Every field is a flag; each flag can also
@@ -52,6 +53,11 @@ type Config struct {
 	ParquetCompression string
 	TopicRefresh       time.Duration
 	Tables             []TableConfig
+
+	// The metastore.
+	Catalog       string
+	HiveMetastore string
+	HiveDatabase  string
 }
 
 // DefaultConfig returns the defaults of design §2.
@@ -81,6 +87,8 @@ func DefaultConfig() Config {
 		RowsPartitions:     4,
 		ParquetCompression: "snappy",
 		TopicRefresh:       2 * time.Second,
+		Catalog:            "none",
+		HiveDatabase:       "default",
 	}
 }
 
@@ -92,7 +100,10 @@ func (c *Config) connectionFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&c.DataDir, "data-dir", c.DataDir, "directory for local state (rebuilt from Kafka when lost)")
 	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "debug, info, warn or error")
 	fs.StringVar(&c.LogFormat, "log-format", c.LogFormat, "text or json")
-	fs.StringVar(&c.Warehouse, "warehouse", c.Warehouse, "where tables live: file://PATH (default file://<data-dir>/warehouse)")
+	fs.StringVar(&c.Warehouse, "warehouse", c.Warehouse, "where tables live: file://PATH or hdfs://NAMENODE:PORT/PATH (default file://<data-dir>/warehouse)")
+	fs.StringVar(&c.Catalog, "catalog", c.Catalog, "metastore the tables are registered in: none or hive")
+	fs.StringVar(&c.HiveMetastore, "hive-metastore", c.HiveMetastore, "Hive Metastore Thrift address, thrift://HOST:PORT (with --catalog hive)")
+	fs.StringVar(&c.HiveDatabase, "hive-database", c.HiveDatabase, "Hive database holding the tables (created if missing)")
 	fs.StringVar(&c.PipelineName, "pipeline-name", c.PipelineName, "names the pipeline's own topics and consumer groups; instances with the same name share the work")
 }
 
@@ -269,6 +280,18 @@ func (c *Config) validate() error {
 	}
 	if _, err := NewCatalog(*c); err != nil {
 		return err
+	}
+	switch c.Catalog {
+	case "none", "":
+	case "hive":
+		if c.HiveMetastore == "" {
+			return fmt.Errorf("--catalog hive needs --hive-metastore thrift://HOST:PORT")
+		}
+		if _, err := hive.New(hive.Config{URI: c.HiveMetastore, Database: c.HiveDatabase}); err != nil {
+			return fmt.Errorf("--hive-metastore/--hive-database: %w", err)
+		}
+	default:
+		return fmt.Errorf("--catalog %q: use none or hive", c.Catalog)
 	}
 	return nil
 }

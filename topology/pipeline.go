@@ -197,7 +197,17 @@ func (p *Pipeline) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	ms, err := newMetastore(p.cfg, p.wh, p.log)
+	if err != nil {
+		return err
+	}
+	var cat commit.Catalog
+	if ms != nil {
+		cat = ms
+		defer ms.Close()
+	}
 	p.committer = commit.New(commit.Config{
+		Catalog:   cat,
 		Group:     p.names.CommitGroup(),
 		RowsTopic: p.names.RowsTopic(),
 		FS:        p.wh,

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"sort"
 	"strconv"
 	"strings"
@@ -283,6 +284,13 @@ func RunReplay(ctx context.Context, cfg Config, table string, out io.Writer, gra
 		return err
 	}
 	fmt.Fprintf(out, "generation %d of %s swapped in after %s; queries read it now\n", req.Generation, table, time.Since(start).Round(time.Millisecond))
+	if cfg.Catalog == "hive" {
+		if err := swapMetastore(ctx, cfg, wh, table, req.Generation, slog.New(slog.NewTextHandler(io.Discard, nil))); err != nil {
+			fmt.Fprintf(out, "warning: %v (the pipeline's reconciliation retries it)\n", err)
+		} else {
+			fmt.Fprintf(out, "metastore table %s.%s points at generation %d\n", cfg.HiveDatabase, table, req.Generation)
+		}
+	}
 	// Old files go after a grace period, for queries that started before the swap.
 	select {
 	case <-ctx.Done():

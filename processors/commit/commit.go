@@ -46,10 +46,27 @@ type Schemas interface {
 
 // Catalog receives the metastore changes of committed files (Hive); nil means no catalog.
 type Catalog interface {
-	// Changes returns the catalog changes committing a file for this table partition needs.
-	Changes(table string, gen int, location string, partitions [][2]string, cols *arrow.Schema, schemaID int) []manifest.CatalogChange
-	// Apply applies changes idempotently.
+	// Changes returns the catalog changes committing a file of this table partition needs; newPartition
+	// and newSchema say whether the partition, or the file's schema in it, has no committed file yet.
+	Changes(table string, gen int, location string, partitions [][2]string, cols *arrow.Schema, schemaID int, newPartition, newSchema bool) []manifest.CatalogChange
+	// Apply applies changes idempotently, in order.
 	Apply(ctx context.Context, changes []manifest.CatalogChange) error
+	// Reconcile makes the metastore show a table's committed partitions (those this partition of the
+	// commit stage owns), run after every recovery.
+	Reconcile(ctx context.Context, t CatalogTable) error
+}
+
+// CatalogTable is what a commit partition has committed of one table generation.
+type CatalogTable struct {
+	Table      string
+	Generation int
+	Location   string // the generation's location URI
+	Cols       *arrow.Schema
+	SchemaID   int
+	// Partitions are the partition values of each committed table partition.
+	Partitions [][][2]string
+	// PartitionColumns in order (may be set when Partitions is empty).
+	PartitionColumns []string
 }
 
 // Config configures the commit stage.
@@ -71,8 +88,10 @@ type Config struct {
 	// Failpoint is called at each step of the protocol with its name (crash tests kill the process there).
 	Failpoint func(step string)
 	Catalog   Catalog
-	Metrics   *Metrics
-	Log       *slog.Logger
+	// CatalogRetry is the longest pause between attempts to apply catalog changes (default 30s).
+	CatalogRetry time.Duration
+	Metrics      *Metrics
+	Log          *slog.Logger
 }
 
 // Location is the directory of a table's generation in the warehouse: the table's name for the first
@@ -115,6 +134,9 @@ func New(cfg Config) *Committer {
 	}
 	if cfg.CompactEvery <= 0 {
 		cfg.CompactEvery = 64
+	}
+	if cfg.CatalogRetry <= 0 {
+		cfg.CatalogRetry = 30 * time.Second
 	}
 	if cfg.Failpoint == nil {
 		cfg.Failpoint = func(string) {}
@@ -179,6 +201,8 @@ type partWriter struct {
 	sealSent map[string]string
 	staged   int
 	commits  int
+	// catalogWake nudges the catalog applier after a commit with catalog changes.
+	catalogWake chan struct{}
 }
 
 type openFile struct {
@@ -212,9 +236,13 @@ func (c *Committer) part(ctx goka.Context) *partWriter {
 	}
 	// A new assignment (or a restarted processor) starts afresh; a previous one still finishing its
 	// revocation keeps its own state until it is done.
-	p := &partWriter{c: c, id: pid, ctx: ctx.Context(), acks: acks.NewQueue(), files: map[string]*openFile{}, sealSent: map[string]string{}}
+	p := &partWriter{c: c, id: pid, ctx: ctx.Context(), acks: acks.NewQueue(), files: map[string]*openFile{}, sealSent: map[string]string{},
+		catalogWake: make(chan struct{}, 1)}
 	c.parts[pid] = p
 	go p.run(ctx.Context())
+	if c.cfg.Catalog != nil {
+		go p.applyCatalog(ctx.Context())
+	}
 	return p
 }
 
@@ -450,7 +478,9 @@ func (p *partWriter) commit(f *openFile) error {
 	}
 	intent := &manifest.Record{Kind: manifest.Intent, Epoch: p.epoch, Owner: c.cfg.Instance, Files: []manifest.File{mf}}
 	if c.cfg.Catalog != nil {
-		intent.Catalog = c.cfg.Catalog.Changes(f.table, f.gen, c.cfg.FS.URI(location), f.partitions, f.cols, f.schemaID)
+		ks := p.st.Keys[f.key]
+		newSchema := ks == nil || !containsInt(ks.SchemaIDs, f.schemaID)
+		intent.Catalog = c.cfg.Catalog.Changes(f.table, f.gen, c.cfg.FS.URI(location), f.partitions, f.cols, f.schemaID, ks == nil, newSchema)
 	}
 	if err := p.log.Append(intent); err != nil {
 		return err
@@ -486,7 +516,22 @@ func (p *partWriter) commit(f *openFile) error {
 		p.acks.Release(e, nil)
 	}
 	c.cfg.Failpoint("commit.acked")
+	if len(intent.Catalog) > 0 {
+		select {
+		case p.catalogWake <- struct{}{}:
+		default:
+		}
+	}
 	return nil
+}
+
+func containsInt(xs []int, x int) bool {
+	for _, v := range xs {
+		if v == x {
+			return true
+		}
+	}
+	return false
 }
 
 // recover settles the manifest after a (re)assignment: it claims a new epoch, which fences out whoever
@@ -644,6 +689,10 @@ type Metrics struct {
 	recovered  prometheus.Counter
 	open       prometheus.Gauge
 	latency    prometheus.Histogram
+
+	catalogPending *prometheus.GaugeVec
+	catalogErrors  prometheus.Counter
+	catalogApplied prometheus.Counter
 }
 
 // NewMetrics registers the metrics with reg (nil: unregistered).
@@ -657,9 +706,13 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		open:       prometheus.NewGauge(prometheus.GaugeOpts{Name: "minipipe_commit_open_files", Help: "Files being written."}),
 		latency: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "minipipe_commit_duration_seconds", Help: "Time to commit a file.",
 			Buckets: prometheus.ExponentialBuckets(0.001, 2, 14)}),
+		catalogPending: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "minipipe_catalog_pending_commits",
+			Help: "Committed intents whose metastore changes are not applied yet, by commit partition."}, []string{"partition"}),
+		catalogErrors:  prometheus.NewCounter(prometheus.CounterOpts{Name: "minipipe_catalog_errors_total", Help: "Failed attempts to update the metastore (retried)."}),
+		catalogApplied: prometheus.NewCounter(prometheus.CounterOpts{Name: "minipipe_catalog_changes_applied_total", Help: "Metastore changes applied."}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.files, m.rows, m.bytes, m.duplicates, m.recovered, m.open, m.latency)
+		reg.MustRegister(m.files, m.rows, m.bytes, m.duplicates, m.recovered, m.open, m.latency, m.catalogPending, m.catalogErrors, m.catalogApplied)
 	}
 	return m
 }

@@ -110,3 +110,10 @@ func IsRetriable(err error) bool {
 	var r *Retriable
 	return errors.As(err, &r)
 }
+
+// Settler is implemented by backends where a writer that dies can leave a file torn under its name (HDFS:
+// create-without-overwrite cannot also write the content atomically). Settle returns once nobody can
+// still complete name; its content is then final, complete or torn for good.
+type Settler interface {
+	Settle(name string) error
+}

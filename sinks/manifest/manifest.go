@@ -71,6 +71,8 @@ type Record struct {
 	Catalog []CatalogChange `json:"catalog,omitempty"`
 	// Committed, Abort, Applied: the intent they settle.
 	Ref uint64 `json:"ref,omitempty"`
+	// Applied: more intents whose catalog changes were applied together.
+	Refs []uint64 `json:"refs,omitempty"`
 	// Checkpoint
 	State *State `json:"state,omitempty"`
 }
@@ -194,13 +196,19 @@ func (s *State) Apply(r *Record) {
 	case Abort:
 		delete(s.Pending, r.Ref)
 	case Applied:
-		for i, ref := range s.Unapplied {
-			if ref == r.Ref {
-				s.Unapplied = append(s.Unapplied[:i], s.Unapplied[i+1:]...)
-				break
-			}
+		done := map[uint64]bool{r.Ref: true}
+		for _, ref := range r.Refs {
+			done[ref] = true
 		}
-		delete(s.Catalog, r.Ref)
+		kept := s.Unapplied[:0]
+		for _, ref := range s.Unapplied {
+			if done[ref] {
+				delete(s.Catalog, ref)
+				continue
+			}
+			kept = append(kept, ref)
+		}
+		s.Unapplied = kept
 	case Checkpoint:
 		if r.State != nil {
 			*s = *r.State.clone()
@@ -336,9 +344,12 @@ func Load(f fs.FS, dir string) (*Log, *State, error) {
 	start := 0
 	records := make(map[uint64]*Record, len(seqs))
 	for i := len(seqs) - 1; i >= 0; i-- {
-		r, err := l.read(seqs[i])
+		r, err := l.readSettled(seqs[i])
 		if err != nil {
 			return nil, nil, err
+		}
+		if r == nil {
+			continue // void: torn by a writer that died
 		}
 		records[seqs[i]] = r
 		if r.Kind == Checkpoint {
@@ -347,9 +358,35 @@ func Load(f fs.FS, dir string) (*Log, *State, error) {
 		}
 	}
 	for _, seq := range seqs[start:] {
-		st.Apply(records[seq])
+		if r := records[seq]; r != nil {
+			st.Apply(r)
+		}
 	}
 	return l, st, nil
+}
+
+// readSettled reads a record; one that does not decode is settled first on backends where a writer that
+// died can leave a record torn (HDFS): once nobody can complete it, a record still torn is void (nil).
+func (l *Log) readSettled(seq uint64) (*Record, error) {
+	r, err := l.read(seq)
+	if err == nil {
+		return r, nil
+	}
+	settler, ok := l.fs.(fs.Settler)
+	if !ok || !errors.Is(err, ErrCorrupt) {
+		return nil, err
+	}
+	if serr := settler.Settle(fs.Join(l.dir, recordName(seq))); serr != nil {
+		return nil, fmt.Errorf("%w (settling it: %v)", err, serr)
+	}
+	r, err = l.read(seq)
+	switch {
+	case err == nil:
+		return r, nil
+	case errors.Is(err, ErrCorrupt), errors.Is(err, fs.ErrNotExist):
+		return nil, nil
+	}
+	return nil, err
 }
 
 func (l *Log) read(seq uint64) (*Record, error) {

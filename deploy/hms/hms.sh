@@ -1,0 +1,75 @@
+#!/usr/bin/env bash
+# Fetch, start and stop a real standalone Hive Metastore (Derby-backed) from Maven Central jars, as a plain
+# process on 127.0.0.1. Start HDFS first: the metastore creates database and table locations on it.
+#
+#   hms.sh fetch
+#   hms.sh start [--dir D] [--port P] [--hdfs hdfs://127.0.0.1:8020]   Thrift on 127.0.0.1:P (default 9083)
+#   hms.sh stop | kill | status [--dir D]
+#   hms.sh up | down                       the default instance: ./.state/hms on 127.0.0.1:9083
+source "$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/lib.sh"
+
+HIVE_VERSION=$(sed -n 's:.*<hive.version>\(.*\)</hive.version>.*:\1:p' "$DEPLOY_DIR/hms/pom.xml")
+LIBS="$MINIPIPE_CACHE/hms-$HIVE_VERSION/libs"
+
+dir=${MINIPIPE_HMS_DIR:-./.state/hms}
+port=${MINIPIPE_HMS_PORT:-9083}
+hdfs=${MINIPIPE_HMS_HDFS:-hdfs://127.0.0.1:8020}
+cmd=${1:-}; [ $# -gt 0 ] && shift
+while [ $# -gt 0 ]; do
+  case $1 in
+    --dir) dir=$2; shift 2 ;;
+    --port) port=$2; shift 2 ;;
+    --hdfs) hdfs=$2; shift 2 ;;
+    *) die "unknown option $1" ;;
+  esac
+done
+mkdir -p "$dir"; dir=$(cd "$dir" && pwd)
+conf=$dir/conf
+pidfile=$dir/hms.pid
+
+J17=(--add-opens=java.base/java.nio=ALL-UNNAMED --add-opens=java.base/java.net=ALL-UNNAMED --add-opens=java.base/java.lang=ALL-UNNAMED
+  --add-opens=java.base/java.util=ALL-UNNAMED --add-opens=java.base/java.util.concurrent=ALL-UNNAMED
+  --add-opens=java.base/java.util.concurrent.atomic=ALL-UNNAMED --add-opens=java.base/java.util.regex=ALL-UNNAMED
+  --add-opens=java.base/java.lang.reflect=ALL-UNNAMED --add-opens=java.base/java.io=ALL-UNNAMED
+  --add-opens=java.base/sun.nio.ch=ALL-UNNAMED -Djava.net.preferIPv4Stack=true -XX:+UseG1GC)
+
+fetch() { with_lock "hms-$HIVE_VERSION" maven_copy_deps "$DEPLOY_DIR/hms/pom.xml" "$LIBS"; }
+
+start() {
+  if pid_alive "$pidfile"; then log "metastore already running (pid $(cat "$pidfile"))"; return 0; fi
+  fetch
+  mkdir -p "$conf"
+  cp "$DEPLOY_DIR/hms/log4j2.properties" "$conf/"
+  cat > "$conf/metastore-site.xml" <<XML
+<configuration>
+  <property><name>metastore.thrift.port</name><value>$port</value></property>
+  <property><name>metastore.thrift.uris</name><value>thrift://127.0.0.1:$port</value></property>
+  <property><name>javax.jdo.option.ConnectionURL</name><value>jdbc:derby:;databaseName=$dir/metastore_db;create=true</value></property>
+  <property><name>javax.jdo.option.ConnectionDriverName</name><value>org.apache.derby.jdbc.EmbeddedDriver</value></property>
+  <property><name>datanucleus.schema.autoCreateAll</name><value>true</value></property>
+  <property><name>metastore.schema.verification</name><value>false</value></property>
+  <property><name>hive.metastore.schema.verification</name><value>false</value></property>
+  <property><name>metastore.warehouse.dir</name><value>$hdfs/warehouse/managed</value></property>
+  <property><name>metastore.warehouse.external.dir</name><value>$hdfs/warehouse/external</value></property>
+  <property><name>fs.defaultFS</name><value>$hdfs</value></property>
+  <property><name>metastore.event.db.notification.api.auth</name><value>false</value></property>
+  <property><name>metastore.metadata.transformer.class</name><value> </value></property>
+  <property><name>hive.metastore.disallow.incompatible.col.type.changes</name><value>false</value></property>
+</configuration>
+XML
+  log "starting Hive Metastore $HIVE_VERSION on thrift://127.0.0.1:$port (Derby in $dir)"
+  nohup "$(java17)" "${J17[@]}" -Xmx768m "-Dlog4j2.configurationFile=$conf/log4j2.properties" -cp "$conf:$LIBS/*" \
+    org.apache.hadoop.hive.metastore.HiveMetaStore -p "$port" >> "$dir/hms.log" 2>&1 &
+  echo $! > "$pidfile"
+  wait_port "$port" 180 "$pidfile" || { tail -40 "$dir/hms.log" >&2; die "the metastore did not start; log: $dir/hms.log"; }
+  log "Hive Metastore is up: thrift://127.0.0.1:$port"
+}
+
+case $cmd in
+  fetch) fetch ;;
+  start|up) start ;;
+  stop|down) stop_pid "$pidfile" 30 ;;
+  kill) [ -f "$pidfile" ] && kill -KILL "$(cat "$pidfile")" 2>/dev/null; rm -f "$pidfile" ;;
+  status) if pid_alive "$pidfile"; then echo "running: thrift://127.0.0.1:$port"; else echo stopped; exit 1; fi ;;
+  *) sed -n '2,9p' "$0"; exit 2 ;;
+esac

@@ -1,0 +1,144 @@
+package topology
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/apache/arrow/go/v15/arrow"
+
+	"github.com/minipipe/minipipe/processors/bucket"
+	"github.com/minipipe/minipipe/processors/commit"
+	"github.com/minipipe/minipipe/sinks/fs"
+	_ "github.com/minipipe/minipipe/sinks/hdfs" // hdfs:// warehouses
+	"github.com/minipipe/minipipe/sinks/hive"
+	"github.com/minipipe/minipipe/sinks/manifest"
+)
+
+// metastore is the commit stage's catalog on a Hive Metastore: the table of each change is resolved by
+// generation (a replay's generation is registered when it is swapped in).
+type metastore struct {
+	hc *hive.Catalog
+	wh fs.FS
+
+	mu   sync.Mutex
+	gens map[string]genEntry
+}
+
+type genEntry struct {
+	gen int
+	at  time.Time
+}
+
+// newMetastore connects the configured catalog; nil when there is none.
+func newMetastore(cfg Config, wh fs.FS, log *slog.Logger) (*metastore, error) {
+	if cfg.Catalog != "hive" {
+		return nil, nil
+	}
+	m := &metastore{wh: wh, gens: map[string]genEntry{}}
+	hc, err := hive.New(hive.Config{URI: cfg.HiveMetastore, Database: cfg.HiveDatabase, DatabaseLocation: wh.URI("."),
+		Generation: m.generation, Log: log})
+	if err != nil {
+		return nil, err
+	}
+	m.hc = hc
+	return m, nil
+}
+
+// generation is a table's current generation, read from the warehouse at most every two seconds.
+func (m *metastore) generation(table string) (int, error) {
+	m.mu.Lock()
+	e, ok := m.gens[table]
+	m.mu.Unlock()
+	if ok && time.Since(e.at) < 2*time.Second {
+		return e.gen, nil
+	}
+	g, err := CurrentGeneration(m.wh, table)
+	if err != nil {
+		return 0, err
+	}
+	m.mu.Lock()
+	m.gens[table] = genEntry{g, time.Now()}
+	m.mu.Unlock()
+	return g, nil
+}
+
+func (m *metastore) Changes(table string, gen int, location string, partitions [][2]string, cols *arrow.Schema, schemaID int, newPartition, newSchema bool) []manifest.CatalogChange {
+	return m.hc.Changes(table, gen, location, partitions, cols, schemaID, newPartition, newSchema)
+}
+
+func (m *metastore) Apply(ctx context.Context, changes []manifest.CatalogChange) error {
+	return m.hc.Apply(ctx, changes)
+}
+
+func (m *metastore) Reconcile(ctx context.Context, t commit.CatalogTable) error {
+	cur, err := m.generation(t.Table)
+	if err != nil {
+		return err
+	}
+	if t.Generation != cur {
+		return nil
+	}
+	return m.hc.Reconcile(ctx, tablePartitions(t.Table, t.Generation, t.Location, t.PartitionColumns, t.Partitions, hive.HiveColumns(t.Cols), t.SchemaID))
+}
+
+func tablePartitions(table string, gen int, location string, keys []string, parts [][][2]string, cols []hive.Column, schemaID int) hive.TablePartitions {
+	tp := hive.TablePartitions{Table: table, Generation: gen, Location: location, Columns: cols, SchemaID: schemaID, PartitionKeys: keys}
+	for _, p := range parts {
+		vals := make([]string, len(p))
+		for i, kv := range p {
+			vals[i] = kv[1]
+		}
+		tp.Partitions = append(tp.Partitions, vals)
+		tp.Locations = append(tp.Locations, strings.TrimSuffix(location, "/")+"/"+bucket.Path(p))
+	}
+	return tp
+}
+
+func (m *metastore) Close() error { return m.hc.Close() }
+
+// swapMetastore points the metastore's table at a generation a replay swapped in: its location, and
+// exactly the partitions that generation has committed.
+func swapMetastore(ctx context.Context, cfg Config, wh fs.FS, table string, gen int, log *slog.Logger) error {
+	if cfg.Catalog != "hive" {
+		return nil
+	}
+	hc, err := hive.New(hive.Config{URI: cfg.HiveMetastore, Database: cfg.HiveDatabase, DatabaseLocation: wh.URI("."), Log: log})
+	if err != nil {
+		return err
+	}
+	defer hc.Close()
+	states, err := keyStates(wh)
+	if err != nil {
+		return err
+	}
+	var parts [][][2]string
+	var keys []string
+	for _, k := range states {
+		if k.Table != table || k.Generation != gen || len(k.Partitions) == 0 {
+			continue
+		}
+		parts = append(parts, k.Partitions)
+		if keys == nil {
+			for _, kv := range k.Partitions {
+				keys = append(keys, kv[0])
+			}
+		}
+	}
+	tp := tablePartitions(table, gen, wh.URI(commit.Location(table, gen)), keys, parts, nil, 0)
+	tp.Complete = true
+	for attempt := 1; ; attempt++ {
+		err := hc.Reconcile(ctx, tp)
+		if err == nil {
+			return nil
+		}
+		if attempt == 10 || ctx.Err() != nil {
+			return fmt.Errorf("updating the metastore table %s.%s: %w", cfg.HiveDatabase, table, err)
+		}
+		log.Warn("the metastore did not take the swap yet; retrying", "table", table, "error", err)
+		time.Sleep(time.Duration(attempt) * time.Second)
+	}
+}
