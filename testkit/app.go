@@ -166,6 +166,10 @@ func Args(cfg topology.Config) []string {
 		"--partition-by", cfg.PartitionBy,
 		"--warehouse", cfg.WarehouseURL(),
 		"--rows-partitions", strconv.Itoa(cfg.RowsPartitions),
+		"--catalog", cfg.Catalog,
+		"--hive-metastore", cfg.HiveMetastore,
+		"--hive-database", cfg.HiveDatabase,
+		"--timestamp-field", cfg.TimestampField,
 	}
 }
 

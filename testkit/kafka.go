@@ -172,6 +172,7 @@ func Kafka(t testing.TB) []string {
 // Main runs a test binary's tests and then stops the shared services it started. Call it from TestMain.
 func Main(m interface{ Run() int }) {
 	code := m.Run()
+	stopShared()
 	if sharedOwned && sharedBroker != nil {
 		_ = sharedBroker.Kill()
 		_ = os.RemoveAll(sharedBroker.Dir)

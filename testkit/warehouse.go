@@ -3,9 +3,6 @@ package testkit
 import (
 	"context"
 	"fmt"
-	"os/exec"
-	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 
@@ -71,17 +68,30 @@ func WaitQuery(t testing.TB, warehouse, sql string, timeout time.Duration, check
 // Warehouse is the warehouse URL of a test configuration.
 func Warehouse(cfg topology.Config) string { return cfg.WarehouseURL() }
 
-// StagingFiles lists what is left under the warehouse's staging directories.
+// StagingFiles lists what is left under the warehouse's staging directories (any backend).
 func StagingFiles(t testing.TB, warehouse string) []string {
 	t.Helper()
-	root := strings.TrimPrefix(warehouse, "file://")
-	out, _ := exec.Command("find", filepath.Join(root, "_minipipe", "staging"), "-type", "f").Output()
+	wh, err := fs.Open(warehouse)
+	if err != nil {
+		t.Fatalf("opening %s: %v", warehouse, err)
+	}
+	defer wh.Close()
 	var files []string
-	for _, l := range strings.Split(strings.TrimSpace(string(out)), "\n") {
-		if l != "" {
-			files = append(files, l)
+	var walk func(dir string)
+	walk = func(dir string) {
+		entries, err := wh.ReadDir(dir)
+		if err != nil {
+			return
+		}
+		for _, e := range entries {
+			if e.IsDir {
+				walk(fs.Join(dir, e.Name))
+			} else {
+				files = append(files, fs.Join(dir, e.Name))
+			}
 		}
 	}
+	walk(fs.Join("_minipipe", "staging"))
 	return files
 }
 

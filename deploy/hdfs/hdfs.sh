@@ -69,6 +69,8 @@ XML
   <property><name>dfs.namenode.heartbeat.recheck-interval</name><value>10000</value></property>
   <property><name>dfs.heartbeat.interval</name><value>1</value></property>
   <property><name>dfs.blocksize</name><value>16777216</value></property>
+  <!-- A completed file is on the DataNode's disk, not only in its page cache. -->
+  <property><name>dfs.datanode.synconclose</name><value>true</value></property>
 </configuration>
 XML
 }
@@ -93,16 +95,20 @@ start() {
       > "$dir/format.log" 2>&1 || { cat "$dir/format.log" >&2; die "formatting the NameNode failed"; }
   fi
   log "starting HDFS $HADOOP_VERSION, NameNode on 127.0.0.1:$port (data in $dir)"
+  # Ready once the DataNode has registered with this NameNode and sent its block report (it does again
+  # after a NameNode restart), and safe mode is off.
+  local from; from=$(wc -l < "$dir/datanode.log" 2>/dev/null || echo 0)
   start_namenode
   pid_alive "$dir/datanode.pid" || java_run datanode 384m org.apache.hadoop.hdfs.server.datanode.DataNode
-  # Ready once a DataNode has registered and safe mode is off.
+  local i
+  for ((i = 0; i < 360; i++)); do
+    tail -n +"$((from + 1))" "$dir/datanode.log" 2>/dev/null | grep -q "Successfully sent block report" && break
+    pid_alive "$dir/datanode.pid" || { tail -30 "$dir/datanode.log" >&2; die "the DataNode died; log: $dir/datanode.log"; }
+    sleep 0.25
+  done
+  [ "$i" -lt 360 ] || die "the DataNode did not register with the NameNode in 90 s; log: $dir/datanode.log"
   "$(java17)" "${J17[@]}" -Xmx128m -cp "$conf:$LIBS/*" org.apache.hadoop.hdfs.tools.DFSAdmin -safemode wait > "$dir/safemode.log" 2>&1 \
     || { cat "$dir/safemode.log" >&2; die "HDFS did not leave safe mode"; }
-  for _ in $(seq 120); do
-    grep -q "registered" "$dir/namenode.log" 2>/dev/null && break
-    "$(java17)" "${J17[@]}" -Xmx128m -cp "$conf:$LIBS/*" org.apache.hadoop.hdfs.tools.DFSAdmin -report 2>/dev/null | grep -q "Live datanodes (1)" && break
-    sleep 0.5
-  done
   log "HDFS is up: hdfs://127.0.0.1:$port"
 }
 
@@ -118,7 +124,7 @@ case $cmd in
   stop|down) stop_all ;;
   kill) kill_all ;;
   stop-namenode) stop_pid "$dir/namenode.pid" 30 ;;
-  start-namenode) write_conf; start_namenode ;;
+  start-namenode) start ;;
   status) if pid_alive "$dir/namenode.pid" && pid_alive "$dir/datanode.pid"; then echo "running: hdfs://127.0.0.1:$port ($dir)"; else echo stopped; exit 1; fi ;;
   *) sed -n '2,14p' "$0"; exit 2 ;;
 esac

@@ -141,6 +141,11 @@ func (p *partWriter) catalogTables() []CatalogTable {
 		}
 		if len(k.Partitions) > 0 {
 			t.Partitions = append(t.Partitions, k.Partitions)
+			if t.PartitionColumns == nil {
+				for _, kv := range k.Partitions {
+					t.PartitionColumns = append(t.PartitionColumns, kv[0])
+				}
+			}
 		}
 		for _, sid := range k.SchemaIDs {
 			if sid > t.SchemaID {
@@ -174,7 +179,6 @@ func (p *partWriter) reconcile(ctx context.Context, tables []CatalogTable) error
 		for _, col := range tbl.PartitionColumns {
 			drop[col] = true
 		}
-		t.PartitionColumns = tbl.PartitionColumns
 		if t.Cols, err = parquet.ArrowSchema(schema, drop); err != nil {
 			return fmt.Errorf("schema %d of %s: %w", t.SchemaID, t.Table, err)
 		}

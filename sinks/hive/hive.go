@@ -775,3 +775,67 @@ func (c *Catalog) Close() error {
 	c.drop()
 	return nil
 }
+
+// TableDescription is what the metastore holds of a table.
+type TableDescription struct {
+	Name          string
+	Type          string
+	Location      string
+	Columns       []Column
+	PartitionKeys []string
+	Parameters    map[string]string
+	// Partitions by name, each with its location and columns.
+	Partitions map[string]PartitionDescription
+}
+
+// PartitionDescription is one partition of a TableDescription.
+type PartitionDescription struct {
+	Location string
+	Columns  []Column
+}
+
+// Describe reads a table and its partitions from the metastore.
+func (c *Catalog) Describe(ctx context.Context, table string) (*TableDescription, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var d *TableDescription
+	err := c.do(ctx, func(ctx context.Context, cl *hms.ThriftHiveMetastoreClient) error {
+		t, err := c.getTable(ctx, cl, Name(table))
+		if err != nil {
+			return err
+		}
+		d = &TableDescription{Name: t.TableName, Type: t.TableType, Parameters: t.Parameters, Partitions: map[string]PartitionDescription{}}
+		if t.Sd != nil {
+			d.Location = t.Sd.Location
+			for _, f := range t.Sd.Cols {
+				d.Columns = append(d.Columns, Column{Name: f.Name, Type: f.Type})
+			}
+		}
+		for _, k := range t.PartitionKeys {
+			d.PartitionKeys = append(d.PartitionKeys, k.Name)
+		}
+		if len(d.PartitionKeys) == 0 {
+			return nil
+		}
+		names, err := cl.GetPartitionNames(ctx, t.DbName, t.TableName, -1)
+		if err != nil || len(names) == 0 {
+			return err
+		}
+		ps, err := cl.GetPartitionsByNames(ctx, t.DbName, t.TableName, names)
+		if err != nil {
+			return err
+		}
+		for _, p := range ps {
+			pd := PartitionDescription{}
+			if p.Sd != nil {
+				pd.Location = p.Sd.Location
+				for _, f := range p.Sd.Cols {
+					pd.Columns = append(pd.Columns, Column{Name: f.Name, Type: f.Type})
+				}
+			}
+			d.Partitions[partName(d.PartitionKeys, p.Values)] = pd
+		}
+		return nil
+	})
+	return d, err
+}

@@ -1,0 +1,316 @@
+package testkit
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// The rest of the seed's stack — HDFS, the Hive Metastore and Trino — as real processes started by the
+// project's scripts (deploy/hdfs, deploy/hms, deploy/trino) from Maven Central jars. Like Kafka, each is
+// shared by the tests of a binary: the one named by MINIPIPE_TEST_HDFS / MINIPIPE_TEST_HMS /
+// MINIPIPE_TEST_TRINO (make test starts them once), or else one started here on first use and stopped by
+// Main. Tests that stop or kill a service start their own.
+
+func runScript(ctx context.Context, script string, args ...string) error {
+	cmd := exec.CommandContext(ctx, filepath.Join(Root(), "deploy", script), args...)
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Run(); err != nil {
+		return fmt.Errorf("%s %s: %v\n%s", script, strings.Join(args, " "), err, out.String())
+	}
+	return nil
+}
+
+// HDFSCluster is a real NameNode and DataNode run by deploy/hdfs/hdfs.sh.
+type HDFSCluster struct {
+	Dir  string
+	Port int
+}
+
+// URL is hdfs://127.0.0.1:PORT/path.
+func (h *HDFSCluster) URL(path string) string {
+	return "hdfs://127.0.0.1:" + strconv.Itoa(h.Port) + "/" + strings.TrimPrefix(path, "/")
+}
+
+func (h *HDFSCluster) script(args ...string) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	return runScript(ctx, "hdfs/hdfs.sh", append(args, "--dir", h.Dir, "--port", strconv.Itoa(h.Port))...)
+}
+
+// Start starts both daemons and waits until HDFS takes writes.
+func (h *HDFSCluster) Start() error { return h.script("start") }
+
+// Kill kills both daemons with SIGKILL.
+func (h *HDFSCluster) Kill() error { return h.script("kill") }
+
+// StopNameNode stops the NameNode only (an outage); StartNameNode brings it back.
+func (h *HDFSCluster) StopNameNode() error  { return h.script("stop-namenode") }
+func (h *HDFSCluster) StartNameNode() error { return h.script("start-namenode") }
+
+// StartHDFS starts a dedicated HDFS for one test.
+func StartHDFS(t testing.TB) *HDFSCluster {
+	t.Helper()
+	skipReal(t)
+	h := &HDFSCluster{Dir: t.TempDir(), Port: FreePort(t)}
+	if err := h.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = h.Kill() })
+	return h
+}
+
+// Metastore is a real Hive Metastore (Derby) run by deploy/hms/hms.sh.
+type Metastore struct {
+	Dir  string
+	Port int
+	HDFS string // hdfs://host:port of its default warehouse
+}
+
+// URI is thrift://127.0.0.1:PORT.
+func (m *Metastore) URI() string { return "thrift://127.0.0.1:" + strconv.Itoa(m.Port) }
+
+func (m *Metastore) script(args ...string) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	return runScript(ctx, "hms/hms.sh", append(args, "--dir", m.Dir, "--port", strconv.Itoa(m.Port), "--hdfs", m.HDFS)...)
+}
+
+// Start starts the metastore and waits for its Thrift port.
+func (m *Metastore) Start() error { return m.script("start") }
+
+// Stop stops it (SIGTERM); its Derby database stays for a restart.
+func (m *Metastore) Stop() error { return m.script("stop") }
+
+// Kill kills it with SIGKILL.
+func (m *Metastore) Kill() error { return m.script("kill") }
+
+// StartMetastore starts a dedicated metastore for one test, on the shared HDFS.
+func StartMetastore(t testing.TB) *Metastore {
+	t.Helper()
+	skipReal(t)
+	m := &Metastore{Dir: t.TempDir(), Port: FreePort(t), HDFS: HDFS(t)}
+	if err := m.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = m.Kill() })
+	return m
+}
+
+// TrinoServer is a real Trino coordinator run by deploy/trino/trino.sh.
+type TrinoServer struct {
+	Dir       string
+	Port      int
+	Metastore string
+}
+
+// URL is http://127.0.0.1:PORT.
+func (s *TrinoServer) URL() string { return "http://127.0.0.1:" + strconv.Itoa(s.Port) }
+
+func (s *TrinoServer) script(args ...string) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
+	defer cancel()
+	return runScript(ctx, "trino/trino.sh", append(args, "--dir", s.Dir, "--port", strconv.Itoa(s.Port), "--metastore", s.Metastore)...)
+}
+
+func skipReal(t testing.TB) {
+	if os.Getenv("MINIPIPE_SKIP_REAL") != "" {
+		t.Skip("MINIPIPE_SKIP_REAL is set: skipping a test that needs real services")
+	}
+}
+
+type shared struct {
+	once sync.Once
+	val  string
+	err  error
+	stop func()
+}
+
+var (
+	sharedHDFS, sharedHMS, sharedTrino shared
+	sharedStopsMu                      sync.Mutex
+	sharedStops                        []func()
+)
+
+func (s *shared) get(t testing.TB, env string, start func() (string, func(), error)) string {
+	t.Helper()
+	skipReal(t)
+	if v := os.Getenv(env); v != "" {
+		return v
+	}
+	s.once.Do(func() {
+		s.val, s.stop, s.err = start()
+		if s.stop != nil {
+			sharedStopsMu.Lock()
+			sharedStops = append(sharedStops, s.stop)
+			sharedStopsMu.Unlock()
+		}
+	})
+	if s.err != nil {
+		t.Fatalf("starting a shared service: %v", s.err)
+	}
+	return s.val
+}
+
+// HDFS returns hdfs://127.0.0.1:PORT of an HDFS shared by the tests (MINIPIPE_TEST_HDFS, or started here).
+// Tests keep out of each other's way with their own warehouse path.
+func HDFS(t testing.TB) string {
+	return sharedHDFS.get(t, "MINIPIPE_TEST_HDFS", func() (string, func(), error) {
+		dir, err := os.MkdirTemp("", "minipipe-hdfs-")
+		if err != nil {
+			return "", nil, err
+		}
+		h := &HDFSCluster{Dir: dir, Port: FreePort(t)}
+		err = h.Start()
+		return "hdfs://127.0.0.1:" + strconv.Itoa(h.Port), func() { _ = h.Kill(); _ = os.RemoveAll(dir) }, err
+	})
+}
+
+// SharedMetastore returns the thrift:// URI of a metastore shared by the tests (MINIPIPE_TEST_HMS, or
+// started here on the shared HDFS). Tests keep out of each other's way with their own database.
+func SharedMetastore(t testing.TB) string {
+	hdfs := HDFS(t)
+	return sharedHMS.get(t, "MINIPIPE_TEST_HMS", func() (string, func(), error) {
+		dir, err := os.MkdirTemp("", "minipipe-hms-")
+		if err != nil {
+			return "", nil, err
+		}
+		m := &Metastore{Dir: dir, Port: FreePort(t), HDFS: hdfs}
+		err = m.Start()
+		return m.URI(), func() { _ = m.Kill(); _ = os.RemoveAll(dir) }, err
+	})
+}
+
+// Trino returns the URL of a Trino shared by the tests (MINIPIPE_TEST_TRINO, or started here), whose
+// catalog "hive" reads the shared metastore; TrinoCatalog adds one for another metastore.
+func Trino(t testing.TB) string {
+	hms := SharedMetastore(t)
+	return sharedTrino.get(t, "MINIPIPE_TEST_TRINO", func() (string, func(), error) {
+		dir, err := os.MkdirTemp("", "minipipe-trino-")
+		if err != nil {
+			return "", nil, err
+		}
+		s := &TrinoServer{Dir: dir, Port: FreePort(t), Metastore: hms}
+		err = s.script("start")
+		return s.URL(), func() { _ = s.script("kill"); _ = os.RemoveAll(dir) }, err
+	})
+}
+
+// TrinoCatalog creates a Trino catalog named after the test that reads the given metastore (Trino's
+// dynamic catalogs), dropped when the test ends; it returns the catalog's name.
+func TrinoCatalog(t testing.TB, trino, metastore string) string {
+	t.Helper()
+	name := fmt.Sprintf("hms_%d", time.Now().UnixNano()%1_000_000_000)
+	if _, err := TrinoQuery(trino, fmt.Sprintf(`CREATE CATALOG %s USING hive WITH ("hive.metastore.uri" = '%s', "fs.hadoop.enabled" = 'true', "hive.parquet.time-zone" = 'UTC')`, name, metastore)); err != nil {
+		t.Fatalf("creating a Trino catalog: %v", err)
+	}
+	t.Cleanup(func() { _, _ = TrinoQuery(trino, "DROP CATALOG "+name) })
+	return name
+}
+
+// stopShared stops the shared services this binary started.
+func stopShared() {
+	sharedStopsMu.Lock()
+	defer sharedStopsMu.Unlock()
+	for i := len(sharedStops) - 1; i >= 0; i-- {
+		sharedStops[i]()
+	}
+	sharedStops = nil
+}
+
+// TrinoQuery runs one statement through Trino's HTTP API (POST /v1/statement, then following nextUri)
+// and returns the rows as text: NULL for nulls, JSON for nested values.
+func TrinoQuery(base, sql string) ([][]string, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, strings.TrimSuffix(base, "/")+"/v1/statement", strings.NewReader(sql))
+	req.Header.Set("X-Trino-User", "minipipe-test")
+	req.Header.Set("X-Trino-Time-Zone", "UTC")
+	var rows [][]string
+	for {
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return nil, err
+		}
+		body, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if err != nil {
+			return nil, err
+		}
+		if resp.StatusCode == http.StatusServiceUnavailable || resp.StatusCode == http.StatusTooManyRequests {
+			time.Sleep(100 * time.Millisecond)
+			continue
+		}
+		if resp.StatusCode != http.StatusOK {
+			return nil, fmt.Errorf("trino: HTTP %d: %s", resp.StatusCode, body)
+		}
+		var r struct {
+			NextURI string  `json:"nextUri"`
+			Data    [][]any `json:"data"`
+			Error   *struct {
+				Message   string `json:"message"`
+				ErrorName string `json:"errorName"`
+			} `json:"error"`
+		}
+		if err := json.Unmarshal(body, &r); err != nil {
+			return nil, fmt.Errorf("trino: %v: %s", err, body)
+		}
+		if r.Error != nil {
+			return nil, fmt.Errorf("trino: %s: %s", r.Error.ErrorName, r.Error.Message)
+		}
+		for _, row := range r.Data {
+			out := make([]string, len(row))
+			for i, v := range row {
+				switch x := v.(type) {
+				case nil:
+					out[i] = "NULL"
+				case string:
+					out[i] = x
+				case float64:
+					out[i] = strconv.FormatFloat(x, 'f', -1, 64)
+				case bool:
+					out[i] = strconv.FormatBool(x)
+				default:
+					b, _ := json.Marshal(x)
+					out[i] = string(b)
+				}
+			}
+			rows = append(rows, out)
+		}
+		if r.NextURI == "" {
+			return rows, nil
+		}
+		req, _ = http.NewRequestWithContext(ctx, http.MethodGet, r.NextURI, nil)
+		req.Header.Set("X-Trino-User", "minipipe-test")
+	}
+}
+
+// WaitTrino runs sql until check accepts its rows (errors, e.g. a table not registered yet, are retried).
+func WaitTrino(t testing.TB, base, sql string, timeout time.Duration, check func([][]string) bool) [][]string {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	var rows [][]string
+	var err error
+	for {
+		rows, err = TrinoQuery(base, sql)
+		if err == nil && check(rows) {
+			return rows
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("trino %q: after %v: rows %v, error %v", sql, timeout, rows, err)
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+}

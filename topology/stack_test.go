@@ -1,0 +1,227 @@
+package topology_test
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/minipipe/minipipe/testkit"
+	"github.com/minipipe/minipipe/topology"
+)
+
+// The seed's whole stack: real Kafka, HDFS (NameNode + DataNode), Hive Metastore and Trino, each started
+// by the project's scripts from Maven Central jars; minipipe writes to HDFS and registers in the metastore,
+// and every check reads through Trino.
+
+// stackConfig points a test configuration at HDFS and the metastore, with its own warehouse directory and
+// its own Hive database.
+func stackConfig(t *testing.T, brokers []string, metastore string) topology.Config {
+	cfg := testkit.TestConfig(t, brokers)
+	suffix := fmt.Sprintf("%d", time.Now().UnixNano()%1_000_000_000)
+	cfg.Warehouse = testkit.HDFS(t) + "/" + strings.NewReplacer(",", "_", ":", "_", "/", "_").Replace(t.Name()) + "-" + suffix
+	cfg.Catalog = "hive"
+	cfg.HiveMetastore = metastore
+	cfg.HiveDatabase = "db_" + suffix
+	return cfg
+}
+
+func trinoCount(t *testing.T, trino, table, col string) (int, int, error) {
+	rows, err := testkit.TrinoQuery(trino, fmt.Sprintf("SELECT count(*), count(DISTINCT %s) FROM %s", col, table))
+	if err != nil {
+		return 0, 0, err
+	}
+	var n, d int
+	fmt.Sscan(rows[0][0], &n)
+	fmt.Sscan(rows[0][1], &d)
+	return n, d, nil
+}
+
+// settleTrino waits until Trino reads every record of the topic once from the table, then checks again
+// after a rotate interval (a duplicate gets every chance to appear) and that no staging file is left.
+func settleTrino(t *testing.T, brokers []string, cfg topology.Config, trino, table, topic string, distinct int, timeout time.Duration) {
+	t.Helper()
+	want := int(testkit.EndOffsets(t, brokers, topic))
+	deadline := time.Now().Add(timeout)
+	var n, d int
+	var err error
+	for time.Now().Before(deadline) {
+		n, d, err = trinoCount(t, trino, table, "id")
+		if err == nil && n >= want {
+			break
+		}
+		time.Sleep(time.Second)
+	}
+	time.Sleep(cfg.RotateInterval + time.Second)
+	n, d, err = trinoCount(t, trino, table, "id")
+	if err != nil {
+		t.Fatalf("counting through Trino: %v", err)
+	}
+	t.Logf("topic holds %d records (%d distinct ids); Trino: count %d, count distinct %d", want, distinct, n, d)
+	if n != want || d != distinct {
+		t.Fatalf("exactly once violated: Trino reads %d rows, %d distinct ids; the topic holds %d records with %d distinct ids", n, d, want, distinct)
+	}
+	if left := testkit.StagingFiles(t, cfg.WarehouseURL()); len(left) > 0 {
+		t.Fatalf("staging files left: %v", left)
+	}
+}
+
+// TestStackSeedWalkthrough follows the seed README's "Example Use Case" on the full stack: its two curl
+// commands, then the query in Trino through the Hive Metastore, as the seed ran it in Presto.
+func TestStackSeedWalkthrough(t *testing.T) {
+	brokers := testkit.Kafka(t)
+	trino := testkit.Trino(t)
+	deleteTopic(t, brokers, "connect_test")
+	cfg := stackConfig(t, brokers, testkit.SharedMetastore(t))
+	cfg.Topics = "connect_test"
+	app := testkit.StartApp(t, cfg)
+	for i, cmd := range []string{seedCurl1, seedCurl2} {
+		if status, body := curl(t, cmd, app.Config.RestAddr); status != 200 {
+			t.Fatalf("seed curl %d: %d %s", i+1, status, body)
+		}
+	}
+	table := "hive." + cfg.HiveDatabase + ".connect_test"
+	start := time.Now()
+	rows := testkit.WaitTrino(t, trino, "SELECT name, lastname FROM "+table+" ORDER BY name", cfg.RotateInterval+60*time.Second,
+		func(r [][]string) bool { return len(r) == 2 })
+	if fmt.Sprint(rows) != "[[alice NULL] [bob smith]]" {
+		t.Fatalf("Trino: %v", rows)
+	}
+	t.Logf("Trino reads both rows %v after the second request", time.Since(start).Round(100*time.Millisecond))
+	cols, err := testkit.TrinoQuery(trino, "SHOW COLUMNS FROM "+table)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fmt.Sprint(cols) != "[[name varchar  ] [lastname varchar  ] [dt varchar partition key ]]" {
+		t.Fatalf("SHOW COLUMNS: %v", cols)
+	}
+	today := time.Now().UTC().Format("2006-01-02")
+	parts, err := testkit.TrinoQuery(trino, `SELECT dt FROM hive.`+cfg.HiveDatabase+`."connect_test$partitions"`)
+	if err != nil || fmt.Sprint(parts) != "[["+today+"]]" {
+		t.Fatalf("partitions: %v %v (today %s)", parts, err, today)
+	}
+	paths, err := testkit.TrinoQuery(trino, `SELECT DISTINCT "$path" FROM `+table)
+	if err != nil || len(paths) == 0 {
+		t.Fatal(err)
+	}
+	for _, p := range paths {
+		if !strings.HasPrefix(p[0], cfg.WarehouseURL()+"/connect_test/dt="+today+"/") || !strings.HasSuffix(p[0], ".parquet") {
+			t.Fatalf("file %s is not under the table's HDFS location %s", p[0], cfg.WarehouseURL())
+		}
+	}
+	wh := mustFS(t, cfg.WarehouseURL())
+	entries, err := wh.ReadDir("connect_test/dt=" + today)
+	if err != nil || len(entries) != len(paths) {
+		t.Fatalf("HDFS holds %v (%v); Trino read %v", entries, err, paths)
+	}
+}
+
+// TestStackSchemaEvolution: rows of two schema versions spread over many dt partitions, the second adding
+// a column; Trino reads every row, the old ones with NULL in the new column, and the table's partitions
+// all show the column.
+func TestStackSchemaEvolution(t *testing.T) {
+	brokers := testkit.Kafka(t)
+	trino := testkit.Trino(t)
+	cfg := stackConfig(t, brokers, testkit.SharedMetastore(t))
+	cfg.TimestampField = "ts"
+	topic := testkit.Topic(t, "evolve")
+	testkit.CreateTopic(t, brokers, topic, 2)
+	app := testkit.StartApp(t, cfg)
+	const v1 = `{"type":"record","name":"Visit","fields":[{"name":"id","type":"long"},{"name":"ts","type":{"type":"long","logicalType":"timestamp-millis"}}]}`
+	const v2 = `{"type":"record","name":"Visit","fields":[{"name":"id","type":"long"},{"name":"ts","type":{"type":"long","logicalType":"timestamp-millis"}},{"name":"page","type":["null","string"],"default":null}]}`
+	id1 := registerSchema(t, app.Registry, topic+"-value", v1)
+	id2 := registerSchema(t, app.Registry, topic+"-value", v2)
+	base := time.Date(2026, 11, 1, 12, 0, 0, 0, time.UTC)
+	var values [][]byte
+	// Days 1-6 with schema 1, days 4-9 with schema 2: three partitions hold both.
+	for i := 0; i < 60; i++ {
+		ts := base.Add(time.Duration(i/10) * 24 * time.Hour).UnixMilli()
+		values = append(values, frame(t, id1, v1, fmt.Sprintf(`{"id":%d,"ts":%d}`, i, ts)))
+	}
+	for i := 60; i < 120; i++ {
+		ts := base.Add(time.Duration(3+(i-60)/10) * 24 * time.Hour).UnixMilli()
+		values = append(values, frame(t, id2, v2, fmt.Sprintf(`{"id":%d,"ts":%d,"page":{"string":"/p%d"}}`, i, ts, i)))
+	}
+	produceRaw(t, brokers, topic, values...)
+	table := "hive." + cfg.HiveDatabase + "." + tableOf(topic)
+	testkit.WaitTrino(t, trino, "SELECT count(*) FROM "+table, cfg.RotateInterval+60*time.Second, func(r [][]string) bool { return len(r) == 1 && r[0][0] == "120" })
+	rows, err := testkit.TrinoQuery(trino, "SELECT dt, count(*), count(page), min(id), max(id) FROM "+table+" GROUP BY dt ORDER BY dt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, r := range rows {
+		got = append(got, strings.Join(r, " "))
+	}
+	want := []string{
+		"2026-11-01 10 0 0 9", "2026-11-02 10 0 10 19", "2026-11-03 10 0 20 29",
+		"2026-11-04 20 10 30 69", "2026-11-05 20 10 40 79", "2026-11-06 20 10 50 89",
+		"2026-11-07 10 10 90 99", "2026-11-08 10 10 100 109", "2026-11-09 10 10 110 119",
+	}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Fatalf("per partition (dt, rows, rows with page, ids):\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	// Every row reads right: old ones have no page, new ones theirs; ts is a TIMESTAMP in its dt.
+	bad, err := testkit.TrinoQuery(trino, "SELECT id FROM "+table+` WHERE (id < 60 AND page IS NOT NULL) OR (id >= 60 AND page <> '/p' || CAST(id AS varchar))
+		OR CAST(CAST(ts AS date) AS varchar) <> dt`)
+	if err != nil || len(bad) != 0 {
+		t.Fatalf("rows that read wrong: %v %v", bad, err)
+	}
+	parts, err := testkit.TrinoQuery(trino, `SELECT count(*) FROM hive.`+cfg.HiveDatabase+`."`+tableOf(topic)+`$partitions"`)
+	if err != nil || parts[0][0] != "9" {
+		t.Fatalf("partitions: %v %v", parts, err)
+	}
+}
+
+// TestStackTypes: timestamps, dates and decimals written by minipipe read in Trino as TIMESTAMP, DATE and
+// DECIMAL with the right values.
+func TestStackTypes(t *testing.T) {
+	brokers := testkit.Kafka(t)
+	trino := testkit.Trino(t)
+	cfg := stackConfig(t, brokers, testkit.SharedMetastore(t))
+	cfg.PartitionBy = "none"
+	topic := testkit.Topic(t, "types")
+	testkit.CreateTopic(t, brokers, topic, 1)
+	app := testkit.StartApp(t, cfg)
+	const schema = `{"type":"record","name":"Payment","fields":[
+		{"name":"id","type":"long"},
+		{"name":"at","type":{"type":"long","logicalType":"timestamp-millis"}},
+		{"name":"at_us","type":{"type":"long","logicalType":"timestamp-micros"}},
+		{"name":"day","type":{"type":"int","logicalType":"date"}},
+		{"name":"amount","type":{"type":"bytes","logicalType":"decimal","precision":12,"scale":2}},
+		{"name":"rate","type":{"type":"fixed","name":"Rate","size":8,"logicalType":"decimal","precision":18,"scale":6}},
+		{"name":"maybe","type":["null",{"type":"long","logicalType":"timestamp-millis"}],"default":null}]}`
+	id := registerSchema(t, app.Registry, topic+"-value", schema)
+	// Trino's Hive tables read timestamps in milliseconds (hive.timestamp-precision).
+	// 2026-11-25T13:45:30.123Z = 1795614330123 ms; day 20417 = 2025-11-25; amount 1234567.89 = 123456789
+	// unscaled (bytes \u0007[\u00cd\u0015); rate -0.000042 = -42 unscaled in 8 bytes.
+	produceRaw(t, brokers, topic,
+		frame(t, id, schema, `{"id":1,"at":1795614330123,"at_us":1795614330123456,"day":20417,"amount":"\u0007[\u00cd\u0015","rate":"\u00ff\u00ff\u00ff\u00ff\u00ff\u00ff\u00ff\u00d6","maybe":null}`),
+		frame(t, id, schema, `{"id":2,"at":0,"at_us":-1000,"day":-1,"amount":"\u0000","rate":"\u0000\u0000\u0000\u0000\u0000\u0000\u0000\u0001","maybe":{"long":86400000}}`))
+	table := "hive." + cfg.HiveDatabase + "." + tableOf(topic)
+	testkit.WaitTrino(t, trino, "SELECT count(*) FROM "+table, cfg.RotateInterval+60*time.Second, func(r [][]string) bool { return len(r) == 1 && r[0][0] == "2" })
+	types, err := testkit.TrinoQuery(trino, "SELECT typeof(at), typeof(at_us), typeof(day), typeof(amount), typeof(rate), typeof(maybe) FROM "+table+" LIMIT 1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fmt.Sprint(types) != "[[timestamp(3) timestamp(3) date decimal(12,2) decimal(18,6) timestamp(3)]]" {
+		t.Fatalf("types: %v", types)
+	}
+	rows, err := testkit.TrinoQuery(trino, "SELECT id, CAST(at AS varchar), CAST(at_us AS varchar), CAST(day AS varchar), CAST(amount AS varchar), CAST(rate AS varchar), CAST(maybe AS varchar) FROM "+table+" ORDER BY id")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, r := range rows {
+		got = append(got, strings.Join(r, " | "))
+	}
+	sort.Strings(got)
+	want := []string{
+		"1 | 2026-11-25 13:45:30.123 | 2026-11-25 13:45:30.123 | 2025-11-25 | 1234567.89 | -0.000042 | NULL",
+		"2 | 1970-01-01 00:00:00.000 | 1969-12-31 23:59:59.999 | 1969-12-31 | 0.00 | 0.000001 | 1970-01-02 00:00:00.000",
+	}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Fatalf("values:\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+}
