@@ -1,9 +1,13 @@
 #!/usr/bin/env bash
-# `make test`: every test of the project against real services started here from their registries.
-#  - one real Apache Kafka broker (Maven Central jars, cached) shared by the test packages, on free ports
-#    in a temporary directory, killed at the end;
+# `make test`: every test of the project against real services started here from their registries, each on
+# free ports in its own temporary directory, shared by the test packages and killed at the end:
+#  - Apache Kafka 4.x (KRaft, single node) from Maven Central jars;
+#  - HDFS (one NameNode, one DataNode, Hadoop 3.4) from Maven Central jars;
+#  - the Hive Metastore (standalone, Derby) from Maven Central jars, its warehouse on that HDFS;
+#  - Trino with a Hive catalog on that metastore (Maven Central tarball, Temurin 25);
 #  - Confluent's Python client in a cached virtualenv (PyPI);
-# then go vet and go test over every package. Extra arguments go to go test.
+# then go vet and go test over every package. Downloads are cached (~/.cache/minipipe, ~/.m2). At the end it
+# prints each service's peak resident memory (VmHWM). Extra arguments go to go test.
 source "$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/lib.sh"
 cd "$DEPLOY_DIR/.."
 
@@ -17,17 +21,60 @@ free_port() {
 }
 
 start=$(date +%s)
-"$DEPLOY_DIR/kafka/kafka.sh" fetch
-"$DEPLOY_DIR/python.sh" >/dev/null
-kdir=$(mktemp -d /tmp/minipipe-test-kafka.XXXXXX)
-kport=$(free_port)
-cleanup() { "$DEPLOY_DIR/kafka/kafka.sh" kill --dir "$kdir" --port "$kport" >/dev/null 2>&1 || true; rm -rf "$kdir"; }
+root=$(mktemp -d /tmp/minipipe-test.XXXXXX)
+kport=$(free_port); hport=$(free_port); mport=$(free_port); tport=$(free_port)
+
+# peak_rss NAME PIDFILE: the peak resident set of a still-running service, from /proc.
+peak_rss() {
+  local pid
+  pid=$(cat "$2" 2>/dev/null) || return 0
+  [ -r "/proc/$pid/status" ] || return 0
+  printf '  %-9s %s\n' "$1" "$(awk '/VmHWM/ {printf "%.0f MiB", $2/1024}' "/proc/$pid/status")" >&2
+}
+report() {
+  log "peak resident memory of the services:"
+  peak_rss kafka "$root/kafka/kafka.pid"
+  peak_rss namenode "$root/hdfs/namenode.pid"
+  peak_rss datanode "$root/hdfs/datanode.pid"
+  peak_rss metastore "$root/hms/hms.pid"
+  peak_rss trino "$root/trino/trino.pid"
+}
+cleanup() {
+  "$DEPLOY_DIR/trino/trino.sh" kill --dir "$root/trino" >/dev/null 2>&1 || true
+  "$DEPLOY_DIR/hms/hms.sh" kill --dir "$root/hms" >/dev/null 2>&1 || true
+  "$DEPLOY_DIR/hdfs/hdfs.sh" kill --dir "$root/hdfs" >/dev/null 2>&1 || true
+  "$DEPLOY_DIR/kafka/kafka.sh" kill --dir "$root/kafka" >/dev/null 2>&1 || true
+  rm -rf "$root"
+}
 trap cleanup EXIT
-"$DEPLOY_DIR/kafka/kafka.sh" start --dir "$kdir" --port "$kport"
+
+# Fetch everything (each is a no-op once cached), then start Kafka and HDFS side by side, the metastore on
+# HDFS, and Trino on the metastore; a failure anywhere stops the run with the service's log tail.
+"$DEPLOY_DIR/kafka/kafka.sh" fetch
+"$DEPLOY_DIR/hdfs/hdfs.sh" fetch
+"$DEPLOY_DIR/hms/hms.sh" fetch
+"$DEPLOY_DIR/trino/trino.sh" fetch
+"$DEPLOY_DIR/python.sh" >/dev/null
+
+"$DEPLOY_DIR/kafka/kafka.sh" start --dir "$root/kafka" --port "$kport" & kpid=$!
+"$DEPLOY_DIR/hdfs/hdfs.sh" start --dir "$root/hdfs" --port "$hport" & hpid=$!
+wait "$hpid" || die "HDFS did not start"
+"$DEPLOY_DIR/hms/hms.sh" start --dir "$root/hms" --port "$mport" --hdfs "hdfs://127.0.0.1:$hport"
+"$DEPLOY_DIR/trino/trino.sh" start --dir "$root/trino" --port "$tport" --metastore "thrift://127.0.0.1:$mport" & tpid=$!
+wait "$kpid" || die "Kafka did not start"
+wait "$tpid" || die "Trino did not start"
+log "services up in $(( $(date +%s) - start ))s"
+
 export MINIPIPE_TEST_KAFKA=127.0.0.1:$kport
+export MINIPIPE_TEST_HDFS=hdfs://127.0.0.1:$hport
+export MINIPIPE_TEST_HMS=thrift://127.0.0.1:$mport
+export MINIPIPE_TEST_TRINO=http://127.0.0.1:$tport
 
 log "go vet"
 go vet ./...
-log "go test (Kafka at $MINIPIPE_TEST_KAFKA)"
-go test -count=1 -timeout 25m "$@" ./...
+log "go test (Kafka $MINIPIPE_TEST_KAFKA, HDFS $MINIPIPE_TEST_HDFS, metastore $MINIPIPE_TEST_HMS, Trino $MINIPIPE_TEST_TRINO)"
+status=0
+go test -count=1 -timeout 25m "$@" ./... || status=$?
+report
+[ "$status" = 0 ] || die "tests failed"
 log "all tests passed in $(( $(date +%s) - start ))s"

@@ -194,7 +194,7 @@ func SharedMetastore(t testing.TB) string {
 }
 
 // Trino returns the URL of a Trino shared by the tests (MINIPIPE_TEST_TRINO, or started here), whose
-// catalog "hive" reads the shared metastore; TrinoCatalog adds one for another metastore.
+// catalog "hive" reads the shared metastore.
 func Trino(t testing.TB) string {
 	hms := SharedMetastore(t)
 	return sharedTrino.get(t, "MINIPIPE_TEST_TRINO", func() (string, func(), error) {
@@ -208,16 +208,16 @@ func Trino(t testing.TB) string {
 	})
 }
 
-// TrinoCatalog creates a Trino catalog named after the test that reads the given metastore (Trino's
-// dynamic catalogs), dropped when the test ends; it returns the catalog's name.
-func TrinoCatalog(t testing.TB, trino, metastore string) string {
+// StartTrino starts a dedicated Trino for one test, its catalog "hive" reading the given metastore.
+func StartTrino(t testing.TB, metastore string) string {
 	t.Helper()
-	name := fmt.Sprintf("hms_%d", time.Now().UnixNano()%1_000_000_000)
-	if _, err := TrinoQuery(trino, fmt.Sprintf(`CREATE CATALOG %s USING hive WITH ("hive.metastore.uri" = '%s', "fs.hadoop.enabled" = 'true', "hive.parquet.time-zone" = 'UTC')`, name, metastore)); err != nil {
-		t.Fatalf("creating a Trino catalog: %v", err)
+	skipReal(t)
+	s := &TrinoServer{Dir: t.TempDir(), Port: FreePort(t), Metastore: metastore}
+	if err := s.script("start"); err != nil {
+		t.Fatal(err)
 	}
-	t.Cleanup(func() { _, _ = TrinoQuery(trino, "DROP CATALOG "+name) })
-	return name
+	t.Cleanup(func() { _ = s.script("kill") })
+	return s.URL()
 }
 
 // stopShared stops the shared services this binary started.

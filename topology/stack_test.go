@@ -225,3 +225,149 @@ func TestStackTypes(t *testing.T) {
 		t.Fatalf("values:\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
 }
+
+// TestStackCrashAtEveryCommitStep is the crash suite on HDFS with the metastore: minipipe is killed with
+// SIGKILL at each step of the commit protocol in turn (the catalog step and the recovery steps included),
+// restarted, and at the end Trino's count and count distinct equal what was produced.
+func TestStackCrashAtEveryCommitStep(t *testing.T) {
+	brokers := testkit.Kafka(t)
+	trino := testkit.Trino(t)
+	cfg := stackConfig(t, brokers, testkit.SharedMetastore(t))
+	cfg.FlushSize = 400
+	cfg.RotateInterval = 2 * time.Second
+	cfg.RowsPartitions = 2
+	topic := testkit.Topic(t, "hcrash")
+	testkit.CreateTopic(t, brokers, topic, 3)
+	first := testkit.StartProcess(t, cfg)
+	id := registerSchema(t, first.Registry, topic+"-value", eventSchema)
+	first.Kill()
+	gen := newLoadGen(t, brokers, topic, id)
+	gen.produce(1500)
+	steps := []string{"catalog.applied:1", "commit.staged:2", "commit.intent:2", "recover.claimed:1", "commit.published:2",
+		"recover.settled:1", "commit.committed:2", "commit.acked:2"}
+	for _, step := range steps {
+		start := time.Now()
+		p := testkit.StartProcessEnv(t, cfg, []string{"MINIPIPE_FAILPOINT=" + step})
+		// Records keep arriving until the failpoint fires.
+		for deadline := time.Now().Add(90 * time.Second); !p.WaitExit(300 * time.Millisecond); {
+			if time.Now().After(deadline) {
+				t.Fatalf("the failpoint %s never fired:\n%s", step, p.Log())
+			}
+			gen.produce(60)
+		}
+		if !strings.Contains(p.Log(), "FAILPOINT "+strings.Split(step, ":")[0]) {
+			t.Fatalf("minipipe exited, but not at %s:\n%s", step, p.Log())
+		}
+		t.Logf("killed at %s after %v, %d records produced so far", step, time.Since(start).Round(100*time.Millisecond), gen.produced.Load())
+	}
+	testkit.StartProcess(t, cfg)
+	settleTrino(t, brokers, cfg, trino, "hive."+cfg.HiveDatabase+"."+tableOf(topic), topic, int(gen.produced.Load()), 3*time.Minute)
+}
+
+// TestStackMetastoreOutage stops the metastore while data flows — new partitions, a new column — and
+// starts it again: files keep being committed meanwhile, and the table then catches up with every
+// partition and column, Trino returning every row once.
+func TestStackMetastoreOutage(t *testing.T) {
+	brokers := testkit.Kafka(t)
+	hms := testkit.StartMetastore(t)
+	trino := testkit.StartTrino(t, hms.URI())
+	catalog := "hive"
+	cfg := stackConfig(t, brokers, hms.URI())
+	cfg.TimestampField = "ts"
+	cfg.RotateInterval = 2 * time.Second
+	topic := testkit.Topic(t, "hmsdown")
+	testkit.CreateTopic(t, brokers, topic, 2)
+	app := testkit.StartApp(t, cfg)
+	const v1 = `{"type":"record","name":"Visit","fields":[{"name":"id","type":"long"},{"name":"ts","type":{"type":"long","logicalType":"timestamp-millis"}}]}`
+	const v2 = `{"type":"record","name":"Visit","fields":[{"name":"id","type":"long"},{"name":"ts","type":{"type":"long","logicalType":"timestamp-millis"}},{"name":"page","type":["null","string"],"default":null}]}`
+	id1 := registerSchema(t, app.Registry, topic+"-value", v1)
+	base := time.Date(2026, 10, 1, 0, 30, 0, 0, time.UTC)
+	rows := func(from, to, schemaID int, schema string, day0 int) [][]byte {
+		var out [][]byte
+		for i := from; i < to; i++ {
+			ts := base.Add(time.Duration(day0+(i-from)%3) * 24 * time.Hour).UnixMilli()
+			datum := fmt.Sprintf(`{"id":%d,"ts":%d}`, i, ts)
+			if schemaID != id1 {
+				datum = fmt.Sprintf(`{"id":%d,"ts":%d,"page":{"string":"/p"}}`, i, ts)
+			}
+			out = append(out, frame(t, schemaID, schema, datum))
+		}
+		return out
+	}
+	table := catalog + "." + cfg.HiveDatabase + "." + tableOf(topic)
+	produceRaw(t, brokers, topic, rows(0, 200, id1, v1, 0)...) // days 1-3
+	testkit.WaitTrino(t, trino, "SELECT count(*) FROM "+table, 90*time.Second, func(r [][]string) bool { return len(r) == 1 && r[0][0] == "200" })
+
+	if err := hms.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	id2 := registerSchema(t, app.Registry, topic+"-value", v2)
+	produceRaw(t, brokers, topic, rows(200, 500, id2, v2, 2)...) // days 3-5, with the new column
+	// The files are committed with the metastore down.
+	wh := mustFS(t, cfg.WarehouseURL())
+	deadline := time.Now().Add(90 * time.Second)
+	for {
+		tables, err := topology.ListTables(wh)
+		var n int64
+		if err == nil && len(tables) == 1 {
+			n = tables[0].Rows
+		}
+		if n == 500 {
+			t.Logf("500 rows committed in %d partitions with the metastore down", len(tables[0].Partitions))
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("with the metastore down, %d rows of 500 were committed (%v)", n, err)
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+	m := testkit.Do(t, "GET", app.HTTP+"/metrics", "")
+	if !strings.Contains(string(m.Body), "minipipe_catalog_errors_total") || strings.Contains(string(m.Body), "minipipe_catalog_errors_total 0\n") {
+		t.Fatalf("no metastore errors counted while it was down")
+	}
+	time.Sleep(3 * time.Second)
+	if err := hms.Start(); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	testkit.WaitTrino(t, trino, "SELECT count(*), count(DISTINCT id), count(page) FROM "+table, 2*time.Minute,
+		func(r [][]string) bool { return len(r) == 1 && strings.Join(r[0], " ") == "500 500 300" })
+	t.Logf("the metastore caught up %v after it came back", time.Since(start).Round(100*time.Millisecond))
+	parts, err := testkit.TrinoQuery(trino, `SELECT count(*) FROM `+catalog+`.`+cfg.HiveDatabase+`."`+tableOf(topic)+`$partitions"`)
+	if err != nil || parts[0][0] != "5" {
+		t.Fatalf("partitions after catching up: %v %v", parts, err)
+	}
+}
+
+// TestStackNameNodeOutage stops the NameNode while records arrive: the pipeline backs off, resumes when it
+// returns, and Trino reads every record once.
+func TestStackNameNodeOutage(t *testing.T) {
+	brokers := testkit.Kafka(t)
+	trino := testkit.Trino(t)
+	h := testkit.StartHDFS(t)
+	cfg := stackConfig(t, brokers, testkit.SharedMetastore(t))
+	cfg.Warehouse = h.URL("/nnoutage")
+	cfg.FlushSize = 500
+	cfg.RotateInterval = 2 * time.Second
+	topic := testkit.Topic(t, "nndown")
+	testkit.CreateTopic(t, brokers, topic, 2)
+	p := testkit.StartProcess(t, cfg)
+	id := registerSchema(t, p.Registry, topic+"-value", eventSchema)
+	gen := newLoadGen(t, brokers, topic, id)
+	gen.produce(1000)
+	table := "hive." + cfg.HiveDatabase + "." + tableOf(topic)
+	testkit.WaitTrino(t, trino, "SELECT count(*) FROM "+table, 90*time.Second, func(r [][]string) bool { return len(r) == 1 && r[0][0] == "1000" })
+	if err := h.StopNameNode(); err != nil {
+		t.Fatal(err)
+	}
+	gen.produce(2000)
+	time.Sleep(8 * time.Second)
+	if err := h.StartNameNode(); err != nil {
+		t.Fatal(err)
+	}
+	gen.produce(1000)
+	settleTrino(t, brokers, cfg, trino, table, topic, int(gen.produced.Load()), 3*time.Minute)
+	if !strings.Contains(p.Log(), "level=") {
+		t.Log(p.Log())
+	}
+}

@@ -58,7 +58,7 @@ start() {
 </configuration>
 XML
   log "starting Hive Metastore $HIVE_VERSION on thrift://127.0.0.1:$port (Derby in $dir)"
-  nohup "$(java17)" "${J17[@]}" -Xmx768m "-Dlog4j2.configurationFile=$conf/log4j2.properties" -cp "$conf:$LIBS/*" \
+  nohup "$(java17)" "${J17[@]}" -Xmx768m "-Dlog4j2.configurationFile=$conf/log4j2.properties" "-Dderby.stream.error.file=$dir/derby.log" -cp "$conf:$LIBS/*" \
     org.apache.hadoop.hive.metastore.HiveMetaStore -p "$port" >> "$dir/hms.log" 2>&1 &
   echo $! > "$pidfile"
   wait_port "$port" 180 "$pidfile" || { tail -40 "$dir/hms.log" >&2; die "the metastore did not start; log: $dir/hms.log"; }

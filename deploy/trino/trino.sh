@@ -81,7 +81,6 @@ http-server.http.port=$port
 discovery.uri=http://127.0.0.1:$port
 plugin.dir=$HOME_DIR/plugin
 catalog.config-dir=$etc/catalog
-catalog.management=dynamic
 query.max-memory=1GB
 query.max-memory-per-node=768MB
 EOF
