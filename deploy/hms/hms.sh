@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Fetch, start and stop a real standalone Hive Metastore (Derby-backed) from Maven Central jars, as a plain
+# Fetch, start and stop a real standalone Hive Metastore 4.1 (Derby-backed) from Maven Central jars, as a plain
 # process on 127.0.0.1. Start HDFS first: the metastore creates database and table locations on it.
 #
 #   hms.sh fetch
@@ -55,10 +55,17 @@ start() {
   <property><name>metastore.event.db.notification.api.auth</name><value>false</value></property>
   <property><name>metastore.metadata.transformer.class</name><value> </value></property>
   <property><name>hive.metastore.disallow.incompatible.col.type.changes</name><value>false</value></property>
+  <!-- No ACID tables here: DataNucleus's autoCreateAll does not create the transaction, lock and compaction
+       tables, so neither leader election through the lock tables nor the compactor may run. -->
+  <property><name>metastore.housekeeping.leader.election</name><value>host</value></property>
+  <property><name>metastore.housekeeping.threads.on</name><value>false</value></property>
+  <property><name>metastore.compactor.initiator.on</name><value>false</value></property>
+  <property><name>metastore.compactor.cleaner.on</name><value>false</value></property>
+  <property><name>metastore.thrift.bind.host</name><value>127.0.0.1</value></property>
 </configuration>
 XML
   log "starting Hive Metastore $HIVE_VERSION on thrift://127.0.0.1:$port (Derby in $dir)"
-  nohup "$(java17)" "${J17[@]}" -Xmx768m "-Dlog4j2.configurationFile=$conf/log4j2.properties" "-Dderby.stream.error.file=$dir/derby.log" -cp "$conf:$LIBS/*" \
+  nohup "$(java17)" "${J17[@]}" -Xmx768m "-Dlog4j2.configurationFile=$conf/log4j2.properties" "-Dderby.stream.error.file=$dir/derby.log" -cp "$conf:$LIBS/hive-exec-$HIVE_VERSION.jar:$LIBS/*" \
     org.apache.hadoop.hive.metastore.HiveMetaStore -p "$port" >> "$dir/hms.log" 2>&1 &
   echo $! > "$pidfile"
   wait_port "$port" 180 "$pidfile" || { tail -40 "$dir/hms.log" >&2; die "the metastore did not start; log: $dir/hms.log"; }
