@@ -6,7 +6,7 @@ export GOFLAGS
 VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X github.com/minipipe/minipipe/topology.Version=$(VERSION)
 
-.PHONY: all build run kafka-up kafka-down test test-unit vet fuzz bench clean
+.PHONY: all build run run-full kafka-up kafka-down stack-up stack-down test test-unit vet fuzz bench clean
 
 all: build
 
@@ -17,11 +17,30 @@ build:
 run: build kafka-up
 	./bin/minipipe run --brokers 127.0.0.1:9092 --data-dir ./data
 
+## run-full: minipipe on the seed's whole stack (make stack-up): Parquet on HDFS, tables in the Hive Metastore.
+run-full: build stack-up
+	./bin/minipipe run --brokers 127.0.0.1:9092 --data-dir ./data-full \
+	  --warehouse hdfs://127.0.0.1:8020/warehouse --catalog hive --hive-metastore thrift://127.0.0.1:9083
+
 kafka-up:
 	deploy/kafka/kafka.sh up
 
 kafka-down:
 	deploy/kafka/kafka.sh down
+
+## stack-up: Kafka (127.0.0.1:9092), HDFS (NameNode RPC 127.0.0.1:8020), the Hive Metastore
+## (thrift://127.0.0.1:9083) and Trino (http://127.0.0.1:8090), each from its registry, data under ./.state.
+stack-up:
+	deploy/kafka/kafka.sh up
+	deploy/hdfs/hdfs.sh up
+	deploy/hms/hms.sh up
+	deploy/trino/trino.sh up
+
+stack-down:
+	-deploy/trino/trino.sh down
+	-deploy/hms/hms.sh down
+	-deploy/hdfs/hdfs.sh down
+	-deploy/kafka/kafka.sh down
 
 ## test: every test, against real services started by the project's scripts.
 test: build

@@ -2,9 +2,12 @@
 # `make bench`: start a dedicated real Kafka broker and minipipe on free ports, then measure
 #   1. the REST edge (cmd/minipipe-bench): records/s at 100 and at 1 record per request, latency percentiles;
 #   2. topic → committed Parquet: a topic filled beforehand, drained by a fresh pipeline;
-#   3. replay: the same table rebuilt from its topic into a new generation.
+#   3. replay: the same table rebuilt from its topic into a new generation;
+#   4. the seed's whole stack: records produced while minipipe writes Parquet to HDFS and registers the table in
+#      the Hive Metastore, until Trino counts them all; then the peak memory of every process.
 # Prints the machine and markdown tables. MINIPIPE_BENCH_ARGS goes to the REST scenarios,
-# MINIPIPE_BENCH_RECORDS sets the pipeline's record count (default 3,000,000).
+# MINIPIPE_BENCH_RECORDS sets the pipeline's record count (default 3,000,000), MINIPIPE_BENCH_FULL_RECORDS the
+# whole stack's (default 1,000,000).
 source "$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/lib.sh"
 cd "$DEPLOY_DIR/.."
 go build -o bin/minipipe ./cmd/minipipe
@@ -50,4 +53,57 @@ start=$(date +%s.%N)
   || { cat "$work/replay.log"; die "replay failed"; }
 end=$(date +%s.%N)
 awk -v n="$records" -v s="$start" -v e="$end" 'BEGIN { d = e - s; printf "| replay (request → swap) | %d | %.1f | %.0f | | |\n", n, d, n / d }'
+grep -E "level=(ERROR)" "$work/minipipe.log" | head -5 || true
+
+# 4. The seed's whole stack: the same kind of topic → Parquet on HDFS, tables in the Hive Metastore, counted by
+#    Trino; then the peak memory of every process.
+stop_minipipe
+full_records=${MINIPIPE_BENCH_FULL_RECORDS:-1000000}
+hport=$(free_port); mport=$(free_port); tport=$(free_port)
+s0=$(date +%s)
+"$DEPLOY_DIR/hdfs/hdfs.sh" start --dir "$work/hdfs" --port "$hport" 2>/dev/null
+"$DEPLOY_DIR/hms/hms.sh" start --dir "$work/hms" --port "$mport" --hdfs "hdfs://127.0.0.1:$hport" 2>/dev/null
+"$DEPLOY_DIR/trino/trino.sh" start --dir "$work/trino" --port "$tport" --metastore "thrift://127.0.0.1:$mport" 2>/dev/null
+stack_cleanup() {
+  "$DEPLOY_DIR/trino/trino.sh" kill --dir "$work/trino" >/dev/null 2>&1 || true
+  "$DEPLOY_DIR/hms/hms.sh" kill --dir "$work/hms" >/dev/null 2>&1 || true
+  "$DEPLOY_DIR/hdfs/hdfs.sh" kill --dir "$work/hdfs" >/dev/null 2>&1 || true
+  cleanup
+}
+trap stack_cleanup EXIT
+echo
+echo "HDFS, the Hive Metastore and Trino started in $(( $(date +%s) - s0 )) s; then $full_records records produced while the pipeline runs:"
+echo
+echo "| scenario | rows | seconds | rows/s | MB/s of Parquet | files |"
+echo "|---|---|---|---|---|---|"
+start_minipipe --topics benchfull --warehouse "hdfs://127.0.0.1:$hport/warehouse" --catalog hive \
+  --hive-metastore "thrift://127.0.0.1:$mport" --hive-database bench
+t0=$(date +%s.%N)
+./bin/minipipe-bench load --brokers 127.0.0.1:$kport --registry "http://127.0.0.1:$reg" --topic benchfull --records "$full_records"
+./bin/minipipe-bench drain --http "http://127.0.0.1:$http" --records "$full_records" --label "topic → Parquet on HDFS (Hive catalog)"
+count=""
+for _ in $(seq 600); do
+  count=$(curl -s -X POST -H 'X-Trino-User: bench' --data 'SELECT count(*), count(DISTINCT id) FROM hive.bench.benchfull' \
+    "http://127.0.0.1:$tport/v1/statement" | python3 -c '
+import json, sys, urllib.request
+r = json.load(sys.stdin)
+while True:
+    if "data" in r: print(",".join(str(v) for v in r["data"][0])); break
+    if "nextUri" not in r: break
+    r = json.load(urllib.request.urlopen(urllib.request.Request(r["nextUri"], headers={"X-Trino-User": "bench"})))
+' 2>/dev/null || true)
+  [ "$count" = "$full_records,$full_records" ] && break
+  sleep 0.5
+done
+t1=$(date +%s.%N)
+[ "$count" = "$full_records,$full_records" ] || die "Trino counted '$count' rows, not $full_records"
+awk -v n="$full_records" -v s="$t0" -v e="$t1" 'BEGIN { printf "| first record produced → Trino counts them all (count = count distinct) | %d | %.1f | %.0f | | |\n", n, e - s, n / (e - s) }'
+echo
+echo "peak resident memory (VmHWM) of each process over the whole benchmark:"
+peak_rss minipipe "$mp_pid" 2>&1
+peak_rss kafka "$(cat "$work/kafka/kafka.pid" 2>/dev/null)" 2>&1
+peak_rss namenode "$(cat "$work/hdfs/namenode.pid" 2>/dev/null)" 2>&1
+peak_rss datanode "$(cat "$work/hdfs/datanode.pid" 2>/dev/null)" 2>&1
+peak_rss metastore "$(cat "$work/hms/hms.pid" 2>/dev/null)" 2>&1
+peak_rss trino "$(cat "$work/trino/trino.pid" 2>/dev/null)" 2>&1
 grep -E "level=(ERROR)" "$work/minipipe.log" | head -5 || true

@@ -50,6 +50,22 @@ wait_port() {
   return 1
 }
 
+# free_port: a TCP port on 127.0.0.1 that is free, and so is the next one (Kafka's controller takes it).
+free_port() {
+  local p
+  for _ in $(seq 100); do
+    p=$((20000 + RANDOM % 30000))
+    if ! port_open "$p" && ! port_open $((p + 1)); then echo "$p"; return; fi
+  done
+  die "no free port"
+}
+
+# peak_rss NAME PID: print the peak resident set (VmHWM) of a still-running process.
+peak_rss() {
+  [ -n "$2" ] && [ -r "/proc/$2/status" ] || return 0
+  printf '  %-9s %s\n' "$1" "$(awk '/VmHWM/ {printf "%.0f MiB", $2/1024}' "/proc/$2/status")" >&2
+}
+
 pid_alive() { [ -f "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }
 
 # stop_pid PIDFILE [SECONDS]: SIGTERM (a controlled shutdown), then SIGKILL after SECONDS.

@@ -11,33 +11,17 @@
 source "$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/lib.sh"
 cd "$DEPLOY_DIR/.."
 
-free_port() {
-  local p
-  for _ in $(seq 100); do
-    p=$((20000 + RANDOM % 30000))
-    if ! port_open "$p" && ! port_open $((p + 1)); then echo "$p"; return; fi
-  done
-  die "no free port"
-}
-
 start=$(date +%s)
 root=$(mktemp -d /tmp/minipipe-test.XXXXXX)
 kport=$(free_port); hport=$(free_port); mport=$(free_port); tport=$(free_port)
 
-# peak_rss NAME PIDFILE: the peak resident set of a still-running service, from /proc.
-peak_rss() {
-  local pid
-  pid=$(cat "$2" 2>/dev/null) || return 0
-  [ -r "/proc/$pid/status" ] || return 0
-  printf '  %-9s %s\n' "$1" "$(awk '/VmHWM/ {printf "%.0f MiB", $2/1024}' "/proc/$pid/status")" >&2
-}
 report() {
   log "peak resident memory of the services:"
-  peak_rss kafka "$root/kafka/kafka.pid"
-  peak_rss namenode "$root/hdfs/namenode.pid"
-  peak_rss datanode "$root/hdfs/datanode.pid"
-  peak_rss metastore "$root/hms/hms.pid"
-  peak_rss trino "$root/trino/trino.pid"
+  peak_rss kafka "$(cat "$root/kafka/kafka.pid" 2>/dev/null)"
+  peak_rss namenode "$(cat "$root/hdfs/namenode.pid" 2>/dev/null)"
+  peak_rss datanode "$(cat "$root/hdfs/datanode.pid" 2>/dev/null)"
+  peak_rss metastore "$(cat "$root/hms/hms.pid" 2>/dev/null)"
+  peak_rss trino "$(cat "$root/trino/trino.pid" 2>/dev/null)"
 }
 cleanup() {
   "$DEPLOY_DIR/trino/trino.sh" kill --dir "$root/trino" >/dev/null 2>&1 || true

@@ -233,6 +233,16 @@ func (p *Proc) WaitExit(timeout time.Duration) bool {
 // Exited is closed when the process has ended.
 func (p *Proc) Exited() <-chan struct{} { return p.exited }
 
+// Stop asks the process to shut down (SIGTERM) and waits up to a minute for it, then kills it.
+func (p *Proc) Stop() {
+	if p.cmd.Process != nil {
+		_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	}
+	if !p.WaitExit(time.Minute) {
+		p.Kill()
+	}
+}
+
 // Kill sends SIGKILL and waits for the process to go.
 func (p *Proc) Kill() {
 	if p.cmd.Process != nil {

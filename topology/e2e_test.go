@@ -328,3 +328,22 @@ func TestTwoInstances(t *testing.T) {
 		t.Fatalf("re-registration through restarted A gave id %d, want %d", again, id)
 	}
 }
+
+// TestRestartKeepsRegistryWritable restarts minipipe on its own data directory, whose Pebble store already
+// holds the registry's state, and registers a schema as soon as it is ready: the store must know it is up to
+// date without any new record arriving (it once waited for one, and every write timed out with 50002).
+func TestRestartKeepsRegistryWritable(t *testing.T) {
+	cfg := testkit.TestConfig(t, testkit.Kafka(t))
+	ct := []string{"Content-Type", "application/vnd.schemaregistry.v1+json"}
+	for i := 0; i < 3; i++ {
+		p := testkit.StartProcess(t, cfg)
+		schema := fmt.Sprintf(`{"type":"record","name":"Restart%d","fields":[{"name":"x","type":"int"}]}`, i)
+		start := time.Now()
+		r := testkit.Do(t, "POST", p.Registry+fmt.Sprintf("/subjects/restart-%d-value/versions", i), testkit.MustJSON(map[string]string{"schema": schema}), ct...)
+		if r.Status != 200 {
+			t.Fatalf("run %d: registering right after ready: %d %s", i, r.Status, r.Body)
+		}
+		t.Logf("run %d: registered %s in %v", i, r.Body, time.Since(start))
+		p.Stop()
+	}
+}

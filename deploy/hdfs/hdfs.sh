@@ -88,6 +88,9 @@ start_namenode() {
 }
 
 start() {
+  if pid_alive "$dir/namenode.pid" && pid_alive "$dir/datanode.pid"; then
+    log "HDFS already running: hdfs://127.0.0.1:$port ($dir)"; return 0
+  fi
   fetch
   write_conf
   if [ ! -d "$dir/name/current" ]; then
@@ -97,7 +100,7 @@ start() {
   log "starting HDFS $HADOOP_VERSION, NameNode on 127.0.0.1:$port (data in $dir)"
   # Ready once the DataNode has registered with this NameNode and sent its block report (it does again
   # after a NameNode restart), and safe mode is off.
-  local from; from=$(wc -l < "$dir/datanode.log" 2>/dev/null || echo 0)
+  local from; from=$({ wc -l < "$dir/datanode.log"; } 2>/dev/null || echo 0)
   start_namenode
   pid_alive "$dir/datanode.pid" || java_run datanode 384m org.apache.hadoop.hdfs.server.datanode.DataNode
   local i

@@ -122,6 +122,6 @@ case $cmd in
   stop|down) stop_pid "$(pidfile)" 30 ;;
   kill) pf=$(pidfile); [ -f "$pf" ] && kill -KILL "$(cat "$pf")" 2>/dev/null; rm -f "$pf" ;;
   status) if pid_alive "$(pidfile)"; then echo "running: http://127.0.0.1:$port"; else echo stopped; exit 1; fi ;;
-  cli) fetch; exec "$(java25)" -jar "$CLI" --server "http://127.0.0.1:$port" --catalog hive "${cli_args[@]}" ;;
+  cli) fetch; exec "$(java25)" --enable-native-access=ALL-UNNAMED -Dorg.jline.terminal.dumb=true -jar "$CLI" --server "http://127.0.0.1:$port" --catalog hive "${cli_args[@]}" ;;
   *) sed -n '2,11p' "$0"; exit 2 ;;
 esac

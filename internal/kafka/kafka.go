@@ -126,6 +126,9 @@ func NewGoka(cfg Config, replication int, st storage.Builder) *Goka {
 	return &Goka{cfg: cfg, replication: replication, storage: st}
 }
 
+// StorageBuilder is the builder of local state stores (nil: goka's default).
+func (g *Goka) StorageBuilder() storage.Builder { return g.storage }
+
 func (g *Goka) topicManager() goka.TopicManagerBuilder {
 	return func(brokers []string) (goka.TopicManager, error) {
 		return goka.NewTopicManager(brokers, g.cfg.Sarama(), g.cfg.TopicManagerConfig(g.replication))

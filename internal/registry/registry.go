@@ -94,8 +94,11 @@ func New(cfg Config, kcfg kafka.Config, gk *kafka.Goka, log *slog.Logger) (*Regi
 	if err := tm.EnsureStreamExists(cfg.CommandTopic, 1); err != nil {
 		return nil, fmt.Errorf("registry: create %s: %w", cfg.CommandTopic, err)
 	}
-	r.view, err = goka.NewView(kcfg.Brokers, goka.Table(cfg.Topic), new(codec.Bytes),
-		gk.ViewOptions(goka.WithViewCallback(r.store.update))...)
+	viewOpts := []goka.ViewOption{goka.WithViewCallback(r.store.update)}
+	if b := gk.StorageBuilder(); b != nil {
+		viewOpts = append(viewOpts, goka.WithViewStorageBuilder(r.store.resuming(b)))
+	}
+	r.view, err = goka.NewView(kcfg.Brokers, goka.Table(cfg.Topic), new(codec.Bytes), gk.ViewOptions(viewOpts...)...)
 	if err != nil {
 		return nil, fmt.Errorf("registry: view: %w", err)
 	}
