@@ -54,7 +54,7 @@ wait_port() {
 free_port() {
   local p
   for _ in $(seq 100); do
-    p=$((20000 + RANDOM % 30000))
+    p=$((15000 + RANDOM % 17000)) # below the ephemeral range, as testkit.FreePort
     if ! port_open "$p" && ! port_open $((p + 1)); then echo "$p"; return; fi
   done
   die "no free port"

@@ -7,6 +7,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
@@ -40,14 +41,32 @@ func Root() string {
 	}
 }
 
-// FreePort returns a TCP port on 127.0.0.1 that was free a moment ago.
+var (
+	portMu    sync.Mutex
+	portsUsed = map[int]bool{}
+)
+
+// FreePort returns a TCP port on 127.0.0.1 that was free a moment ago and that this process has not handed
+// out before. It is drawn at random below Linux's ephemeral range (32768–60999), so neither the kernel's next
+// bind to port 0 nor an outgoing connection takes it before the caller listens on it.
 func FreePort(t testing.TB) int {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatalf("free port: %v", err)
+	portMu.Lock()
+	defer portMu.Unlock()
+	for i := 0; i < 1000; i++ {
+		p := 15000 + rand.IntN(17000)
+		if portsUsed[p] || portsUsed[p-1] {
+			continue // p-1 may be a Kafka broker whose controller listens on p
+		}
+		l, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(p))
+		if err != nil {
+			continue
+		}
+		l.Close()
+		portsUsed[p] = true
+		return p
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	t.Fatalf("free port: none found")
+	return 0
 }
 
 // Broker is a real single-node Apache Kafka broker run by deploy/kafka/kafka.sh.
@@ -126,8 +145,17 @@ func StartKafka(t testing.TB) *Broker {
 func freePortPair(t testing.TB) int {
 	for i := 0; i < 50; i++ {
 		p := FreePort(t)
+		portMu.Lock()
+		taken := portsUsed[p+1]
+		portMu.Unlock()
+		if taken {
+			continue
+		}
 		if l, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(p+1)); err == nil {
 			l.Close()
+			portMu.Lock()
+			portsUsed[p+1] = true
+			portMu.Unlock()
 			return p
 		}
 	}
