@@ -231,6 +231,15 @@ func stopShared() {
 }
 
 // TrinoQuery runs one statement through Trino's HTTP API (POST /v1/statement, then following nextUri)
+// TrinoCountDistinct returns count(*) and count(DISTINCT col) of a table, through Trino.
+func TrinoCountDistinct(trino, table, col string) (int, int, error) {
+	rows, err := TrinoQuery(trino, countDistinctSQL(table, col))
+	if err != nil {
+		return 0, 0, err
+	}
+	return parseCounts(rows)
+}
+
 // and returns the rows as text: NULL for nulls, JSON for nested values.
 func TrinoQuery(base, sql string) ([][]string, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)

@@ -97,12 +97,28 @@ func StagingFiles(t testing.TB, warehouse string) []string {
 
 // CountDistinct returns count(*) and count(DISTINCT col) of a table.
 func CountDistinct(t testing.TB, warehouse, table, col string) (int, int, error) {
-	rows, err := Query(t, warehouse, fmt.Sprintf("SELECT count(*), count(DISTINCT %s) FROM %s", col, table))
+	rows, err := Query(t, warehouse, countDistinctSQL(table, col))
 	if err != nil {
 		return 0, 0, err
 	}
+	return parseCounts(rows)
+}
+
+func countDistinctSQL(table, col string) string {
+	return fmt.Sprintf("SELECT count(*), count(DISTINCT %s) FROM %s", col, table)
+}
+
+// parseCounts reads the two numbers of a count/count-distinct query's only row.
+func parseCounts(rows [][]string) (int, int, error) {
+	if len(rows) != 1 || len(rows[0]) != 2 {
+		return 0, 0, fmt.Errorf("count query returned %v", rows)
+	}
 	var n, d int
-	fmt.Sscan(rows[0][0], &n)
-	fmt.Sscan(rows[0][1], &d)
+	if _, err := fmt.Sscan(rows[0][0], &n); err != nil {
+		return 0, 0, err
+	}
+	if _, err := fmt.Sscan(rows[0][1], &d); err != nil {
+		return 0, 0, err
+	}
 	return n, d, nil
 }

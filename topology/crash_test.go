@@ -96,6 +96,24 @@ func crashConfig(t *testing.T, brokers []string) topology.Config {
 	return cfg
 }
 
+// killAt starts minipipe with a failpoint that SIGKILLs it at step (NAME:N, the Nth time it passes there),
+// calls during, if given, while it waits, and fails the test unless the process died at that step.
+func killAt(t *testing.T, cfg topology.Config, step string, during func()) {
+	t.Helper()
+	p := testkit.StartProcessEnv(t, cfg, []string{"MINIPIPE_FAILPOINT=" + step})
+	for deadline := time.Now().Add(90 * time.Second); !p.WaitExit(300 * time.Millisecond); {
+		if time.Now().After(deadline) {
+			t.Fatalf("the failpoint %s never fired:\n%s", step, p.Log())
+		}
+		if during != nil {
+			during()
+		}
+	}
+	if !strings.Contains(p.Log(), "FAILPOINT "+strings.Split(step, ":")[0]) {
+		t.Fatalf("minipipe exited, but not at %s:\n%s", step, p.Log())
+	}
+}
+
 // TestCrashAtEveryCommitStep kills minipipe with SIGKILL at each step of the commit protocol in turn (and
 // in the middle of the recovery that follows), restarts it, and counts every row: no loss, no duplicate,
 // no staging file left.
@@ -122,13 +140,7 @@ func TestCrashAtEveryCommitStep(t *testing.T) {
 			gen := newLoadGen(t, brokers, topic, id)
 			gen.produce(1500)
 			for _, step := range steps {
-				p := testkit.StartProcessEnv(t, cfg, []string{"MINIPIPE_FAILPOINT=" + step})
-				if !p.WaitExit(90 * time.Second) {
-					t.Fatalf("the failpoint %s never fired:\n%s", step, p.Log())
-				}
-				if !strings.Contains(p.Log(), "FAILPOINT "+strings.Split(step, ":")[0]) {
-					t.Fatalf("minipipe exited, but not at %s:\n%s", step, p.Log())
-				}
+				killAt(t, cfg, step, nil)
 				gen.produce(300)
 			}
 			testkit.StartProcess(t, cfg)
@@ -143,6 +155,14 @@ func TestCrashUnderLoad(t *testing.T) {
 	cfg := crashConfig(t, brokers)
 	cfg.FlushSize = 2000
 	topic := testkit.Topic(t, "load")
+	produced := crashUnderLoad(t, brokers, cfg, topic, 6)
+	settle(t, brokers, cfg, topic, produced, 3*time.Minute)
+}
+
+// crashUnderLoad creates topic, keeps producing to it, and meanwhile SIGKILLs and restarts minipipe kills
+// times at random moments; it returns how many records were produced (each with a distinct id).
+func crashUnderLoad(t *testing.T, brokers []string, cfg topology.Config, topic string, kills int) int {
+	t.Helper()
 	testkit.CreateTopic(t, brokers, topic, 4)
 	p := testkit.StartProcess(t, cfg)
 	id := registerSchema(t, p.Registry, topic+"-value", eventSchema)
@@ -164,7 +184,7 @@ func TestCrashUnderLoad(t *testing.T) {
 		}
 	}()
 	rng := rand.New(rand.NewSource(time.Now().UnixNano()))
-	for i := 0; i < 6; i++ {
+	for i := 0; i < kills; i++ {
 		time.Sleep(time.Duration(1500+rng.Intn(4000)) * time.Millisecond)
 		p.Kill()
 		t.Logf("kill %d after %d records produced", i+1, gen.produced.Load())
@@ -172,7 +192,7 @@ func TestCrashUnderLoad(t *testing.T) {
 	}
 	close(stop)
 	wg.Wait()
-	settle(t, brokers, cfg, topic, int(gen.produced.Load()), 3*time.Minute)
+	return int(gen.produced.Load())
 }
 
 // TestBrokerRestart restarts the broker in the middle of a stream (its own broker, not the shared one).

@@ -27,17 +27,6 @@ func stackConfig(t *testing.T, brokers []string, metastore string) topology.Conf
 	return cfg
 }
 
-func trinoCount(t *testing.T, trino, table, col string) (int, int, error) {
-	rows, err := testkit.TrinoQuery(trino, fmt.Sprintf("SELECT count(*), count(DISTINCT %s) FROM %s", col, table))
-	if err != nil {
-		return 0, 0, err
-	}
-	var n, d int
-	fmt.Sscan(rows[0][0], &n)
-	fmt.Sscan(rows[0][1], &d)
-	return n, d, nil
-}
-
 // settleTrino waits until Trino reads every record of the topic once from the table, then checks again
 // after a rotate interval (a duplicate gets every chance to appear) and that no staging file is left.
 func settleTrino(t *testing.T, brokers []string, cfg topology.Config, trino, table, topic string, distinct int, timeout time.Duration) {
@@ -47,14 +36,14 @@ func settleTrino(t *testing.T, brokers []string, cfg topology.Config, trino, tab
 	var n, d int
 	var err error
 	for time.Now().Before(deadline) {
-		n, d, err = trinoCount(t, trino, table, "id")
+		n, d, err = testkit.TrinoCountDistinct(trino, table, "id")
 		if err == nil && n >= want {
 			break
 		}
 		time.Sleep(time.Second)
 	}
 	time.Sleep(cfg.RotateInterval + time.Second)
-	n, d, err = trinoCount(t, trino, table, "id")
+	n, d, err = testkit.TrinoCountDistinct(trino, table, "id")
 	if err != nil {
 		t.Fatalf("counting through Trino: %v", err)
 	}
@@ -247,17 +236,8 @@ func TestStackCrashAtEveryCommitStep(t *testing.T) {
 		"recover.settled:1", "commit.committed:2", "commit.acked:2"}
 	for _, step := range steps {
 		start := time.Now()
-		p := testkit.StartProcessEnv(t, cfg, []string{"MINIPIPE_FAILPOINT=" + step})
 		// Records keep arriving until the failpoint fires.
-		for deadline := time.Now().Add(90 * time.Second); !p.WaitExit(300 * time.Millisecond); {
-			if time.Now().After(deadline) {
-				t.Fatalf("the failpoint %s never fired:\n%s", step, p.Log())
-			}
-			gen.produce(60)
-		}
-		if !strings.Contains(p.Log(), "FAILPOINT "+strings.Split(step, ":")[0]) {
-			t.Fatalf("minipipe exited, but not at %s:\n%s", step, p.Log())
-		}
+		killAt(t, cfg, step, func() { gen.produce(60) })
 		t.Logf("killed at %s after %v, %d records produced so far", step, time.Since(start).Round(100*time.Millisecond), gen.produced.Load())
 	}
 	testkit.StartProcess(t, cfg)
@@ -266,6 +246,20 @@ func TestStackCrashAtEveryCommitStep(t *testing.T) {
 
 // TestStackMetastoreOutage stops the metastore while data flows — new partitions, a new column — and
 // starts it again: files keep being committed meanwhile, and the table then catches up with every
+// TestStackCrashUnderLoad is the random-kill crash test on HDFS with the Hive catalog: minipipe is SIGKILLed
+// at random moments while records keep arriving, then Trino counts every row once.
+func TestStackCrashUnderLoad(t *testing.T) {
+	brokers := testkit.Kafka(t)
+	trino := testkit.Trino(t)
+	cfg := stackConfig(t, brokers, testkit.SharedMetastore(t))
+	cfg.FlushSize = 2000
+	cfg.RotateInterval = 2 * time.Second
+	cfg.RowsPartitions = 2
+	topic := testkit.Topic(t, "hload")
+	produced := crashUnderLoad(t, brokers, cfg, topic, 4)
+	settleTrino(t, brokers, cfg, trino, "hive."+cfg.HiveDatabase+"."+tableOf(topic), topic, produced, 3*time.Minute)
+}
+
 // partition and column, Trino returning every row once.
 func TestStackMetastoreOutage(t *testing.T) {
 	brokers := testkit.Kafka(t)
