@@ -177,7 +177,11 @@ func (r *Result) Write(w io.Writer, format string) error {
 		if err := tw.Flush(); err != nil {
 			return err
 		}
-		_, err := fmt.Fprintf(w, "(%d rows)\n", len(r.Rows))
+		unit := "rows"
+		if len(r.Rows) == 1 {
+			unit = "row"
+		}
+		_, err := fmt.Fprintf(w, "(%d %s)\n", len(r.Rows), unit)
 		return err
 	case "csv":
 		cw := csv.NewWriter(w)
