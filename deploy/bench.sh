@@ -20,7 +20,7 @@ mp_pid=""
 stop_minipipe() { [ -n "$mp_pid" ] && kill "$mp_pid" 2>/dev/null && wait "$mp_pid" 2>/dev/null; mp_pid=""; }
 cleanup() {
   stop_minipipe
-  "$DEPLOY_DIR/kafka/kafka.sh" kill --dir "$work/kafka" --port "$kport" >/dev/null 2>&1 || true
+  stack_kill "$work"
   rm -rf "$work"
 }
 trap cleanup EXIT
@@ -64,13 +64,7 @@ s0=$(date +%s)
 "$DEPLOY_DIR/hdfs/hdfs.sh" start --dir "$work/hdfs" --port "$hport" 2>/dev/null
 "$DEPLOY_DIR/hms/hms.sh" start --dir "$work/hms" --port "$mport" --hdfs "hdfs://127.0.0.1:$hport" 2>/dev/null
 "$DEPLOY_DIR/trino/trino.sh" start --dir "$work/trino" --port "$tport" --metastore "thrift://127.0.0.1:$mport" 2>/dev/null
-stack_cleanup() {
-  "$DEPLOY_DIR/trino/trino.sh" kill --dir "$work/trino" >/dev/null 2>&1 || true
-  "$DEPLOY_DIR/hms/hms.sh" kill --dir "$work/hms" >/dev/null 2>&1 || true
-  "$DEPLOY_DIR/hdfs/hdfs.sh" kill --dir "$work/hdfs" >/dev/null 2>&1 || true
-  cleanup
-}
-trap stack_cleanup EXIT
+
 echo
 echo "HDFS, the Hive Metastore and Trino started in $(( $(date +%s) - s0 )) s; then $full_records records produced while the pipeline runs:"
 echo
@@ -101,9 +95,5 @@ awk -v n="$full_records" -v s="$t0" -v e="$t1" 'BEGIN { printf "| first record p
 echo
 echo "peak resident memory (VmHWM) of each process over the whole benchmark:"
 peak_rss minipipe "$mp_pid" 2>&1
-peak_rss kafka "$(cat "$work/kafka/kafka.pid" 2>/dev/null)" 2>&1
-peak_rss namenode "$(cat "$work/hdfs/namenode.pid" 2>/dev/null)" 2>&1
-peak_rss datanode "$(cat "$work/hdfs/datanode.pid" 2>/dev/null)" 2>&1
-peak_rss metastore "$(cat "$work/hms/hms.pid" 2>/dev/null)" 2>&1
-peak_rss trino "$(cat "$work/trino/trino.pid" 2>/dev/null)" 2>&1
+stack_report "$work" 2>&1
 grep -E "level=(ERROR)" "$work/minipipe.log" | head -5 || true

@@ -15,21 +15,7 @@ start=$(date +%s)
 root=$(mktemp -d /tmp/minipipe-test.XXXXXX)
 kport=$(free_port); hport=$(free_port); mport=$(free_port); tport=$(free_port)
 
-report() {
-  log "peak resident memory of the services:"
-  peak_rss kafka "$(cat "$root/kafka/kafka.pid" 2>/dev/null)"
-  peak_rss namenode "$(cat "$root/hdfs/namenode.pid" 2>/dev/null)"
-  peak_rss datanode "$(cat "$root/hdfs/datanode.pid" 2>/dev/null)"
-  peak_rss metastore "$(cat "$root/hms/hms.pid" 2>/dev/null)"
-  peak_rss trino "$(cat "$root/trino/trino.pid" 2>/dev/null)"
-}
-cleanup() {
-  "$DEPLOY_DIR/trino/trino.sh" kill --dir "$root/trino" >/dev/null 2>&1 || true
-  "$DEPLOY_DIR/hms/hms.sh" kill --dir "$root/hms" >/dev/null 2>&1 || true
-  "$DEPLOY_DIR/hdfs/hdfs.sh" kill --dir "$root/hdfs" >/dev/null 2>&1 || true
-  "$DEPLOY_DIR/kafka/kafka.sh" kill --dir "$root/kafka" >/dev/null 2>&1 || true
-  rm -rf "$root"
-}
+cleanup() { stack_kill "$root"; rm -rf "$root"; }
 trap cleanup EXIT
 
 # Fetch everything (each is a no-op once cached), then start Kafka and HDFS side by side, the metastore on
@@ -59,6 +45,7 @@ go vet ./...
 log "go test (Kafka $MINIPIPE_TEST_KAFKA, HDFS $MINIPIPE_TEST_HDFS, metastore $MINIPIPE_TEST_HMS, Trino $MINIPIPE_TEST_TRINO)"
 status=0
 go test -count=1 -timeout 25m "$@" ./... || status=$?
-report
+log "peak resident memory of the services:"
+stack_report "$root"
 [ "$status" = 0 ] || die "tests failed"
 log "all tests passed in $(( $(date +%s) - start ))s"

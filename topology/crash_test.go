@@ -89,11 +89,29 @@ func settle(t *testing.T, brokers []string, cfg topology.Config, topic string, d
 }
 
 func crashConfig(t *testing.T, brokers []string) topology.Config {
-	cfg := testkit.TestConfig(t, brokers)
+	return crashTuned(testkit.TestConfig(t, brokers))
+}
+
+// crashTuned makes commits frequent (small files, short rotation, two commit partitions), so that every
+// failpoint is reached within seconds.
+func crashTuned(cfg topology.Config) topology.Config {
 	cfg.FlushSize = 400
 	cfg.RotateInterval = 2 * time.Second
 	cfg.RowsPartitions = 2
 	return cfg
+}
+
+// primedTopic creates topic with 3 partitions, registers the test schema through a minipipe that is then
+// killed, and fills the topic with 1500 records before the crash steps begin.
+func primedTopic(t *testing.T, brokers []string, cfg topology.Config, topic string) *loadGen {
+	t.Helper()
+	testkit.CreateTopic(t, brokers, topic, 3)
+	first := testkit.StartProcess(t, cfg)
+	id := registerSchema(t, first.Registry, topic+"-value", eventSchema)
+	first.Kill()
+	gen := newLoadGen(t, brokers, topic, id)
+	gen.produce(1500)
+	return gen
 }
 
 // killAt starts minipipe with a failpoint that SIGKILLs it at step (NAME:N, the Nth time it passes there),
@@ -133,12 +151,7 @@ func TestCrashAtEveryCommitStep(t *testing.T) {
 		t.Run(strings.Join(steps, ","), func(t *testing.T) {
 			cfg := crashConfig(t, brokers)
 			topic := testkit.Topic(t, "crash")
-			testkit.CreateTopic(t, brokers, topic, 3)
-			first := testkit.StartProcess(t, cfg)
-			id := registerSchema(t, first.Registry, topic+"-value", eventSchema)
-			first.Kill()
-			gen := newLoadGen(t, brokers, topic, id)
-			gen.produce(1500)
+			gen := primedTopic(t, brokers, cfg, topic)
 			for _, step := range steps {
 				killAt(t, cfg, step, nil)
 				gen.produce(300)

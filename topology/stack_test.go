@@ -221,17 +221,9 @@ func TestStackTypes(t *testing.T) {
 func TestStackCrashAtEveryCommitStep(t *testing.T) {
 	brokers := testkit.Kafka(t)
 	trino := testkit.Trino(t)
-	cfg := stackConfig(t, brokers, testkit.SharedMetastore(t))
-	cfg.FlushSize = 400
-	cfg.RotateInterval = 2 * time.Second
-	cfg.RowsPartitions = 2
+	cfg := crashTuned(stackConfig(t, brokers, testkit.SharedMetastore(t)))
 	topic := testkit.Topic(t, "hcrash")
-	testkit.CreateTopic(t, brokers, topic, 3)
-	first := testkit.StartProcess(t, cfg)
-	id := registerSchema(t, first.Registry, topic+"-value", eventSchema)
-	first.Kill()
-	gen := newLoadGen(t, brokers, topic, id)
-	gen.produce(1500)
+	gen := primedTopic(t, brokers, cfg, topic)
 	steps := []string{"catalog.applied:1", "commit.staged:2", "commit.intent:2", "recover.claimed:1", "commit.published:2",
 		"recover.settled:1", "commit.committed:2", "commit.acked:2"}
 	for _, step := range steps {
@@ -251,10 +243,8 @@ func TestStackCrashAtEveryCommitStep(t *testing.T) {
 func TestStackCrashUnderLoad(t *testing.T) {
 	brokers := testkit.Kafka(t)
 	trino := testkit.Trino(t)
-	cfg := stackConfig(t, brokers, testkit.SharedMetastore(t))
+	cfg := crashTuned(stackConfig(t, brokers, testkit.SharedMetastore(t)))
 	cfg.FlushSize = 2000
-	cfg.RotateInterval = 2 * time.Second
-	cfg.RowsPartitions = 2
 	topic := testkit.Topic(t, "hload")
 	produced := crashUnderLoad(t, brokers, cfg, topic, 4)
 	settleTrino(t, brokers, cfg, trino, "hive."+cfg.HiveDatabase+"."+tableOf(topic), topic, produced, 3*time.Minute)
