@@ -11,10 +11,49 @@ import (
 )
 
 // Reader reads Avro binary. Every length and count is checked against what is left of the input before
-// anything is allocated, so a hostile record cannot make it allocate more than its own size.
+// anything is allocated, so a hostile record cannot make it allocate more than its own size; items that
+// take no bytes (nulls, empty records), which bytes cannot bound, are counted against a budget.
 type Reader struct {
 	B []byte
 	P int
+
+	budgeted bool
+	items    int64 // items of arrays and maps this datum may still hold
+	free     int64 // of which items that take no bytes
+}
+
+// MaxRecordItems bounds the items (array elements and map entries, at every level) one datum may hold,
+// whatever its size: the work and memory of reading a record stay proportional to a configured cap. Set it
+// once at startup (--max-record-items).
+var MaxRecordItems int64 = 2_000_000
+
+// ZeroWidthItemsPerByte bounds the items that take no bytes (an array of nulls or of empty records) by the
+// size of the datum: a datum of n bytes may hold at most max(1024, n × this) of them. Without it 17 bytes
+// can declare an array of 2^24 nulls, and a kilobyte a billion.
+const ZeroWidthItemsPerByte = 8
+
+// ErrTooManyItems is a datum that declares more items than its size or the configured cap allow.
+var ErrTooManyItems = errors.New("avro: too many items")
+
+// charge takes n items (zero width or not) from the datum's budget.
+func (r *Reader) charge(n int64, zeroWidth bool) error {
+	if !r.budgeted {
+		r.budgeted = true
+		r.items = MaxRecordItems
+		r.free = max(1024, int64(len(r.B))*ZeroWidthItemsPerByte)
+	}
+	if n > r.items {
+		return fmt.Errorf("%w: more than %d items in one record (--max-record-items)", ErrTooManyItems, MaxRecordItems)
+	}
+	r.items -= n
+	if zeroWidth {
+		if n > r.free {
+			return fmt.Errorf("%w: more than %d items that take no bytes in a record of %d bytes", ErrTooManyItems,
+				max(1024, int64(len(r.B))*ZeroWidthItemsPerByte), len(r.B))
+		}
+		r.free -= n
+	}
+	return nil
 }
 
 // ErrShort is a datum cut short.
@@ -109,7 +148,8 @@ func (r *Reader) Fixed(n int) ([]byte, error) {
 }
 
 // BlockCount reads the item count of an array or map block; a negative count is followed by the block's
-// size in bytes, which is skipped over as Avro allows. minItemSize bounds the count by the bytes left.
+// size in bytes, which is skipped over as Avro allows. minItemSize bounds the count by the bytes left; the
+// count is charged to the datum's item budget (see MaxRecordItems).
 func (r *Reader) BlockCount(minItemSize int) (int64, error) {
 	n, err := r.Long()
 	if err != nil {
@@ -127,8 +167,8 @@ func (r *Reader) BlockCount(minItemSize int) (int64, error) {
 	if minItemSize > 0 && n > int64(r.Len()/minItemSize) {
 		return 0, ErrShort
 	}
-	if n > 1<<24 {
-		return 0, fmt.Errorf("avro: block of %d items is too large", n)
+	if err := r.charge(n, minItemSize <= 0); err != nil {
+		return 0, err
 	}
 	return n, nil
 }
@@ -198,13 +238,19 @@ func (r *Reader) skip(s *Schema, depth int) error {
 		_, err := r.Double()
 		return err
 	case Bytes:
-		_, err := r.Bytes()
+		b, err := r.Bytes()
+		if err == nil && s.LogicalType == "decimal" {
+			err = CheckDecimal(b, s.Precision)
+		}
 		return err
 	case String:
 		_, err := r.Bytes()
 		return err
 	case Fixed:
-		_, err := r.Fixed(s.Size)
+		b, err := r.Fixed(s.Size)
+		if err == nil && s.LogicalType == "decimal" {
+			err = CheckDecimal(b, s.Precision)
+		}
 		return err
 	case Enum:
 		i, err := r.Long()
@@ -216,11 +262,12 @@ func (r *Reader) skip(s *Schema, depth int) error {
 		}
 		return nil
 	case Array, Map:
-		item := s.Items
-		min := MinSize(item)
+		item, min := s.Items, 0
 		if s.Type == Map {
 			item = s.Values
-			min = 1 + MinSize(item)
+			min = 1 + MinSize(item) // the key's length, then the value
+		} else {
+			min = MinSize(item)
 		}
 		for {
 			n, err := r.BlockCount(min)
@@ -261,7 +308,9 @@ func (r *Reader) skip(s *Schema, depth int) error {
 	return fmt.Errorf("avro: cannot read type %s", s.Type)
 }
 
-// Validate checks that payload is exactly one well-formed datum of s.
+// Validate checks that payload is exactly one well-formed datum of s: every value within its declared
+// bounds (a decimal within its precision), and no more items than MaxRecordItems and the datum's size
+// allow.
 func Validate(s *Schema, payload []byte) error {
 	r := Reader{B: payload}
 	if err := r.Skip(s); err != nil {

@@ -3,10 +3,12 @@ package avro
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 	"unicode/utf8"
 )
 
@@ -29,6 +31,7 @@ var fuzzSchemas = []string{
 	`{"type":"record","name":"T","fields":[{"name":"ts","type":{"type":"long","logicalType":"timestamp-millis"}},{"name":"dt","type":{"type":"int","logicalType":"date"}},{"name":"dec","type":{"type":"bytes","logicalType":"decimal","precision":9,"scale":2}},{"name":"u","type":{"type":"string","logicalType":"uuid"}}]}`,
 	`"string"`,
 	`["null","long","string"]`,
+	`{"type":"array","items":"null"}`,
 }
 
 func fuzzCodecs(t testing.TB) []*Codec {
@@ -75,7 +78,8 @@ func FuzzJSONDecoder(f *testing.F) {
 		if err == nil && refErr == nil && !bytes.Equal(bin, ref) && !decimal {
 			t.Fatalf("%q: encoded %x, goavro %x", text, bin, ref)
 		}
-		if err != nil && refErr == nil && json.Valid(text) && utf8.Valid(text) {
+		// A decimal beyond its precision is refused here; goavro does not look.
+		if err != nil && refErr == nil && json.Valid(text) && utf8.Valid(text) && !errors.Is(err, ErrDecimalRange) {
 			t.Fatalf("%q: rejected (%v) but goavro accepts it as %x", text, err, ref)
 		}
 		if err != nil {
@@ -103,6 +107,9 @@ func FuzzWireDecoder(f *testing.F) {
 	f.Add(uint8(4), []byte{0, 0, 0, 0, 1, 0xff, 0xff, 0xff, 0xff, 0x0f})
 	f.Add(uint8(5), []byte{1, 0, 0, 0, 1, 2})
 	f.Add(uint8(3), []byte{})
+	// 17 bytes declaring 2^24 nulls, and a block count of 2^40 in a few bytes.
+	f.Add(uint8(6), append(AppendWireHeader(nil, 9), 0x80, 0x80, 0x80, 0x10, 0x80, 0x80, 0x80, 0x10, 0x80, 0x80, 0x80, 0x10, 0))
+	f.Add(uint8(6), append(AppendWireHeader(nil, 9), 0x80, 0x80, 0x80, 0x80, 0x80, 0x40, 0))
 	f.Fuzz(func(t *testing.T, i uint8, value []byte) {
 		id, payload, err := ParseWire(value)
 		if err != nil {
@@ -112,7 +119,22 @@ func FuzzWireDecoder(f *testing.F) {
 			t.Fatalf("ParseWire(%x) = %d, %d bytes", value, id, len(payload))
 		}
 		c := codecs[int(i)%len(codecs)]
+		// Validate is what the pipeline accepts: it agrees with goavro but for the bounds goavro does not
+		// check (decimal precision, items that take no bytes, ints of 32 bits), and is never slow.
+		start := time.Now()
+		verr := Validate(c.Schema, payload)
+		if d := time.Since(start); d > 100*time.Millisecond {
+			t.Fatalf("validating %d bytes took %v", len(payload), d)
+		}
 		native, err := c.NativeFromBinary(payload)
+		if verr == nil && err != nil {
+			t.Fatalf("Validate accepts %x, goavro does not: %v", payload, err)
+		}
+		// goavro also reads an int beyond 32 bits and a varint beyond 64, which Avro Java refuses as we do.
+		stricter := verr != nil && (strings.Contains(verr.Error(), "out of range") || strings.Contains(verr.Error(), "overflows 64 bits"))
+		if verr != nil && err == nil && !errors.Is(verr, ErrDecimalRange) && !errors.Is(verr, ErrTooManyItems) && !stricter {
+			t.Fatalf("Validate refuses %x (%v), goavro decodes it", payload, verr)
+		}
 		if err != nil {
 			return
 		}

@@ -27,7 +27,10 @@ type jsonEncoder struct {
 type dataPathError struct {
 	path string
 	msg  string
+	err  error // the cause, when it is one of the package's errors
 }
+
+func (e *dataPathError) Unwrap() error { return e.err }
 
 func (e *dataPathError) Error() string {
 	if e.path == "" {
@@ -179,6 +182,7 @@ func (e *jsonEncoder) encode(dst []byte, t *Schema, s *jsonscan.Scanner, dflt bo
 		} else {
 			dst = appendVarint(dst, int64(n))
 		}
+		start := len(dst)
 		for i := 0; i < len(str); {
 			r, size := utf8.DecodeRune(str[i:])
 			if r > 0xff || (r == utf8.RuneError && size == 1) {
@@ -186,6 +190,13 @@ func (e *jsonEncoder) encode(dst []byte, t *Schema, s *jsonscan.Scanner, dflt bo
 			}
 			dst = append(dst, byte(r))
 			i += size
+		}
+		if t.LogicalType == "decimal" {
+			if err := CheckDecimal(dst[start:], t.Precision); err != nil {
+				e := derr(path, "decimal(%d,%d): %v", t.Precision, t.Scale, err).(*dataPathError)
+				e.err = err
+				return nil, e
+			}
 		}
 		return dst, nil
 	case Enum:

@@ -44,6 +44,8 @@ const (
 	CodeCorrupt       = "corrupt-datum"
 	CodeTimestamp     = "bad-timestamp-field"
 	CodeField         = "bad-partition-field"
+	CodeTooManyItems  = "too-many-items"
+	CodeOutOfRange    = "value-out-of-range"
 )
 
 // Validator validates the records of one table's topic.
@@ -58,6 +60,7 @@ type Validator struct {
 
 type verdict struct {
 	schema *avro.Schema
+	dec    *parquet.Decoder // the writer's own reading of the schema's records: what it accepts is writable
 	rej    *Rejection
 }
 
@@ -81,8 +84,9 @@ func (v *Validator) Check(value []byte) (int, *avro.Schema, []byte, error) {
 	if vd.rej != nil {
 		return 0, nil, nil, vd.rej
 	}
-	if err := avro.Validate(vd.schema, payload); err != nil {
-		return 0, nil, nil, &Rejection{Code: CodeCorrupt, Reason: fmt.Sprintf("the datum does not decode with schema %d: %v", id, err)}
+	// The Parquet writer's own check: a record accepted here is one the commit stage can write.
+	if err := vd.dec.Check(payload); err != nil {
+		return 0, nil, nil, &Rejection{Code: CodeFor(err), Reason: fmt.Sprintf("the datum cannot be a row of schema %d: %v", id, err)}
 	}
 	return id, vd.schema, payload, nil
 }
@@ -108,11 +112,14 @@ func (v *Validator) verdict(id int) (*verdict, error) {
 	case err != nil:
 		return nil, err
 	default:
-		vd = &verdict{schema: s}
-		if rej, err := v.accept(id, s); err != nil {
+		dec, rej, err := v.accept(id, s)
+		switch {
+		case err != nil:
 			return nil, err
-		} else if rej != nil {
+		case rej != nil:
 			vd = &verdict{rej: rej}
+		default:
+			vd = &verdict{schema: s, dec: dec}
 		}
 	}
 	v.mu.Lock()
@@ -123,19 +130,23 @@ func (v *Validator) verdict(id int) (*verdict, error) {
 
 // accept decides whether the table can take rows of schema s: it must be a record that maps to Parquet
 // columns, and every column it shares with the table's registered versions must be of a type the two can
-// share (the same, or a widening such as int to long).
-func (v *Validator) accept(id int, s *avro.Schema) (*Rejection, error) {
+// share (the same, or a widening such as int to long). It returns the decoder that checks its records.
+func (v *Validator) accept(id int, s *avro.Schema) (*parquet.Decoder, *Rejection, error) {
 	cols, err := parquet.ArrowSchema(s, v.drop)
 	if err != nil {
-		return &Rejection{Code: CodeRejected, Reason: fmt.Sprintf("schema %d cannot be a table row: %v", id, err)}, nil
+		return nil, &Rejection{Code: CodeRejected, Reason: fmt.Sprintf("schema %d cannot be a table row: %v", id, err)}, nil
+	}
+	dec, err := parquet.NewDecoder(s, s, cols)
+	if err != nil {
+		return nil, &Rejection{Code: CodeRejected, Reason: fmt.Sprintf("schema %d cannot be a table row: %v", id, err)}, nil
 	}
 	ids, err := v.schemas.SubjectSchemaIDs(v.subject)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	for _, other := range ids {
 		if other == id {
-			return nil, nil // a version of the table's own subject
+			return dec, nil, nil // a version of the table's own subject
 		}
 	}
 	for _, other := range ids {
@@ -144,17 +155,28 @@ func (v *Validator) accept(id int, s *avro.Schema) (*Rejection, error) {
 			if errors.Is(err, ErrUnknownSchema) {
 				continue
 			}
-			return nil, err
+			return nil, nil, err
 		}
 		ocols, err := parquet.ArrowSchema(os, v.drop)
 		if err != nil {
 			continue
 		}
 		if col, ok := conflict(cols, ocols); !ok {
-			return &Rejection{Code: CodeRejected, Reason: fmt.Sprintf("column %s of schema %d conflicts with schema %d of subject %s", col, id, other, v.subject)}, nil
+			return nil, &Rejection{Code: CodeRejected, Reason: fmt.Sprintf("column %s of schema %d conflicts with schema %d of subject %s", col, id, other, v.subject)}, nil
 		}
 	}
-	return nil, nil
+	return dec, nil, nil
+}
+
+// CodeFor is the rejection code of a record the writer cannot take.
+func CodeFor(err error) string {
+	switch {
+	case errors.Is(err, avro.ErrTooManyItems):
+		return CodeTooManyItems
+	case errors.Is(err, avro.ErrDecimalRange):
+		return CodeOutOfRange
+	}
+	return CodeCorrupt
 }
 
 func conflict(a, b *arrow.Schema) (string, bool) {

@@ -2,6 +2,7 @@ package parquet
 
 import (
 	"fmt"
+	"math"
 	"math/big"
 
 	"github.com/apache/arrow/go/v15/arrow"
@@ -11,7 +12,8 @@ import (
 	"github.com/minipipe/minipipe/internal/avro"
 )
 
-// appendFn reads one datum from r and appends it to b.
+// appendFn reads one datum from r and appends it to b. With b nil it only checks the datum, exactly as
+// appending would: every error appending can meet, checking meets first (Decoder.Check).
 type appendFn func(r *avro.Reader, b array.Builder) error
 
 // Decoder reads Avro binary records written with one schema into the columns of a file whose schema may be
@@ -19,6 +21,7 @@ type appendFn func(r *avro.Reader, b array.Builder) error
 // default (or null), a field the file lacks is skipped, and values are promoted (int → long, float, double;
 // long → float, double; float → double; string ↔ bytes) as Avro schema resolution does.
 type Decoder struct {
+	cols   *arrow.Schema
 	writer *avro.Schema
 	steps  []step    // one per writer field, in writer order
 	fill   []fillCol // file columns the writer lacks
@@ -46,7 +49,7 @@ func NewDecoder(writer, fileSchema *avro.Schema, cols *arrow.Schema) (*Decoder, 
 	for i, f := range cols.Fields() {
 		colIdx[f.Name] = i
 	}
-	d := &Decoder{writer: writer}
+	d := &Decoder{writer: writer, cols: cols}
 	used := map[int]bool{}
 	for _, wf := range writer.Fields {
 		rf := readerField(fileSchema, wf.Name)
@@ -78,6 +81,9 @@ func NewDecoder(writer, fileSchema *avro.Schema, cols *arrow.Schema) (*Decoder, 
 				if err != nil {
 					return nil, fmt.Errorf("field %s: %w", rf.Name, err)
 				}
+				if err := fn(&avro.Reader{B: bin}, nil); err != nil {
+					return nil, fmt.Errorf("field %s: its default cannot be written: %w", rf.Name, err)
+				}
 				fc.dflt, fc.fn = bin, fn
 			}
 		}
@@ -101,8 +107,28 @@ func readerField(s *avro.Schema, name string) *avro.Field {
 	return nil
 }
 
-// Append decodes one record and appends it as a row.
+// Columns is the Arrow schema of the file the decoder writes into.
+func (d *Decoder) Columns() *arrow.Schema { return d.cols }
+
+// Append decodes one record and appends it as a row. An error leaves the builders partly appended: call
+// Check first (Writer.Append does) when the record may be bad.
 func (d *Decoder) Append(payload []byte, rb *array.RecordBuilder) error {
+	return d.run(payload, rb)
+}
+
+// Check reads one record exactly as Append would, appending nothing: nil means Append cannot fail on it.
+// It is the one definition of what a table can take, used by validation and by the commit stage alike.
+func (d *Decoder) Check(payload []byte) error {
+	return d.run(payload, nil)
+}
+
+func (d *Decoder) run(payload []byte, rb *array.RecordBuilder) error {
+	field := func(col int) array.Builder {
+		if rb == nil {
+			return nil
+		}
+		return rb.Field(col)
+	}
 	r := avro.Reader{B: payload}
 	for i := range d.steps {
 		s := &d.steps[i]
@@ -112,12 +138,15 @@ func (d *Decoder) Append(payload []byte, rb *array.RecordBuilder) error {
 			}
 			continue
 		}
-		if err := s.fn(&r, rb.Field(s.col)); err != nil {
+		if err := s.fn(&r, field(s.col)); err != nil {
 			return fmt.Errorf("%s: %w", d.writer.Fields[i].Name, err)
 		}
 	}
 	if r.Len() != 0 {
 		return fmt.Errorf("%d bytes left after the record", r.Len())
+	}
+	if rb == nil {
+		return nil // defaults were checked when the decoder was compiled
 	}
 	for _, f := range d.fill {
 		if f.fn == nil {
@@ -174,7 +203,9 @@ func compileDepth(w, rt *avro.Schema, dt arrow.DataType, depth int) (appendFn, e
 				return fmt.Errorf("union branch %d out of range", i)
 			}
 			if fns[i] == nil {
-				b.AppendNull()
+				if b != nil {
+					b.AppendNull()
+				}
 				return nil
 			}
 			return fns[i](r, b)
@@ -225,6 +256,9 @@ func unionTarget(w, rt *avro.Schema) (*avro.Schema, int, error) {
 
 func intoMember(fn appendFn, member int) appendFn {
 	return func(r *avro.Reader, b array.Builder) error {
+		if b == nil {
+			return fn(r, nil)
+		}
 		sb := b.(*array.StructBuilder)
 		sb.Append(true)
 		for i := 0; i < sb.NumField(); i++ {
@@ -244,7 +278,12 @@ func compileValue(w, rt *avro.Schema, dt arrow.DataType, depth int) (appendFn, e
 	switch dt.ID() {
 	case arrow.BOOL:
 		if w.Type == avro.Null {
-			return func(r *avro.Reader, b array.Builder) error { b.AppendNull(); return nil }, nil
+			return func(r *avro.Reader, b array.Builder) error {
+				if b != nil {
+					b.AppendNull()
+				}
+				return nil
+			}, nil
 		}
 		if w.Type != avro.Boolean {
 			break
@@ -253,6 +292,9 @@ func compileValue(w, rt *avro.Schema, dt arrow.DataType, depth int) (appendFn, e
 			v, err := r.Bool()
 			if err != nil {
 				return err
+			}
+			if b == nil {
+				return nil
 			}
 			b.(*array.BooleanBuilder).Append(v)
 			return nil
@@ -266,6 +308,9 @@ func compileValue(w, rt *avro.Schema, dt arrow.DataType, depth int) (appendFn, e
 			if err != nil {
 				return err
 			}
+			if b == nil {
+				return nil
+			}
 			b.(*array.Int32Builder).Append(v)
 			return nil
 		}, nil
@@ -277,6 +322,9 @@ func compileValue(w, rt *avro.Schema, dt arrow.DataType, depth int) (appendFn, e
 			v, err := r.Long()
 			if err != nil {
 				return err
+			}
+			if b == nil {
+				return nil
 			}
 			b.(*array.Int64Builder).Append(v)
 			return nil
@@ -292,6 +340,9 @@ func compileValue(w, rt *avro.Schema, dt arrow.DataType, depth int) (appendFn, e
 				if err != nil {
 					return err
 				}
+				if b == nil {
+					return nil
+				}
 				b.(*array.Float32Builder).Append(float32(v))
 				return nil
 			}, nil
@@ -301,25 +352,27 @@ func compileValue(w, rt *avro.Schema, dt arrow.DataType, depth int) (appendFn, e
 			if err != nil {
 				return err
 			}
+			if b == nil {
+				return nil
+			}
 			b.(*array.Float64Builder).Append(v)
 			return nil
 		}, nil
 	case arrow.STRING:
 		if rt.LogicalType == "decimal" && (w.Type == avro.Bytes || w.Type == avro.Fixed) {
-			scale, n := rt.Scale, w.Size
-			fixed := w.Type == avro.Fixed
+			// Wider than 38 digits: exact text, at the reader's scale and within its precision.
+			scale, precision, shift := rt.Scale, rt.Precision, decimalShift(w, rt)
+			readRaw := rawReader(w)
 			return func(r *avro.Reader, b array.Builder) error {
-				var raw []byte
-				var err error
-				if fixed {
-					raw, err = r.Fixed(n)
-				} else {
-					raw, err = r.Bytes()
-				}
+				raw, err := readRaw(r)
 				if err != nil {
 					return err
 				}
-				b.(*array.StringBuilder).Append(decimalText(scaled(raw, 0), scale))
+				v, err := decimalValue(raw, shift, precision)
+				if err != nil || b == nil {
+					return err
+				}
+				b.(*array.StringBuilder).Append(decimalText(v, scale))
 				return nil
 			}, nil
 		}
@@ -329,6 +382,9 @@ func compileValue(w, rt *avro.Schema, dt arrow.DataType, depth int) (appendFn, e
 				v, err := r.Bytes()
 				if err != nil {
 					return err
+				}
+				if b == nil {
+					return nil
 				}
 				b.(*array.StringBuilder).BinaryBuilder.Append(v)
 				return nil
@@ -350,6 +406,9 @@ func compileValue(w, rt *avro.Schema, dt arrow.DataType, depth int) (appendFn, e
 				if i < 0 || i >= int64(len(resolved)) {
 					return fmt.Errorf("enum index %d out of range", i)
 				}
+				if b == nil {
+					return nil
+				}
 				b.(*array.StringBuilder).Append(resolved[i])
 				return nil
 			}, nil
@@ -362,6 +421,9 @@ func compileValue(w, rt *avro.Schema, dt arrow.DataType, depth int) (appendFn, e
 			v, err := r.Bytes()
 			if err != nil {
 				return err
+			}
+			if b == nil {
+				return nil
 			}
 			b.(*array.BinaryBuilder).Append(v)
 			return nil
@@ -376,6 +438,9 @@ func compileValue(w, rt *avro.Schema, dt arrow.DataType, depth int) (appendFn, e
 			if err != nil {
 				return err
 			}
+			if b == nil {
+				return nil
+			}
 			b.(*array.FixedSizeBinaryBuilder).Append(v)
 			return nil
 		}, nil
@@ -387,6 +452,9 @@ func compileValue(w, rt *avro.Schema, dt arrow.DataType, depth int) (appendFn, e
 			v, err := r.Int()
 			if err != nil {
 				return err
+			}
+			if b == nil {
+				return nil
 			}
 			b.(*array.Date32Builder).Append(arrow.Date32(v))
 			return nil
@@ -400,6 +468,9 @@ func compileValue(w, rt *avro.Schema, dt arrow.DataType, depth int) (appendFn, e
 			if err != nil {
 				return err
 			}
+			if b == nil {
+				return nil
+			}
 			b.(*array.Time32Builder).Append(arrow.Time32(v))
 			return nil
 		}, nil
@@ -411,6 +482,9 @@ func compileValue(w, rt *avro.Schema, dt arrow.DataType, depth int) (appendFn, e
 			v, err := r.Long()
 			if err != nil {
 				return err
+			}
+			if b == nil {
+				return nil
 			}
 			b.(*array.Time64Builder).Append(arrow.Time64(v))
 			return nil
@@ -435,6 +509,9 @@ func compileValue(w, rt *avro.Schema, dt arrow.DataType, depth int) (appendFn, e
 			if err != nil {
 				return err
 			}
+			if b == nil {
+				return nil
+			}
 			b.(*array.TimestampBuilder).Append(arrow.Timestamp(floorDiv(v, div) * mul))
 			return nil
 		}, nil
@@ -442,22 +519,21 @@ func compileValue(w, rt *avro.Schema, dt arrow.DataType, depth int) (appendFn, e
 		if w.Type != avro.Bytes && w.Type != avro.Fixed {
 			break
 		}
-		shift := int(0)
-		if w.LogicalType == "decimal" && rt.LogicalType == "decimal" {
-			shift = rt.Scale - w.Scale
-		}
-		readRaw := func(r *avro.Reader) ([]byte, error) { return r.Bytes() }
-		if w.Type == avro.Fixed {
-			n := w.Size
-			readRaw = func(r *avro.Reader) ([]byte, error) { return r.Fixed(n) }
-		}
+		shift, precision := decimalShift(w, rt), int(dt.(*arrow.Decimal128Type).Precision)
+		readRaw := rawReader(w)
 		return func(r *avro.Reader, b array.Builder) error {
 			raw, err := readRaw(r)
 			if err != nil {
 				return err
 			}
-			n, err := decimal128FromBytes(raw, shift)
-			if err != nil {
+			if shift == 0 {
+				// The common case, without big integers: the column's precision bounds the value.
+				if err := avro.CheckDecimal(raw, precision); err != nil {
+					return err
+				}
+			}
+			n, err := decimal128FromBytes(raw, shift, precision)
+			if err != nil || b == nil {
 				return err
 			}
 			b.(*array.Decimal128Builder).Append(n)
@@ -474,9 +550,12 @@ func compileValue(w, rt *avro.Schema, dt arrow.DataType, depth int) (appendFn, e
 		}
 		min := avro.MinSize(w.Items)
 		return func(r *avro.Reader, b array.Builder) error {
-			lb := b.(*array.ListBuilder)
-			lb.Append(true)
-			vb := lb.ValueBuilder()
+			var vb array.Builder
+			if b != nil {
+				lb := b.(*array.ListBuilder)
+				lb.Append(true)
+				vb = lb.ValueBuilder()
+			}
 			for {
 				n, err := r.BlockCount(min)
 				if err != nil {
@@ -502,10 +581,14 @@ func compileValue(w, rt *avro.Schema, dt arrow.DataType, depth int) (appendFn, e
 		}
 		min := 1 + avro.MinSize(w.Values)
 		return func(r *avro.Reader, b array.Builder) error {
-			mb := b.(*array.MapBuilder)
-			mb.Append(true)
-			kb := mb.KeyBuilder().(*array.StringBuilder)
-			ib := mb.ItemBuilder()
+			var kb *array.StringBuilder
+			var ib array.Builder
+			if b != nil {
+				mb := b.(*array.MapBuilder)
+				mb.Append(true)
+				kb = mb.KeyBuilder().(*array.StringBuilder)
+				ib = mb.ItemBuilder()
+			}
 			for {
 				n, err := r.BlockCount(min)
 				if err != nil {
@@ -519,7 +602,9 @@ func compileValue(w, rt *avro.Schema, dt arrow.DataType, depth int) (appendFn, e
 					if err != nil {
 						return err
 					}
-					kb.BinaryBuilder.Append(k)
+					if kb != nil {
+						kb.BinaryBuilder.Append(k)
+					}
 					if err := val(r, ib); err != nil {
 						return err
 					}
@@ -566,6 +651,9 @@ func compileValue(w, rt *avro.Schema, dt arrow.DataType, depth int) (appendFn, e
 			if rf.HasDefault && string(rf.Default) != "null" {
 				if bin, err := avro.EncodeDefault(rf.Type, rf.Default); err == nil {
 					if fn, err := compileDepth(rf.Type, rf.Type, st.Field(rf.Index).Type, depth+1); err == nil {
+						if err := fn(&avro.Reader{B: bin}, nil); err != nil {
+							return nil, fmt.Errorf("%s: its default cannot be written: %w", rf.Name, err)
+						}
 						fl.dflt, fl.fn = bin, fn
 					}
 				}
@@ -573,6 +661,18 @@ func compileValue(w, rt *avro.Schema, dt arrow.DataType, depth int) (appendFn, e
 			fills = append(fills, fl)
 		}
 		return func(r *avro.Reader, b array.Builder) error {
+			if b == nil {
+				for _, s := range subs {
+					if s.idx < 0 {
+						if err := r.Skip(s.skip); err != nil {
+							return err
+						}
+					} else if err := s.fn(r, nil); err != nil {
+						return err
+					}
+				}
+				return nil
+			}
 			sb := b.(*array.StructBuilder)
 			sb.Append(true)
 			for _, s := range subs {
@@ -636,12 +736,51 @@ func numberReader(w *avro.Schema) (func(r *avro.Reader) (float64, error), error)
 	return nil, fmt.Errorf("a %s is not a number", w.TypeName())
 }
 
-// decimal128FromBytes reads Avro's big-endian two's-complement unscaled value, rescaled by 10^shift.
-func decimal128FromBytes(raw []byte, shift int) (decimal128.Num, error) {
+// decimalShift is the power of ten that takes a writer's unscaled decimal to the reader's scale.
+func decimalShift(w, rt *avro.Schema) int {
+	if w.LogicalType == "decimal" && rt.LogicalType == "decimal" {
+		return rt.Scale - w.Scale
+	}
+	return 0
+}
+
+func rawReader(w *avro.Schema) func(r *avro.Reader) ([]byte, error) {
+	if w.Type == avro.Fixed {
+		n := w.Size
+		return func(r *avro.Reader) ([]byte, error) { return r.Fixed(n) }
+	}
+	return func(r *avro.Reader) ([]byte, error) { return r.Bytes() }
+}
+
+// decimalValue is the unscaled value rescaled by 10^shift, checked against the precision it is written at.
+// A value far too long for it is refused before any big arithmetic, so a hostile one costs nothing.
+func decimalValue(raw []byte, shift, precision int) (*big.Int, error) {
+	if shift == 0 {
+		if err := avro.CheckDecimal(raw, precision); err != nil {
+			return nil, err
+		}
+		return scaled(raw, 0), nil
+	}
+	// n significant bytes hold a value of at least 2^(8(n-1)-1), more than (8(n-1)-1)·log10(2) digits.
+	sig := avro.SignificantBytes(raw)
+	if float64(8*(len(sig)-1)-1)*math.Log10(2) >= float64(precision+max(-shift, 0)) {
+		return nil, fmt.Errorf("%w: a value of %d significant bytes", avro.ErrDecimalRange, len(sig))
+	}
+	v := scaled(raw, shift)
+	if len(new(big.Int).Abs(v).String()) > precision {
+		return nil, fmt.Errorf("%w: rescaled by 10^%d it has more than the %d digits of its precision", avro.ErrDecimalRange, shift, precision)
+	}
+	return v, nil
+}
+
+// decimal128FromBytes reads Avro's big-endian two's-complement unscaled value, rescaled by 10^shift; it must
+// fit precision digits (checked already when shift is 0).
+func decimal128FromBytes(raw []byte, shift, precision int) (decimal128.Num, error) {
 	if len(raw) == 0 {
 		return decimal128.Num{}, nil
 	}
-	if len(raw) <= 16 && shift == 0 {
+	if shift == 0 {
+		raw = avro.SignificantBytes(raw)
 		var hi int64
 		var lo uint64
 		neg := raw[0]&0x80 != 0
@@ -654,9 +793,9 @@ func decimal128FromBytes(raw []byte, shift int) (decimal128.Num, error) {
 		}
 		return decimal128.New(hi, lo), nil
 	}
-	v := scaled(raw, shift)
-	if v.BitLen() > 127 {
-		return decimal128.Num{}, fmt.Errorf("decimal does not fit 38 digits")
+	v, err := decimalValue(raw, shift, precision)
+	if err != nil {
+		return decimal128.Num{}, err
 	}
 	return decimal128.FromBigInt(v), nil
 }

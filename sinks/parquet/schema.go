@@ -80,7 +80,11 @@ func arrowType(s *avro.Schema, visiting map[*avro.Schema]bool) (arrow.DataType, 
 		if s.Precision <= 38 {
 			return &arrow.Decimal128Type{Precision: int32(s.Precision), Scale: int32(s.Scale)}, nil
 		}
-		// Hive, Trino and Spark stop at 38 digits: wider decimals are kept exact as text.
+		// Hive, Trino and Spark stop at 38 digits: wider decimals are kept exact as text, up to a bound that
+		// keeps the cost of rendering one small.
+		if s.Precision > avro.MaxExactDecimalPrecision {
+			return nil, fmt.Errorf("decimal precision %d is above %d, the widest minipipe writes", s.Precision, avro.MaxExactDecimalPrecision)
+		}
 		return arrow.BinaryTypes.String, nil
 	case "uuid":
 		return arrow.BinaryTypes.String, nil

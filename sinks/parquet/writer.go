@@ -110,10 +110,21 @@ func NewWriter(w io.Writer, schema *arrow.Schema, meta map[string]string, opts O
 // Schema is the file's Arrow schema.
 func (w *Writer) Schema() *arrow.Schema { return w.schema }
 
-// Append decodes one Avro record into the next row.
+// RowError is a record the file cannot take (it does not decode, or a value is out of its column's range);
+// nothing of it was appended and the file is intact.
+type RowError struct{ Err error }
+
+func (e *RowError) Error() string { return "the row cannot be written: " + e.Err.Error() }
+func (e *RowError) Unwrap() error { return e.Err }
+
+// Append decodes one Avro record into the next row. A record the file cannot take is refused with a
+// *RowError before anything of it is appended.
 func (w *Writer) Append(d *Decoder, payload []byte) error {
+	if err := d.Check(payload); err != nil {
+		return &RowError{Err: err}
+	}
 	if err := d.Append(payload, w.rb); err != nil {
-		return err
+		return fmt.Errorf("appending a checked row: %w", err)
 	}
 	w.rows++
 	w.batch++
