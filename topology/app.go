@@ -19,10 +19,13 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"golang.org/x/net/netutil"
 
+	"github.com/minipipe/minipipe/internal/avro"
 	"github.com/minipipe/minipipe/internal/edge"
 	"github.com/minipipe/minipipe/internal/kafka"
 	"github.com/minipipe/minipipe/internal/registry"
+	"github.com/minipipe/minipipe/internal/supervise"
 	"github.com/minipipe/minipipe/sinks/fs"
 	"github.com/minipipe/minipipe/state"
 )
@@ -39,6 +42,7 @@ type App struct {
 
 	kafkaOK atomic.Bool
 	reg     atomic.Pointer[registry.Registry]
+	monitor *supervise.Monitor
 }
 
 // NewApp checks the configuration and takes the data directory.
@@ -47,6 +51,8 @@ func NewApp(cfg Config, log *slog.Logger) (*App, error) {
 		return nil, err
 	}
 	a := &App{cfg: cfg, log: log, metrics: prometheus.NewRegistry()}
+	avro.MaxRecordItems = cfg.MaxRecordItems
+	a.monitor = supervise.NewMonitor(a.metrics)
 	a.metrics.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
 		return nil, fmt.Errorf("data dir: %w", err)
@@ -103,7 +109,11 @@ func (a *App) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
 	servers := []*http.Server{}
 	serve := func(name string, ln net.Listener, h http.Handler) {
-		srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
+		// Every listener is bounded: a client slow to send (slowloris) or to read, idle connections, and
+		// the number of connections.
+		ln = netutil.LimitListener(ln, a.cfg.HTTPMaxConns)
+		srv := &http.Server{Handler: h, ReadHeaderTimeout: min(10*time.Second, a.cfg.HTTPReadTimeout), ReadTimeout: a.cfg.HTTPReadTimeout,
+			WriteTimeout: a.cfg.HTTPWriteTimeout, IdleTimeout: a.cfg.HTTPIdleTimeout, MaxHeaderBytes: 64 << 10}
 		servers = append(servers, srv)
 		wg.Add(1)
 		go func() {
@@ -148,7 +158,7 @@ func (a *App) Run(ctx context.Context) error {
 	}
 	gk := kafka.NewGoka(kcfg, replication, state.Builder(filepath.Join(a.cfg.DataDir, "state"), state.Options{}))
 
-	reg, err := registry.New(registry.Config{Topic: a.cfg.RegistryTopic, Group: a.cfg.RegistryTopic + "_owner", Timeout: a.cfg.RegistryTimeout}, kcfg, gk, a.log)
+	reg, err := registry.New(registry.Config{Topic: a.cfg.RegistryTopic, Group: a.cfg.RegistryTopic + "_owner", Timeout: a.cfg.RegistryTimeout, Monitor: a.monitor}, kcfg, gk, a.log)
 	if err != nil {
 		shutdown()
 		return err
@@ -165,6 +175,8 @@ func (a *App) Run(ctx context.Context) error {
 		TopicPartitions:   a.cfg.TopicPartitions,
 		ReplicationFactor: replication,
 		MaxRequestBytes:   a.cfg.MaxRequestBytes,
+		ProduceTimeout:    a.cfg.ProduceTimeout,
+		MaxInflightBytes:  a.cfg.MaxInflightBytes,
 		Internal:          edge.IsInternalTopic,
 	}, kcfg, reg, edge.NewMetrics(a.metrics), a.log)
 	if err != nil {
@@ -199,7 +211,7 @@ func (a *App) Run(ctx context.Context) error {
 		return err
 	}
 	defer wh.Close()
-	pipe, err := NewPipeline(a.cfg, a.log, kcfg, gk, reg, wh, a.metrics)
+	pipe, err := NewPipeline(a.cfg, a.log, kcfg, gk, reg, wh, a.metrics, a.monitor)
 	if err != nil {
 		regCancel()
 		<-regDone
@@ -318,6 +330,9 @@ func (a *App) Ready() (bool, string) {
 	reg := a.reg.Load()
 	if reg == nil || !reg.Ready() {
 		return false, "schema registry loading"
+	}
+	if why := a.monitor.Summary(); why != "" {
+		return false, why
 	}
 	return true, "ok"
 }

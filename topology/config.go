@@ -33,6 +33,13 @@ type Config struct {
 	ReplicationFactor int
 	Compression       string
 	MaxRequestBytes   int64
+	ProduceTimeout    time.Duration
+	MaxInflightBytes  int64
+	MaxRecordItems    int64
+	HTTPReadTimeout   time.Duration
+	HTTPWriteTimeout  time.Duration
+	HTTPIdleTimeout   time.Duration
+	HTTPMaxConns      int
 	RegistryTimeout   time.Duration
 	RegistryTopic     string
 	LogLevel          string
@@ -50,6 +57,7 @@ type Config struct {
 	MaxFileBytes       int64
 	RotateInterval     time.Duration
 	RowsPartitions     int
+	RowsRetention      time.Duration
 	ParquetCompression string
 	TopicRefresh       time.Duration
 	Tables             []TableConfig
@@ -72,6 +80,13 @@ func DefaultConfig() Config {
 		TopicPartitions:  4,
 		Compression:      "none",
 		MaxRequestBytes:  8 << 20,
+		ProduceTimeout:   30 * time.Second,
+		MaxInflightBytes: 64 << 20,
+		MaxRecordItems:   2_000_000,
+		HTTPReadTimeout:  30 * time.Second,
+		HTTPWriteTimeout: 2 * time.Minute,
+		HTTPIdleTimeout:  2 * time.Minute,
+		HTTPMaxConns:     1024,
 		RegistryTimeout:  15 * time.Second,
 		RegistryTopic:    "_minipipe_schemas",
 		LogLevel:         "info",
@@ -85,6 +100,7 @@ func DefaultConfig() Config {
 		MaxFileBytes:       128 << 20,
 		RotateInterval:     10 * time.Second,
 		RowsPartitions:     4,
+		RowsRetention:      7 * 24 * time.Hour,
 		ParquetCompression: "snappy",
 		TopicRefresh:       2 * time.Second,
 		Catalog:            "none",
@@ -118,6 +134,13 @@ func (c *Config) runFlags(fs *pflag.FlagSet) {
 	fs.IntVar(&c.ReplicationFactor, "replication-factor", c.ReplicationFactor, "replication factor of topics minipipe creates (0: min(3, brokers))")
 	fs.StringVar(&c.Compression, "compression", c.Compression, "compression of produced batches: none, gzip, snappy, lz4 or zstd")
 	fs.Int64Var(&c.MaxRequestBytes, "max-request-bytes", c.MaxRequestBytes, "largest REST request body accepted (larger: 413)")
+	fs.DurationVar(&c.ProduceTimeout, "produce-timeout", c.ProduceTimeout, "longest a REST produce request takes: with Kafka slow or down it is answered by then with the retriable error 50003")
+	fs.Int64Var(&c.MaxInflightBytes, "max-inflight-bytes", c.MaxInflightBytes, "REST request bytes worked on at once; past it requests are shed with 429 and Retry-After")
+	fs.Int64Var(&c.MaxRecordItems, "max-record-items", c.MaxRecordItems, "most array and map items one Avro record may hold (more: a dead letter, or 422 over REST)")
+	fs.DurationVar(&c.HTTPReadTimeout, "http-read-timeout", c.HTTPReadTimeout, "longest a client may take to send a request, headers and body (every listener)")
+	fs.DurationVar(&c.HTTPWriteTimeout, "http-write-timeout", c.HTTPWriteTimeout, "longest from a request's headers to the end of its response (more than --produce-timeout and --registry-timeout)")
+	fs.DurationVar(&c.HTTPIdleTimeout, "http-idle-timeout", c.HTTPIdleTimeout, "how long a keep-alive connection may wait for its next request")
+	fs.IntVar(&c.HTTPMaxConns, "http-max-connections", c.HTTPMaxConns, "open connections per listener; more wait to be accepted")
 	fs.DurationVar(&c.RegistryTimeout, "registry-timeout", c.RegistryTimeout, "how long a schema registry write may take")
 	fs.BoolVar(&c.Pprof, "pprof", c.Pprof, "serve Go's profiler under /debug/pprof/ on the --http-addr address")
 	fs.StringVar(&c.RegistryTopic, "registry-topic", c.RegistryTopic, "compacted topic holding the schema registry's state; instances sharing it share one registry")
@@ -129,6 +152,7 @@ func (c *Config) runFlags(fs *pflag.FlagSet) {
 	fs.Int64Var(&c.MaxFileBytes, "max-file-bytes", c.MaxFileBytes, "bytes per Parquet file (encoded size)")
 	fs.DurationVar(&c.RotateInterval, "rotate-interval", c.RotateInterval, "a file is committed at most this long after its first record, with or without new traffic")
 	fs.IntVar(&c.RowsPartitions, "rows-partitions", c.RowsPartitions, "partitions of the repartition topic (the commit stage's parallelism) when minipipe creates it")
+	fs.DurationVar(&c.RowsRetention, "rows-retention", c.RowsRetention, "the least retention of the repartition topic: how long the commit stage may be down before rows acknowledged upstream are lost (minipipe refuses to start when it cannot set it)")
 	fs.StringVar(&c.ParquetCompression, "parquet-compression", c.ParquetCompression, "snappy, zstd, gzip or none")
 	fs.DurationVar(&c.TopicRefresh, "topic-refresh", c.TopicRefresh, "how often new topics are looked for")
 }
@@ -277,6 +301,24 @@ func (c *Config) validate() error {
 	}
 	if c.RowsPartitions < 1 {
 		return fmt.Errorf("--rows-partitions must be at least 1")
+	}
+	if c.ProduceTimeout <= 0 || c.RegistryTimeout <= 0 {
+		return fmt.Errorf("--produce-timeout and --registry-timeout must be positive")
+	}
+	if c.HTTPWriteTimeout <= max(c.ProduceTimeout, c.RegistryTimeout) {
+		return fmt.Errorf("--http-write-timeout %s must be longer than --produce-timeout %s and --registry-timeout %s, or answers are cut off", c.HTTPWriteTimeout, c.ProduceTimeout, c.RegistryTimeout)
+	}
+	if c.HTTPReadTimeout <= 0 || c.HTTPIdleTimeout <= 0 || c.HTTPMaxConns < 1 {
+		return fmt.Errorf("--http-read-timeout and --http-idle-timeout must be positive, --http-max-connections at least 1")
+	}
+	if c.MaxInflightBytes < c.MaxRequestBytes {
+		return fmt.Errorf("--max-inflight-bytes %d is less than --max-request-bytes %d: the largest request could never be taken", c.MaxInflightBytes, c.MaxRequestBytes)
+	}
+	if c.MaxRecordItems < 1 {
+		return fmt.Errorf("--max-record-items must be at least 1")
+	}
+	if c.RowsRetention < time.Hour {
+		return fmt.Errorf("--rows-retention %s: at least an hour (the commit stage may be down that long before rows are lost)", c.RowsRetention)
 	}
 	if _, err := NewCatalog(*c); err != nil {
 		return err

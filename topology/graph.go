@@ -10,6 +10,7 @@ import (
 
 	"github.com/minipipe/minipipe/processors/bucket"
 	"github.com/minipipe/minipipe/processors/commit"
+	"github.com/minipipe/minipipe/processors/dlq"
 	"github.com/minipipe/minipipe/processors/ingest"
 )
 
@@ -59,7 +60,6 @@ func BuildGraph(cfg Config, sources []Table) Graph {
 			Table:     ingest.Table{Name: t.Name, Generation: 1, Topic: t.Topic, Spec: t.Spec, TimestampField: t.TimestampField},
 			Group:     n.IngestGroup(t.Topic, 1),
 			RowsTopic: n.RowsTopic(),
-			DLQTopic:  DLQTopic(t.Topic),
 		})
 		ts := "the Kafka record timestamp"
 		if t.TimestampField != "" {
@@ -68,10 +68,10 @@ func BuildGraph(cfg Config, sources []Table) Graph {
 		g.Nodes = append(g.Nodes, Node{
 			Group:   n.IngestGroup(t.Topic, 1),
 			Inputs:  []string{t.Topic + " (source)"},
-			Outputs: []string{n.RowsTopic() + " (repartition: key = table@generation/partition, batches of rows)", DLQTopic(t.Topic) + " (dead letters, reason in headers)"},
+			Outputs: []string{n.RowsTopic() + " (repartition: key = table@generation/partition, batches of rows)", dlq.Topic(t.Topic) + " (dead letters, reason in headers)"},
 			Steps: []Step{
 				{Name: "ingest", What: "keep each record's source identity: topic, topic id, partition, offset, timestamp"},
-				{Name: "validate", What: "Confluent framing, schema id known, schema the table can take, datum decodes; else → " + DLQTopic(t.Topic), State: "schema registry view " + cfg.RegistryTopic + " (Pebble)"},
+				{Name: "validate", What: "Confluent framing, schema id known, schema the table can take, datum decodes; else → " + dlq.Topic(t.Topic), State: "schema registry view " + cfg.RegistryTopic + " (Pebble)"},
 				{Name: "bucket", What: fmt.Sprintf("table %s, partition %s from %s", t.Name, t.Spec, ts)},
 			},
 			Stores: []string{"registry view " + cfg.RegistryTopic + " in Pebble under " + cfg.DataDir + "/state"},

@@ -25,6 +25,7 @@ import (
 	"github.com/minipipe/minipipe/internal/registry"
 	"github.com/minipipe/minipipe/internal/supervise"
 	"github.com/minipipe/minipipe/processors/commit"
+	"github.com/minipipe/minipipe/processors/dlq"
 	"github.com/minipipe/minipipe/processors/ingest"
 	"github.com/minipipe/minipipe/processors/validate"
 	"github.com/minipipe/minipipe/sinks/fs"
@@ -50,9 +51,6 @@ func (n Names) IngestGroup(topic string, gen int) string {
 	return g
 }
 
-// DLQTopic is the dead-letter topic of a source topic.
-func DLQTopic(topic string) string { return topic + ".dlq" }
-
 // Pipeline runs the topology: one ingest processor per source topic (started as topics appear) and the
 // commit processor, each supervised: a processor that fails is rebuilt and restarted with backoff, and
 // redoes whatever it had not acknowledged.
@@ -67,10 +65,14 @@ type Pipeline struct {
 	names    Names
 	metrics  prometheus.Registerer
 	instance string
+	cluster  string // the Kafka cluster id
+	monitor  *supervise.Monitor
+	lag      *lagCollector
 
 	client    sarama.Client
 	admin     sarama.ClusterAdmin
-	producer  *kgo.Client
+	producer  *kgo.Client // seal markers and dead letters
+	rows      *kafka.SizedProducer
 	committer *commit.Committer
 	ingestM   *ingest.Metrics
 
@@ -88,7 +90,7 @@ type runningIngest struct {
 }
 
 // NewPipeline connects the pipeline's clients.
-func NewPipeline(cfg Config, log *slog.Logger, kcfg kafka.Config, gk *kafka.Goka, reg *registry.Registry, wh fs.FS, metrics prometheus.Registerer) (*Pipeline, error) {
+func NewPipeline(cfg Config, log *slog.Logger, kcfg kafka.Config, gk *kafka.Goka, reg *registry.Registry, wh fs.FS, metrics prometheus.Registerer, mon *supervise.Monitor) (*Pipeline, error) {
 	catalog, err := NewCatalog(cfg)
 	if err != nil {
 		return nil, err
@@ -97,7 +99,7 @@ func NewPipeline(cfg Config, log *slog.Logger, kcfg kafka.Config, gk *kafka.Goka
 	_, _ = rand.Read(idb)
 	host, _ := os.Hostname()
 	p := &Pipeline{cfg: cfg, log: log.With("component", "pipeline"), kcfg: kcfg, gk: gk, reg: reg, wh: wh, catalog: catalog, names: Names{cfg.PipelineName},
-		metrics: metrics, instance: fmt.Sprintf("%s-%d-%s", host, os.Getpid(), hex.EncodeToString(idb)), running: map[string]*runningIngest{}}
+		metrics: metrics, monitor: mon, instance: fmt.Sprintf("%s-%d-%s", host, os.Getpid(), hex.EncodeToString(idb)), running: map[string]*runningIngest{}}
 	p.client, err = sarama.NewClient(kcfg.Brokers, kcfg.Sarama())
 	if err != nil {
 		return nil, fmt.Errorf("pipeline: kafka client: %w", err)
@@ -106,11 +108,15 @@ func NewPipeline(cfg Config, log *slog.Logger, kcfg kafka.Config, gk *kafka.Goka
 	if err != nil {
 		return nil, fmt.Errorf("pipeline: kafka admin: %w", err)
 	}
-	p.producer, err = kcfg.NewProducer("minipipe-pipeline", kgo.ProducerLinger(2*time.Millisecond))
+	p.producer, err = kcfg.NewProducer("minipipe-pipeline", kgo.ProducerLinger(2*time.Millisecond), kgo.ProducerBatchMaxBytes(dlq.MaxBytes))
 	if err != nil {
 		return nil, err
 	}
 	p.ingestM = ingest.NewMetrics(metrics)
+	p.lag = newLagCollector()
+	if metrics != nil {
+		metrics.MustRegister(p.lag)
+	}
 	return p, nil
 }
 
@@ -180,23 +186,20 @@ func failpoint() func(string) {
 // Run runs the pipeline until ctx ends.
 func (p *Pipeline) Run(ctx context.Context) error {
 	defer p.shutdown()
-	tm, err := p.gk.TopicManager()
-	if err != nil {
+	if err := p.ensureRowsTopic(); err != nil {
 		return err
 	}
-	err = tm.EnsureStreamExists(p.names.RowsTopic(), p.cfg.RowsPartitions)
-	tm.Close()
-	if err != nil {
-		return fmt.Errorf("creating %s: %w", p.names.RowsTopic(), err)
-	}
-	if err := p.setRowsRetention(); err != nil {
-		p.log.Warn("could not set the retention of the repartition topic", "error", err)
-	}
-	codec, err := parquet.Codec(p.cfg.ParquetCompression)
-	_ = codec
-	if err != nil {
+	if err := p.checkIdentity(ctx); err != nil {
 		return err
 	}
+	if _, err := parquet.Codec(p.cfg.ParquetCompression); err != nil {
+		return err
+	}
+	rows, err := p.kcfg.NewSizedProducer("minipipe-rows", p.names.RowsTopic(), p.admin, kgo.ProducerLinger(2*time.Millisecond))
+	if err != nil {
+		return fmt.Errorf("repartition topic %s: %w", p.names.RowsTopic(), err)
+	}
+	p.rows = rows
 	ms, err := newMetastore(p.cfg, p.wh, p.log)
 	if err != nil {
 		return err
@@ -222,6 +225,8 @@ func (p *Pipeline) Run(ctx context.Context) error {
 		Schemas:   schemas{p.reg},
 		Producer:  p.producer,
 		Instance:  p.instance,
+		Cluster:   p.claimCluster(),
+		Pipeline:  p.cfg.PipelineName,
 		Parquet:   parquet.Options{Compression: p.cfg.ParquetCompression},
 		SealCheck: min(max(p.cfg.RotateInterval/4, 100*time.Millisecond), time.Second),
 		Failpoint: failpoint(),
@@ -232,6 +237,7 @@ func (p *Pipeline) Run(ctx context.Context) error {
 		return goka.NewProcessor(p.kcfg.Brokers, p.committer.Graph(), p.gk.ProcessorOptions()...)
 	}, nil)
 
+	go p.watchLag(ctx, 10*time.Second)
 	t := time.NewTicker(p.cfg.TopicRefresh)
 	defer t.Stop()
 	for {
@@ -246,11 +252,84 @@ func (p *Pipeline) Run(ctx context.Context) error {
 	}
 }
 
-// setRowsRetention keeps rows in the repartition topic for a week: they must outlive any wait for their
-// commit (the ingest stage has acknowledged their source records already).
-func (p *Pipeline) setRowsRetention() error {
-	week := strconv.FormatInt(int64(7*24*time.Hour/time.Millisecond), 10)
-	return p.admin.AlterConfig(sarama.TopicResource, p.names.RowsTopic(), map[string]*string{"retention.ms": &week}, false)
+// RowsMaxMessageBytes is the max.message.bytes the repartition topic is created with: a source record of
+// Kafka's default 1 MiB limit fits in a batch of its own.
+const RowsMaxMessageBytes = 2 << 20
+
+// ensureRowsTopic creates the repartition topic, or checks the one there. Its rows must outlive any wait
+// for their commit (the ingest stage has acknowledged their source records already), so its retention is
+// at least --rows-retention (a week by default), and minipipe refuses to start when it cannot make it so.
+func (p *Pipeline) ensureRowsTopic() error {
+	topic := p.names.RowsTopic()
+	retention := strconv.FormatInt(p.cfg.RowsRetention.Milliseconds(), 10)
+	maxBytes := strconv.Itoa(RowsMaxMessageBytes)
+	replication, err := kafka.ResolveReplication(context.Background(), p.admin, p.cfg.ReplicationFactor)
+	if err != nil {
+		return err
+	}
+	err = p.admin.CreateTopic(topic, &sarama.TopicDetail{NumPartitions: int32(p.cfg.RowsPartitions), ReplicationFactor: int16(replication),
+		ConfigEntries: map[string]*string{"retention.ms": &retention, "max.message.bytes": &maxBytes, "cleanup.policy": ptr("delete")}}, false)
+	if err == nil {
+		p.log.Info("created the repartition topic", "topic", topic, "partitions", p.cfg.RowsPartitions, "retention", p.cfg.RowsRetention)
+		return nil
+	}
+	if !isTopicExists(err) {
+		return fmt.Errorf("creating the repartition topic %s: %w", topic, err)
+	}
+	entries, err := p.admin.DescribeConfig(sarama.ConfigResource{Type: sarama.TopicResource, Name: topic, ConfigNames: []string{"retention.ms"}})
+	if err != nil {
+		return fmt.Errorf("reading the retention of the repartition topic %s: %w", topic, err)
+	}
+	for _, e := range entries {
+		if e.Name != "retention.ms" {
+			continue
+		}
+		if ms, err := strconv.ParseInt(e.Value, 10, 64); err == nil && (ms < 0 || ms >= p.cfg.RowsRetention.Milliseconds()) {
+			return nil
+		}
+	}
+	if err := p.admin.IncrementalAlterConfig(sarama.TopicResource, topic, map[string]sarama.IncrementalAlterConfigsEntry{
+		"retention.ms": {Operation: sarama.IncrementalAlterConfigsOperationSet, Value: &retention}}, false); err != nil {
+		return fmt.Errorf("the repartition topic %s keeps rows for less than --rows-retention %s, and raising it failed: %w (rows acknowledged upstream but not yet committed would be lost when the commit stage is down longer than that; raise retention.ms of %s, or lower --rows-retention)",
+			topic, p.cfg.RowsRetention, err, topic)
+	}
+	p.log.Info("raised the retention of the repartition topic", "topic", topic, "retention", p.cfg.RowsRetention)
+	return nil
+}
+
+// checkIdentity reads the cluster's id and checks that this warehouse belongs to it and that the pipeline
+// writes this warehouse (see identity.go): a mismatch stops minipipe before it commits anything.
+func (p *Pipeline) checkIdentity(ctx context.Context) error {
+	_, cluster, err := kafka.TopicIDs(p.client, []string{p.names.RowsTopic()})
+	if err != nil {
+		return fmt.Errorf("reading the Kafka cluster's id: %w", err)
+	}
+	p.cluster = cluster
+	w, err := warehouseIdentity(p.wh, cluster, p.cfg.EmbeddedKafka, p.log)
+	if err != nil {
+		return err
+	}
+	replication, err := kafka.ResolveReplication(ctx, p.admin, p.cfg.ReplicationFactor)
+	if err != nil {
+		return err
+	}
+	return registerPipeline(ctx, p.kcfg, p.admin, replication, p.cfg.PipelineName, w, p.cfg.WarehouseURL())
+}
+
+// claimCluster is the cluster id recorded in manifest claims: none for --embedded-kafka, whose id is new at
+// every start.
+func (p *Pipeline) claimCluster() string {
+	if p.cfg.EmbeddedKafka {
+		return ""
+	}
+	return p.cluster
+}
+
+func ptr[T any](v T) *T { return &v }
+
+func isTopicExists(err error) bool {
+	var te *sarama.TopicError
+	return errors.Is(err, sarama.ErrTopicAlreadyExists) || errors.As(err, &te) && te.Err == sarama.ErrTopicAlreadyExists
 }
 
 // discover starts an ingest processor for every source topic (and table generation) that has none, and
@@ -315,7 +394,7 @@ func (p *Pipeline) discover(ctx context.Context) error {
 	for _, key := range missing {
 		t := want[key]
 		if err := p.ensureDLQ(t.Topic); err != nil {
-			p.log.Warn("creating the dead-letter topic", "topic", DLQTopic(t.Topic), "error", err)
+			p.log.Warn("creating the dead-letter topic", "topic", dlq.Topic(t.Topic), "error", err)
 			continue
 		}
 		p.startIngest(ctx, key, t, wantGen[key], ids[t.Topic])
@@ -323,18 +402,29 @@ func (p *Pipeline) discover(ctx context.Context) error {
 	return nil
 }
 
+// ensureDLQ creates a source topic's dead-letter topic, large enough for dead letters of dlq.MaxBytes
+// (a source record of Kafka's default 1 MiB limit with its headers), or raises an existing one to that.
 func (p *Pipeline) ensureDLQ(topic string) error {
-	dlq := DLQTopic(topic)
-	if _, err := p.client.Partitions(dlq); err == nil {
+	name := dlq.Topic(topic)
+	maxBytes := strconv.Itoa(dlq.MaxBytes)
+	if _, err := p.client.Partitions(name); err == nil {
+		limit, err := kafka.TopicMaxMessageBytes(p.admin, name)
+		if err != nil || limit >= dlq.MaxBytes {
+			return err
+		}
+		if err := p.admin.IncrementalAlterConfig(sarama.TopicResource, name, map[string]sarama.IncrementalAlterConfigsEntry{
+			"max.message.bytes": {Operation: sarama.IncrementalAlterConfigsOperationSet, Value: &maxBytes}}, false); err != nil {
+			p.log.Warn("the dead-letter topic takes records of at most max.message.bytes; larger dead letters go without their value", "topic", name, "max_message_bytes", limit, "error", err)
+		}
 		return nil
 	}
 	replication, err := kafka.ResolveReplication(context.Background(), p.admin, p.cfg.ReplicationFactor)
 	if err != nil {
 		return err
 	}
-	err = p.admin.CreateTopic(dlq, &sarama.TopicDetail{NumPartitions: 1, ReplicationFactor: int16(replication)}, false)
-	var te *sarama.TopicError
-	if err != nil && !(errors.As(err, &te) && te.Err == sarama.ErrTopicAlreadyExists) && !errors.Is(err, sarama.ErrTopicAlreadyExists) {
+	err = p.admin.CreateTopic(name, &sarama.TopicDetail{NumPartitions: 1, ReplicationFactor: int16(replication),
+		ConfigEntries: map[string]*string{"max.message.bytes": &maxBytes}}, false)
+	if err != nil && !isTopicExists(err) {
 		return err
 	}
 	return nil
@@ -350,7 +440,7 @@ func (p *Pipeline) startIngest(ctx context.Context, key string, t Table, gen int
 		Table:     ingest.Table{Name: t.Name, Generation: gen, Topic: t.Topic, TopicID: topicID, Spec: t.Spec, TimestampField: t.TimestampField},
 		Group:     p.names.IngestGroup(t.Topic, gen),
 		RowsTopic: p.names.RowsTopic(),
-		DLQTopic:  DLQTopic(t.Topic),
+		Rows:      p.rows,
 		Producer:  p.producer,
 		Validator: validate.New(schemas{p.reg}, t.Subject(), drop),
 		Metrics:   p.ingestM,
@@ -375,7 +465,7 @@ func (p *Pipeline) supervise(ctx context.Context, name string, build func() (*go
 		if done != nil {
 			defer close(done)
 		}
-		supervise.Run(ctx, p.log, name, build)
+		supervise.Run(ctx, p.log, name, build, p.monitor)
 	}()
 }
 
@@ -390,5 +480,9 @@ func (p *Pipeline) shutdown() {
 	defer cancel()
 	_ = p.producer.Flush(ctx)
 	p.producer.Close()
+	if p.rows != nil {
+		_ = p.rows.Flush(ctx)
+		p.rows.Close()
+	}
 	p.admin.Close()
 }

@@ -182,6 +182,21 @@ func earliestOffsets(client sarama.Client, topic string) (map[string]int64, erro
 	return out, nil
 }
 
+// groupMembers is the number of members of a consumer group (0 for a group that does not exist).
+func groupMembers(admin sarama.ClusterAdmin, group string) (int, error) {
+	ds, err := admin.DescribeConsumerGroups([]string{group})
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, d := range ds {
+		if d.GroupId == group {
+			n += len(d.Members)
+		}
+	}
+	return n, nil
+}
+
 // topicOfTable finds the source topic of a table among the cluster's topics.
 func topicOfTable(catalog *Catalog, topics []string, table string) (string, error) {
 	var found []string
@@ -251,9 +266,27 @@ func RunReplay(ctx context.Context, cfg Config, table string, out io.Writer, gra
 	} else {
 		fmt.Fprintf(out, "resuming the replay of %s into generation %d\n", table, req.Generation)
 	}
+	admin, err := sarama.NewClusterAdminFromClient(client)
+	if err != nil {
+		return fmt.Errorf("kafka admin: %w", err)
+	}
+	group := Names{cfg.PipelineName}.IngestGroup(topic, req.Generation)
 	start := time.Now()
-	last := time.Time{}
+	last, lastIdle := time.Time{}, time.Time{}
 	for {
+		// A running pipeline takes the request within seconds (it looks for replays every --topic-refresh)
+		// and its new ingest group gets members; without one nothing happens, and the user should know.
+		if time.Since(start) > 10*time.Second && time.Since(lastIdle) > 30*time.Second {
+			if members, err := groupMembers(admin, group); err == nil && members == 0 {
+				fmt.Fprintf(out, "no running pipeline has taken the request: the consumer group %s has no members after %s.\n"+
+					"  Start one with the same connection flags (--pipeline-name %s, --warehouse %s); the request stays in the warehouse\n"+
+					"  and a pipeline that starts takes it. Waiting; Ctrl-C stops waiting and leaves the request in place.\n",
+					group, time.Since(start).Round(time.Second), cfg.PipelineName, cfg.WarehouseURL())
+				lastIdle, last = time.Now(), time.Now()
+			} else if err == nil {
+				lastIdle = time.Now().Add(time.Hour) // taken: no need to look again for a while
+			}
+		}
 		states, err := keyStates(wh)
 		if err != nil {
 			return err

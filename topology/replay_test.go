@@ -97,3 +97,60 @@ func TestReplay(t *testing.T) {
 		t.Fatalf("generation 1 still on disk: %v", err)
 	}
 }
+
+// TestReplayWithoutPipeline: `minipipe replay` with no pipeline running says so within seconds, and how to
+// start one, instead of reporting "0 rows to catch up" forever.
+func TestReplayWithoutPipeline(t *testing.T) {
+	brokers := testkit.Kafka(t)
+	cfg := testkit.TestConfig(t, brokers)
+	cfg.RotateInterval = time.Second
+	topic := testkit.Topic(t, "noreplay")
+	testkit.CreateTopic(t, brokers, topic, 1)
+	// A table with rows, and then no pipeline: the user stopped `minipipe run`.
+	app := testkit.StartApp(t, cfg)
+	id := registerSchema(t, app.Registry, topic+"-value", eventSchema)
+	var values [][]byte
+	for i := 0; i < 100; i++ {
+		values = append(values, frame(t, id, eventSchema, fmt.Sprintf(`{"id":%d,"payload":"p"}`, i)))
+	}
+	produceRaw(t, brokers, topic, values...)
+	testkit.WaitQuery(t, cfg.WarehouseURL(), "SELECT count(*) FROM "+tableOf(topic), 60*time.Second, func(r [][]string) bool { return r[0][0] == "100" })
+	app.Stop()
+	var out syncBuffer
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	start := time.Now()
+	go func() { done <- topology.RunReplay(ctx, cfg, tableOf(topic), &out, time.Second) }()
+	for !strings.Contains(out.String(), "no running pipeline has taken the request") {
+		if time.Since(start) > 30*time.Second {
+			t.Fatalf("no hint after 30s:\n%s", out.String())
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	t.Logf("after %s:\n%s", time.Since(start).Round(time.Second), out.String())
+	if !strings.Contains(out.String(), "--pipeline-name "+cfg.PipelineName) {
+		t.Fatalf("the hint does not say how to start the pipeline:\n%s", out.String())
+	}
+	cancel()
+	if err := <-done; err == nil || !strings.Contains(err.Error(), "interrupted") {
+		t.Fatalf("replay returned %v", err)
+	}
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}

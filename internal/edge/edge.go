@@ -18,6 +18,7 @@ import (
 	"github.com/IBM/sarama"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"golang.org/x/sync/semaphore"
 	"golang.org/x/sync/singleflight"
 
 	"github.com/minipipe/minipipe/internal/avro"
@@ -37,8 +38,13 @@ type Config struct {
 	ReplicationFactor int
 	// MaxRequestBytes bounds a request body (default 8 MiB); larger requests get a 413.
 	MaxRequestBytes int64
-	// ProduceTimeout bounds the wait for the broker's acknowledgements (default 60s).
+	// ProduceTimeout bounds a produce request from its body to its answer (default 30s): records Kafka has
+	// not taken by then fail with the retriable 50003, and the request is answered.
 	ProduceTimeout time.Duration
+	// MaxInflightBytes is the budget of request bytes being worked on at once (default 64 MiB); a request
+	// that would exceed it is shed with 429 and Retry-After, so that a slow or absent Kafka cannot make the
+	// edge hold an unbounded backlog.
+	MaxInflightBytes int64
 	// Internal reports whether a topic is one of minipipe's own, which clients may not produce to.
 	Internal func(topic string) bool
 }
@@ -54,7 +60,10 @@ func (c *Config) defaults() {
 		c.MaxRequestBytes = 8 << 20
 	}
 	if c.ProduceTimeout <= 0 {
-		c.ProduceTimeout = 60 * time.Second
+		c.ProduceTimeout = 30 * time.Second
+	}
+	if c.MaxInflightBytes <= 0 {
+		c.MaxInflightBytes = 64 << 20
 	}
 }
 
@@ -69,6 +78,7 @@ type Edge struct {
 	creating singleflight.Group
 	schemas  schemaCache
 	metrics  *Metrics
+	inflight *semaphore.Weighted // request bytes being worked on (MaxInflightBytes)
 }
 
 // New connects the edge to Kafka.
@@ -95,7 +105,8 @@ func New(cfg Config, kcfg kafka.Config, reg *registry.Registry, metrics *Metrics
 		admin.Close()
 		return nil, fmt.Errorf("edge: %w", err)
 	}
-	e := &Edge{cfg: cfg, reg: reg, log: log.With("component", "rest"), client: client, admin: admin, producer: producer, metrics: metrics}
+	e := &Edge{cfg: cfg, reg: reg, log: log.With("component", "rest"), client: client, admin: admin, producer: producer, metrics: metrics,
+		inflight: semaphore.NewWeighted(cfg.MaxInflightBytes)}
 	e.schemas.init()
 	return e, nil
 }
@@ -149,8 +160,14 @@ func (e *Edge) send(ctx context.Context, recs []*kgo.Record) ([]result, error) {
 	results := make([]result, len(recs))
 	var pending sync.WaitGroup
 	pending.Add(len(recs))
-	// The records outlive a cancelled request: they are sent (or fail) whatever the client does.
+	// The records outlive a client that goes away (they are sent, or fail, whatever it does), but not the
+	// request's deadline: records Kafka has not taken by then fail, and the answer says which.
 	pctx := context.WithoutCancel(ctx)
+	if d, ok := ctx.Deadline(); ok {
+		var cancel context.CancelFunc
+		pctx, cancel = context.WithDeadline(pctx, d)
+		defer cancel()
+	}
 	for i, r := range recs {
 		i := i
 		e.producer.Produce(pctx, r, func(r *kgo.Record, err error) {
@@ -168,10 +185,12 @@ func (e *Edge) send(ctx context.Context, recs []*kgo.Record) ([]result, error) {
 	select {
 	case <-done:
 		return results, nil
-	case <-time.After(e.cfg.ProduceTimeout):
-		return nil, &httpapi.Error{Status: 500, Code: 50003, Message: "Timed out waiting for the Kafka brokers to acknowledge the records"}
+	case <-ctx.Done():
+		return nil, errProduceTimeout
 	}
 }
+
+var errProduceTimeout = &httpapi.Error{Status: 500, Code: 50003, Message: "Timed out waiting for the Kafka brokers to acknowledge the records (--produce-timeout): retry later"}
 
 // --- topics -----------------------------------------------------------------------------------------------
 
@@ -391,14 +410,62 @@ func (e *Edge) produce(w http.ResponseWriter, r *http.Request) {
 		e.metrics.observe("produce", 406, 0, start)
 		return
 	}
-	body, n, herr := e.produceBody(r, mt)
-	if herr != nil {
-		httpapi.WriteError(w, ct, herr)
-		e.metrics.observe("produce", herr.Status, 0, start)
+	// The in-flight budget: a request is taken only when its bytes fit; otherwise it is shed at once.
+	size := r.ContentLength
+	if size <= 0 || size > e.cfg.MaxRequestBytes {
+		size = min(e.cfg.MaxRequestBytes, 1<<20)
+	}
+	if !e.inflight.TryAcquire(size) {
+		w.Header().Set("Retry-After", "1")
+		httpapi.WriteError(w, ct, &httpapi.Error{Status: 429, Code: 42901,
+			Message: "Too many requests: the REST proxy is working on as many bytes as --max-inflight-bytes allows (Kafka is slow or unreachable); retry later"})
+		e.metrics.observe("produce", 429, 0, start)
+		e.metrics.shed.Inc()
 		return
 	}
-	httpapi.WriteRaw(w, 200, ct, body)
-	e.metrics.observe("produce", 200, n, start)
+	// The whole request is bounded by --produce-timeout: Kafka slow or away, it is answered in time with
+	// the retriable 50003, and its records that Kafka has not taken fail. The body is read here (the
+	// server's read timeout bounds that); the rest runs beside the timer.
+	ctx, cancel := context.WithTimeout(r.Context(), e.cfg.ProduceTimeout)
+	defer cancel()
+	raw, rerr := httpapi.ReadBody(r, e.cfg.MaxRequestBytes)
+	if rerr != nil {
+		e.inflight.Release(size)
+		httpapi.WriteError(w, ct, rerr)
+		e.metrics.observe("produce", rerr.Status, 0, start)
+		return
+	}
+	topic, partition := r.PathValue("topic"), r.PathValue("partition")
+	type outcome struct {
+		body []byte
+		n    int
+		herr *httpapi.Error
+	}
+	done := make(chan outcome, 1)
+	go func() {
+		defer e.inflight.Release(size)
+		body, n, herr := e.produceBody(ctx, topic, partition, raw, mt)
+		done <- outcome{body, n, herr}
+	}()
+	var o outcome
+	select {
+	case o = <-done:
+	case <-ctx.Done():
+		o.herr = errProduceTimeout
+		if r.Context().Err() == nil {
+			e.log.Warn("a produce request timed out", "topic", topic, "timeout", e.cfg.ProduceTimeout)
+		}
+	}
+	if o.herr != nil {
+		if o.herr.Code == 50003 {
+			w.Header().Set("Retry-After", "1")
+		}
+		httpapi.WriteError(w, ct, o.herr)
+		e.metrics.observe("produce", o.herr.Status, 0, start)
+		return
+	}
+	httpapi.WriteRaw(w, 200, ct, o.body)
+	e.metrics.observe("produce", 200, o.n, start)
 }
 
 func asHTTP(err error) *httpapi.Error {
@@ -410,8 +477,7 @@ func asHTTP(err error) *httpapi.Error {
 }
 
 // produceBody validates, encodes and sends a produce request and renders the response body.
-func (e *Edge) produceBody(r *http.Request, mt MediaType) ([]byte, int, *httpapi.Error) {
-	topic := r.PathValue("topic")
+func (e *Edge) produceBody(ctx context.Context, topic, partition string, raw []byte, mt MediaType) ([]byte, int, *httpapi.Error) {
 	if !ValidTopic(topic) {
 		return nil, 0, httpapi.Errorf(422, "Invalid topic name %q: use up to 249 characters from [a-zA-Z0-9._-]", truncate(topic))
 	}
@@ -419,22 +485,17 @@ func (e *Edge) produceBody(r *http.Request, mt MediaType) ([]byte, int, *httpapi
 		return nil, 0, &httpapi.Error{Status: 403, Code: 40301, Message: fmt.Sprintf("Not authorized to produce to internal topic %s", topic)}
 	}
 	fixedPartition := int32(-1)
-	if ps := r.PathValue("partition"); ps != "" {
+	if ps := partition; ps != "" {
 		p, err := strconv.ParseInt(ps, 10, 32)
 		if err != nil || p < 0 {
 			return nil, 0, errPartitionNotFound()
 		}
 		fixedPartition = int32(p)
 	}
-	raw, herr := httpapi.ReadBody(r, e.cfg.MaxRequestBytes)
-	if herr != nil {
-		return nil, 0, herr
-	}
 	req, herr := ParseProduceRequest(raw)
 	if herr != nil {
 		return nil, 0, herr
 	}
-	ctx := r.Context()
 
 	// Encode every record before sending any.
 	var keyID, valueID *int
@@ -512,7 +573,16 @@ func encodeData(f Format, raw []byte, id *int, c *avro.Codec) ([]byte, error) {
 			return nil, nil
 		}
 		out := avro.AppendWireHeader(make([]byte, 0, avro.WireHeaderSize+len(raw)), *id)
-		return c.AppendBinaryFromJSON(out, raw)
+		out, err := c.AppendBinaryFromJSON(out, raw)
+		if err != nil {
+			return nil, err
+		}
+		// The bounds the pipeline holds every record to (items that take no bytes, the item cap): what the
+		// edge accepts, the tables take.
+		if err := avro.Validate(c.Schema, out[avro.WireHeaderSize:]); err != nil {
+			return nil, err
+		}
+		return out, nil
 	}
 }
 

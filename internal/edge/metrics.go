@@ -12,6 +12,7 @@ type Metrics struct {
 	requests *prometheus.CounterVec
 	records  prometheus.Counter
 	latency  *prometheus.HistogramVec
+	shed     prometheus.Counter
 }
 
 // NewMetrics registers the edge's metrics with reg (nil: unregistered, for tests).
@@ -27,9 +28,12 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "minipipe_rest_request_duration_seconds", Help: "REST Proxy request latency, from request to response.",
 			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5},
 		}, []string{"endpoint"}),
+		shed: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "minipipe_rest_shed_requests_total", Help: "Produce requests refused with 429 because the in-flight budget (--max-inflight-bytes) was spent.",
+		}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.requests, m.records, m.latency)
+		reg.MustRegister(m.requests, m.records, m.latency, m.shed)
 	}
 	return m
 }

@@ -15,6 +15,7 @@ import (
 	"log/slog"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unicode"
 	"unicode/utf8"
@@ -40,6 +41,8 @@ type Config struct {
 	Timeout time.Duration
 	// MaxSchemaBytes limits the size of a schema (default 1 MiB).
 	MaxSchemaBytes int
+	// Monitor watches the owner's processor (nil: none).
+	Monitor *supervise.Monitor
 }
 
 func (c *Config) defaults() {
@@ -73,7 +76,8 @@ type Registry struct {
 	producer sarama.SyncProducer
 	client   sarama.Client
 
-	leaderMu sync.Mutex // one command at a time, even across a rebalance
+	leaderMu sync.Mutex  // one command at a time, even across a rebalance
+	loaded   atomic.Bool // the store has caught up once: reads are served from it from then on
 }
 
 // New prepares a registry; Run starts it.
@@ -140,7 +144,7 @@ func (r *Registry) Run(ctx context.Context) error {
 	procDone := make(chan struct{})
 	go func() {
 		defer close(procDone)
-		supervise.Run(ctx, r.log, "registry owner", r.newProcessor)
+		supervise.Run(ctx, r.log, "registry owner", r.newProcessor, r.cfg.Monitor)
 	}()
 	var err error
 	select {
@@ -160,12 +164,24 @@ func (r *Registry) Run(ctx context.Context) error {
 	return nil
 }
 
-// Ready reports whether the local store has caught up with the registry topic.
-func (r *Registry) Ready() bool { return r.view.Recovered() }
+// Ready reports whether the local store has caught up with the registry topic (once: it then serves
+// reads whatever Kafka does).
+func (r *Registry) Ready() bool {
+	if r.loaded.Load() {
+		return true
+	}
+	if r.view.Recovered() {
+		r.loaded.Store(true)
+		return true
+	}
+	return false
+}
 
-// waitReady blocks until the store is recovered or the context ends.
+// waitReady blocks until the store has loaded or the context ends. Once it has, reads never wait again:
+// with Kafka gone (the view reconnecting) they are answered from the local store, as it was when Kafka
+// went away.
 func (r *Registry) waitReady(ctx context.Context) error {
-	for !r.view.Recovered() {
+	for !r.Ready() {
 		select {
 		case <-ctx.Done():
 			return errStore(errors.New("the schema store has not finished loading"))
@@ -277,11 +293,22 @@ func (r *Registry) write(ctx context.Context, cmd Command) (*Reply, error) {
 	}
 	ch := r.store.expect(cmd.Request)
 	defer r.store.forget(cmd.Request)
-	if err := r.emitter.EmitSync(cmd.Subject, body); err != nil {
-		return nil, errStore(fmt.Errorf("sending the request to the registry's owner: %w", err))
-	}
 	timer := time.NewTimer(time.Until(cmd.Deadline))
 	defer timer.Stop()
+	// Sending waits for Kafka: with Kafka down it must not outlast the request's deadline (the owner skips
+	// a command that arrives after its deadline).
+	sent := make(chan error, 1)
+	go func() { sent <- r.emitter.EmitSync(cmd.Subject, body) }()
+	select {
+	case err := <-sent:
+		if err != nil {
+			return nil, errStore(fmt.Errorf("sending the request to the registry's owner: %w", err))
+		}
+	case <-timer.C:
+		return nil, errTimeout("Kafka did not take the request in time (--registry-timeout)")
+	case <-ctx.Done():
+		return nil, errTimeout(ctx.Err().Error())
+	}
 	select {
 	case rep := <-ch:
 		return &rep, nil

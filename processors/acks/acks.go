@@ -2,11 +2,14 @@
 // message's deferred commit is called, and Kafka's committed offset only moves forward, so acknowledging a
 // later message while an earlier one is still in flight would skip the earlier one after a crash. Each
 // message gets an entry in arrival order; whatever work it is handed to holds it; the entries at the head
-// whose holds are all released are acknowledged, in order.
+// whose holds are all released are acknowledged, in order. Once one is acknowledged with an error (goka then
+// stops the processor and the message is redelivered), every later one is acknowledged with an error too:
+// acknowledging a later one with nil would commit past the failed one.
 package acks
 
 import (
 	"context"
+	"fmt"
 	"sync"
 )
 
@@ -22,6 +25,7 @@ type Entry struct {
 type Queue struct {
 	mu      sync.Mutex
 	q       []*Entry
+	failed  error // the first error acknowledged; every later entry is acknowledged with it
 	drainMu sync.Mutex
 	empty   chan struct{} // closed when the queue is empty
 }
@@ -83,13 +87,21 @@ func (q *Queue) drain() {
 			q.q = nil
 			close(q.empty)
 		}
+		err := e.err
+		switch {
+		case q.failed != nil && err == nil:
+			err = fmt.Errorf("not acknowledged after an earlier message failed: %w", q.failed)
+		case q.failed == nil && err != nil:
+			q.failed = err
+		}
 		q.mu.Unlock()
-		e.fn(e.err)
+		e.fn(err)
 	}
 }
 
 // Fail records an error on an entry without releasing a hold: when it settles, it is acknowledged with the
-// error (goka then stops the processor, and the message is redelivered to whoever takes the partition).
+// error (goka then stops the processor, and the message and every later one are redelivered to whoever
+// takes the partition).
 func (q *Queue) Fail(e *Entry, err error) {
 	q.mu.Lock()
 	if e.err == nil {

@@ -10,11 +10,11 @@ import (
 
 func TestInOrder(t *testing.T) {
 	q := NewQueue()
-	var got []string
+	var got []any
 	es := make([]*Entry, 5)
 	for i := range es {
 		i := i
-		es[i] = q.Push(func(err error) { got = append(got, fmt.Sprint(i, err)) })
+		es[i] = q.Push(func(err error) { got = append(got, fmt.Sprint(i, " ", err)) })
 		q.Hold(es[i]) // handed to some work
 		q.Release(es[i], nil)
 	}
@@ -28,10 +28,17 @@ func TestInOrder(t *testing.T) {
 	if fmt.Sprint(got) != "[0 <nil> 1 <nil>]" {
 		t.Fatalf("got %v", got)
 	}
+	// An entry that failed: no later one is ever acknowledged with nil, or goka would commit past it.
 	q.Release(es[2], errors.New("boom"))
 	q.Release(es[4], nil)
-	if fmt.Sprint(got) != "[0 <nil> 1 <nil> 2 boom 3 <nil> 4 <nil>]" || q.Len() != 0 {
+	want := "[0 <nil> 1 <nil> 2 boom 3 not acknowledged after an earlier message failed: boom 4 not acknowledged after an earlier message failed: boom]"
+	if fmt.Sprint(got) != want || q.Len() != 0 {
 		t.Fatalf("got %v", got)
+	}
+	e := q.Push(func(err error) { got = append(got, err.Error()) })
+	q.Release(e, nil)
+	if got[len(got)-1] != "not acknowledged after an earlier message failed: boom" {
+		t.Fatalf("a message pushed after the failure was acknowledged with %v", got[len(got)-1])
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()

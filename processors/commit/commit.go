@@ -9,11 +9,14 @@ package commit
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
 	"sort"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -26,6 +29,7 @@ import (
 	"github.com/minipipe/minipipe/internal/avro"
 	"github.com/minipipe/minipipe/processors/acks"
 	"github.com/minipipe/minipipe/processors/bucket"
+	"github.com/minipipe/minipipe/processors/dlq"
 	"github.com/minipipe/minipipe/processors/envelope"
 	"github.com/minipipe/minipipe/sinks/fs"
 	"github.com/minipipe/minipipe/sinks/manifest"
@@ -76,9 +80,12 @@ type Config struct {
 	FS        fs.FS
 	Tables    func(name string) Table
 	Schemas   Schemas
-	Producer  *kgo.Client // produces seal markers into RowsTopic
+	Producer  *kgo.Client // produces seal markers into RowsTopic, and dead letters
 	Instance  string
-	Parquet   parquet.Options
+	// Cluster and Pipeline are recorded in every claim of a commit partition.
+	Cluster  string
+	Pipeline string
+	Parquet  parquet.Options
 	// MaxOpenFiles per partition; past it the least recently written file is committed (default 64).
 	MaxOpenFiles int
 	// SealCheck is how often idle files are checked for their rotate interval (default 1s).
@@ -109,9 +116,23 @@ func ManifestDir(rowsTopic string, partition int32) string {
 }
 
 // StagingDir is the staging directory of a repartition partition; it starts with '_', which query engines
-// skip, and lies outside every table.
+// skip, and lies outside every table. Each owner writes in a directory of its own under it (ownerDir),
+// made before its claim and removed by the next owner's recovery.
 func StagingDir(rowsTopic string, partition int32) string {
 	return fs.Join("_minipipe", "staging", rowsTopic, strconv.Itoa(int(partition)))
+}
+
+// ownerDir is the name of an owner's staging directory: its epoch, zero-padded, and a nonce.
+func ownerDir(epoch uint64, nonce string) string { return fmt.Sprintf("%020d-%s", epoch, nonce) }
+
+// ownerEpoch is the epoch of an owner's staging directory name (ok false for anything else).
+func ownerEpoch(name string) (uint64, bool) {
+	i := strings.IndexByte(name, '-')
+	if i != 20 {
+		return 0, false
+	}
+	e, err := strconv.ParseUint(name[:i], 10, 64)
+	return e, err == nil
 }
 
 // Committer is the commit stage.
@@ -197,10 +218,15 @@ type partWriter struct {
 	log      *manifest.Log
 	st       *manifest.State
 	epoch    uint64
+	staging  string // this owner's staging directory
 	files    map[string]*openFile
 	sealSent map[string]string
-	staged   int
-	commits  int
+	// seen is the highest offset of each table partition and source partition that this assignment has
+	// seen (committed, in an open file, a duplicate or a dead letter): a batch whose Prev is beyond it
+	// follows a lost one.
+	seen    map[string]int64
+	staged  int
+	commits int
 	// catalogWake nudges the catalog applier after a commit with catalog changes.
 	catalogWake chan struct{}
 }
@@ -237,7 +263,7 @@ func (c *Committer) part(ctx goka.Context) *partWriter {
 	// A new assignment (or a restarted processor) starts afresh; a previous one still finishing its
 	// revocation keeps its own state until it is done.
 	p := &partWriter{c: c, id: pid, ctx: ctx.Context(), acks: acks.NewQueue(), files: map[string]*openFile{}, sealSent: map[string]string{},
-		catalogWake: make(chan struct{}, 1)}
+		seen: map[string]int64{}, catalogWake: make(chan struct{}, 1)}
 	c.parts[pid] = p
 	go p.run(ctx.Context())
 	if c.cfg.Catalog != nil {
@@ -313,12 +339,29 @@ func (p *partWriter) die(e *acks.Entry, err error) {
 	go p.acks.FailAll(err)
 }
 
+// add writes a batch's rows into the open file of its table partition. Rows already committed (or already
+// in the open file) are dropped as duplicates; a batch whose Prev link points past what this partition has
+// seen of its source comes after one that was lost (its produce failed): it is dropped, and the ingest stage
+// sends both again. A row the file cannot take becomes a dead letter.
 func (p *partWriter) add(ctx context.Context, b *envelope.Batch, e *acks.Entry) error {
 	c := p.c
 	key := envelope.Key(b.Table, b.Generation, b.Path)
 	src := b.Source.String()
 	tbl := c.cfg.Tables(b.Table)
 	hwm := p.st.HWM(key, src)
+	seenKey := key + "\x00" + src
+	seen, ok := p.seen[seenKey]
+	if !ok || seen < hwm {
+		seen = hwm
+	}
+	if b.Prev > seen {
+		c.cfg.Metrics.gaps.Inc()
+		c.cfg.Log.Debug("dropping a batch sent after one that was lost; the ingest stage sends both again", "key", key, "source", src, "prev", b.Prev, "seen", seen)
+		return nil
+	}
+	if n := len(b.Rows); n > 0 && b.Rows[n-1].Offset > seen {
+		p.seen[seenKey] = b.Rows[n-1].Offset
+	}
 	for i := range b.Rows {
 		row := &b.Rows[i]
 		if row.Offset <= hwm {
@@ -336,10 +379,14 @@ func (p *partWriter) add(ctx context.Context, b *envelope.Batch, e *acks.Entry) 
 		if err != nil {
 			return fmt.Errorf("schema %d: %w", row.SchemaID, err)
 		}
-		if f != nil && f.schemaID != row.SchemaID {
+		var dec *parquet.Decoder
+		if f != nil {
 			// A newer schema starts a new file; an older one is read into the open file when the file's
 			// schema can read it (schema resolution), and starts a new file otherwise.
-			if row.SchemaID > f.schemaID || !avro.Compatible(f.schema, schema) {
+			if row.SchemaID == f.schemaID || row.SchemaID < f.schemaID && avro.Compatible(f.schema, schema) {
+				dec, _ = f.decoder(schema, row.SchemaID)
+			}
+			if dec == nil {
 				if err := p.commit(f); err != nil {
 					return err
 				}
@@ -349,19 +396,27 @@ func (p *partWriter) add(ctx context.Context, b *envelope.Batch, e *acks.Entry) 
 		}
 		if f == nil {
 			if f, err = p.open(key, b, schema, row.SchemaID, row.Offset, tbl); err != nil {
+				var rowErr *parquet.RowError
+				if errors.As(err, &rowErr) {
+					p.deadLetter(b, row, e, err)
+					continue
+				}
 				return err
 			}
-		}
-		dec, err := f.decoder(schema, row.SchemaID)
-		if err != nil {
-			return err
-		}
-		if err := avro.Validate(schema, row.Payload); err != nil {
-			// Validated upstream; a row that fails here is dropped, loudly, rather than corrupting a file.
-			c.cfg.Log.Error("dropping a row that does not decode", "key", key, "source", src, "offset", row.Offset, "error", err)
-			continue
+			if dec, err = f.decoder(schema, row.SchemaID); err != nil {
+				p.discard(f)
+				p.deadLetter(b, row, e, err)
+				continue
+			}
 		}
 		if err := f.w.Append(dec, row.Payload); err != nil {
+			var rowErr *parquet.RowError
+			if errors.As(err, &rowErr) {
+				// Validation should have refused it: the writer's refusal is final, and the row goes to the
+				// dead-letter topic instead of stopping the partition.
+				p.deadLetter(b, row, e, err)
+				continue
+			}
 			return fmt.Errorf("writing %s: %w", f.staging, err)
 		}
 		f.written = time.Now()
@@ -385,6 +440,22 @@ func (p *partWriter) add(ctx context.Context, b *envelope.Batch, e *acks.Entry) 
 		}
 	}
 	return nil
+}
+
+// deadLetter sends a row the commit stage cannot write to its source topic's dead-letter topic (as the
+// source record was: Confluent framing and the Avro payload); the batch's record is acknowledged once it
+// is there.
+func (p *partWriter) deadLetter(b *envelope.Batch, row *envelope.Row, e *acks.Entry, cause error) {
+	c := p.c
+	c.cfg.Metrics.deadLetters.Inc()
+	c.cfg.Log.Error("a row the writer cannot take goes to the dead-letter topic", "table", b.Table, "source", b.Source.String(), "offset", row.Offset, "error", cause)
+	value := avro.AppendWireHeader(make([]byte, 0, avro.WireHeaderSize+len(row.Payload)), row.SchemaID)
+	value = append(value, row.Payload...)
+	rec := dlq.Record(dlq.Source{Topic: b.Source.Topic, Partition: b.Source.Partition, Offset: row.Offset, Timestamp: row.Timestamp}, value,
+		dlq.CodeUnwritable, cause.Error())
+	p.acks.Hold(e)
+	ctx := p.ctx
+	go func() { p.acks.Release(e, dlq.Produce(ctx, c.cfg.Producer, rec, 0, c.cfg.Log)) }()
 }
 
 func (f *openFile) decoder(s *avro.Schema, id int) (*parquet.Decoder, error) {
@@ -418,12 +489,16 @@ func (p *partWriter) open(key string, b *envelope.Batch, schema *avro.Schema, sc
 	}
 	cols, err := parquet.ArrowSchema(schema, drop)
 	if err != nil {
-		return nil, fmt.Errorf("schema %d: %w", schemaID, err)
+		return nil, &parquet.RowError{Err: fmt.Errorf("schema %d: %w", schemaID, err)}
 	}
 	p.staged++
-	staging := fs.Join(StagingDir(c.cfg.RowsTopic, p.id), fmt.Sprintf("%d-%06d.parquet", p.epoch, p.staged))
+	staging := fs.Join(p.staging, fmt.Sprintf("%06d.parquet", p.staged))
 	file, err := c.cfg.FS.Create(staging)
 	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			// The staging directory is gone: a newer owner removed it, this one lost the partition.
+			return nil, fmt.Errorf("staging file %s: this instance no longer owns commit partition %d (its staging directory was removed by the owner after it): %w", staging, p.id, manifest.ErrFenced)
+		}
 		return nil, fmt.Errorf("staging file: %w", err)
 	}
 	meta := map[string]string{
@@ -447,10 +522,24 @@ func (p *partWriter) open(key string, b *envelope.Batch, schema *avro.Schema, sc
 	return f, nil
 }
 
-// commit runs the commit protocol for one file: staging durable → intent → publish → committed.
+// discard drops an open file (its staging file too).
+func (p *partWriter) discard(f *openFile) {
+	delete(p.files, f.key)
+	p.c.cfg.Metrics.open.Dec()
+	f.w.Abort()
+	_ = f.file.Close()
+	_ = p.c.cfg.FS.Remove(f.staging)
+}
+
+// commit runs the commit protocol for one file: staging durable → intent → publish → committed. A file that
+// got no row (its first one was a dead letter) is dropped instead.
 func (p *partWriter) commit(f *openFile) error {
 	c := p.c
 	start := time.Now()
+	if f.w.Rows() == 0 {
+		p.discard(f)
+		return nil
+	}
 	delete(p.files, f.key)
 	c.cfg.Metrics.open.Dec()
 	rows, bytes := f.w.Rows(), f.w.Bytes()
@@ -487,6 +576,9 @@ func (p *partWriter) commit(f *openFile) error {
 	}
 	c.cfg.Failpoint("commit.intent")
 	if err := c.cfg.FS.Rename(f.staging, final); err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("publishing %s: its staging file is gone: this instance no longer owns commit partition %d: %w", final, p.id, manifest.ErrFenced)
+		}
 		if errors.Is(err, fs.ErrExist) {
 			return fmt.Errorf("publishing %s: it already exists, committed by someone else: another pipeline writes table %s into this warehouse, or this pipeline's manifest under _minipipe/manifests was lost (give each --pipeline-name its own warehouse): %w", final, f.table, err)
 		}
@@ -534,27 +626,41 @@ func containsInt(xs []int, x int) bool {
 	return false
 }
 
-// recover settles the manifest after a (re)assignment: it claims a new epoch, which fences out whoever
-// owned the partition before, completes or abandons that owner's pending intents, and deletes staging
-// files no intent refers to. Its cost depends on the records since the last checkpoint, not on the size of
-// the tables.
+// recover settles the manifest after a (re)assignment: it makes its own staging directory and claims a new
+// epoch, which fences out whoever owned the partition before; completes or abandons that owner's pending
+// intents; and removes the staging directories of every older owner, with whatever a zombie was still
+// writing there. Its cost depends on the records since the last checkpoint, not on the size of the tables.
 func (p *partWriter) recover(ctx context.Context) error {
 	c := p.c
 	dir := ManifestDir(c.cfg.RowsTopic, p.id)
+	root := StagingDir(c.cfg.RowsTopic, p.id)
+	nonce := make([]byte, 4)
 	for attempt := 0; ; attempt++ {
 		log, st, err := manifest.Load(c.cfg.FS, dir)
 		if err != nil {
 			return err
 		}
-		claim := &manifest.Record{Kind: manifest.Claim, Epoch: st.Epoch + 1, Owner: c.cfg.Instance}
+		if st.Cluster != "" && c.cfg.Cluster != "" && st.Cluster != c.cfg.Cluster {
+			return fmt.Errorf("commit partition %d was last claimed by an instance of Kafka cluster %s, this one's is %s: one warehouse, one cluster (give this pipeline its own --warehouse)", p.id, st.Cluster, c.cfg.Cluster)
+		}
+		epoch := st.Epoch + 1
+		_, _ = rand.Read(nonce)
+		// The directory exists before the claim: a claim that lands is always followed by writes into a
+		// directory that the next owner's recovery can find and remove.
+		staging := fs.Join(root, ownerDir(epoch, hex.EncodeToString(nonce)))
+		if err := c.cfg.FS.MkdirAll(staging); err != nil {
+			return fmt.Errorf("staging directory: %w", err)
+		}
+		claim := &manifest.Record{Kind: manifest.Claim, Epoch: epoch, Owner: c.cfg.Instance, Cluster: c.cfg.Cluster, Pipeline: c.cfg.Pipeline}
 		if err := log.Append(claim); err != nil {
+			_ = c.cfg.FS.RemoveAll(staging)
 			if errors.Is(err, manifest.ErrFenced) && attempt < 10 {
 				continue // a previous owner is still finishing: read again
 			}
 			return err
 		}
 		st.Apply(claim)
-		p.log, p.st, p.epoch = log, st, claim.Epoch
+		p.log, p.st, p.epoch, p.staging = log, st, claim.Epoch, staging
 		break
 	}
 	c.cfg.Failpoint("recover.claimed")
@@ -595,19 +701,28 @@ func (p *partWriter) recover(ctx context.Context) error {
 		c.cfg.Metrics.recovered.Inc()
 	}
 	c.cfg.Failpoint("recover.settled")
-	// Every staging file left is an orphan of a dead owner.
-	staging := StagingDir(c.cfg.RowsTopic, p.id)
-	entries, err := c.cfg.FS.ReadDir(staging)
+	// Every staging directory (or file, of older versions) of an older owner is an orphan now: removing it
+	// takes with it whatever a zombie owner still writes there, so it can never publish.
+	entries, err := c.cfg.FS.ReadDir(root)
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return err
 	}
+	removed := 0
 	for _, e := range entries {
-		if err := c.cfg.FS.Remove(fs.Join(staging, e.Name)); err != nil {
+		name := fs.Join(root, e.Name)
+		if name == p.staging {
+			continue
+		}
+		if epoch, ok := ownerEpoch(e.Name); ok && e.IsDir && epoch >= p.epoch {
+			continue // a newer owner's: this one is the zombie, and its next append will find out
+		}
+		if err := c.cfg.FS.RemoveAll(name); err != nil {
 			return err
 		}
+		removed++
 	}
 	p.ready = true
-	c.cfg.Log.Info("partition recovered", "partition", p.id, "epoch", p.epoch, "intents_settled", len(seqs), "orphans_removed", len(entries), "keys", len(p.st.Keys))
+	c.cfg.Log.Info("partition recovered", "partition", p.id, "epoch", p.epoch, "intents_settled", len(seqs), "orphans_removed", removed, "keys", len(p.st.Keys))
 	return nil
 }
 
@@ -682,13 +797,15 @@ func (p *partWriter) seal() {
 
 // Metrics are the commit stage's Prometheus metrics.
 type Metrics struct {
-	files      prometheus.Counter
-	rows       prometheus.Counter
-	bytes      prometheus.Counter
-	duplicates prometheus.Counter
-	recovered  prometheus.Counter
-	open       prometheus.Gauge
-	latency    prometheus.Histogram
+	files       prometheus.Counter
+	rows        prometheus.Counter
+	bytes       prometheus.Counter
+	duplicates  prometheus.Counter
+	gaps        prometheus.Counter
+	deadLetters prometheus.Counter
+	recovered   prometheus.Counter
+	open        prometheus.Gauge
+	latency     prometheus.Histogram
 
 	catalogPending *prometheus.GaugeVec
 	catalogErrors  prometheus.Counter
@@ -702,8 +819,11 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		rows:       prometheus.NewCounter(prometheus.CounterOpts{Name: "minipipe_commit_rows_total", Help: "Rows committed."}),
 		bytes:      prometheus.NewCounter(prometheus.CounterOpts{Name: "minipipe_commit_bytes_total", Help: "Bytes of Parquet committed."}),
 		duplicates: prometheus.NewCounter(prometheus.CounterOpts{Name: "minipipe_commit_duplicates_dropped_total", Help: "Rows dropped because they were already committed."}),
-		recovered:  prometheus.NewCounter(prometheus.CounterOpts{Name: "minipipe_commit_intents_settled_total", Help: "Pending intents completed or abandoned by recovery."}),
-		open:       prometheus.NewGauge(prometheus.GaugeOpts{Name: "minipipe_commit_open_files", Help: "Files being written."}),
+		gaps: prometheus.NewCounter(prometheus.CounterOpts{Name: "minipipe_commit_batches_after_gap_total",
+			Help: "Row batches dropped because one before them was lost (a failed produce); the ingest stage sends them again."}),
+		deadLetters: prometheus.NewCounter(prometheus.CounterOpts{Name: "minipipe_commit_dead_letters_total", Help: "Rows the writer refused, sent to dead-letter topics by the commit stage."}),
+		recovered:   prometheus.NewCounter(prometheus.CounterOpts{Name: "minipipe_commit_intents_settled_total", Help: "Pending intents completed or abandoned by recovery."}),
+		open:        prometheus.NewGauge(prometheus.GaugeOpts{Name: "minipipe_commit_open_files", Help: "Files being written."}),
 		latency: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "minipipe_commit_duration_seconds", Help: "Time to commit a file.",
 			Buckets: prometheus.ExponentialBuckets(0.001, 2, 14)}),
 		catalogPending: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "minipipe_catalog_pending_commits",
@@ -712,7 +832,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		catalogApplied: prometheus.NewCounter(prometheus.CounterOpts{Name: "minipipe_catalog_changes_applied_total", Help: "Metastore changes applied."}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.files, m.rows, m.bytes, m.duplicates, m.recovered, m.open, m.latency, m.catalogPending, m.catalogErrors, m.catalogApplied)
+		reg.MustRegister(m.files, m.rows, m.bytes, m.duplicates, m.gaps, m.deadLetters, m.recovered, m.open, m.latency, m.catalogPending, m.catalogErrors, m.catalogApplied)
 	}
 	return m
 }

@@ -39,7 +39,7 @@ func (f fakeSchemas) Schema(id int) (*avro.Schema, error) {
 
 type harness struct {
 	t     *testing.T
-	fs    *fs.Local
+	fs    fs.FS
 	c     *Committer
 	p     *partWriter
 	acked []string
@@ -52,6 +52,11 @@ func newHarness(t *testing.T, policy bucket.Policy, maxOpen int) *harness {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return newHarnessFS(t, l, policy, maxOpen, 0)
+}
+
+func newHarnessFS(t *testing.T, l fs.FS, policy bucket.Policy, maxOpen, compactEvery int) *harness {
+	t.Helper()
 	h := &harness{t: t, fs: l, codec: map[int]*avro.Codec{}}
 	schemas := fakeSchemas{}
 	for id, text := range map[int]string{1: v1, 2: v2} {
@@ -62,7 +67,7 @@ func newHarness(t *testing.T, policy bucket.Policy, maxOpen int) *harness {
 		schemas[id] = s
 		h.codec[id], _ = avro.NewCodec(s)
 	}
-	h.c = New(Config{Group: "g", RowsTopic: "rows", FS: l, Schemas: schemas, Instance: "test", MaxOpenFiles: maxOpen,
+	h.c = New(Config{Group: "g", RowsTopic: "rows", FS: l, Schemas: schemas, Instance: "test", MaxOpenFiles: maxOpen, CompactEvery: compactEvery,
 		Tables: func(name string) Table { return Table{Name: name, Policy: policy} },
 		Log:    slog.New(slog.NewTextHandler(io.Discard, nil))})
 	h.p = h.newPart()
@@ -70,7 +75,7 @@ func newHarness(t *testing.T, policy bucket.Policy, maxOpen int) *harness {
 }
 
 func (h *harness) newPart() *partWriter {
-	return &partWriter{c: h.c, id: 0, ctx: context.Background(), acks: acks.NewQueue(), files: map[string]*openFile{}, sealSent: map[string]string{}}
+	return &partWriter{c: h.c, id: 0, ctx: context.Background(), acks: acks.NewQueue(), files: map[string]*openFile{}, sealSent: map[string]string{}, seen: map[string]int64{}}
 }
 
 type row struct {
@@ -81,8 +86,13 @@ type row struct {
 
 // batch makes a batch of rows for table t, partition path.
 func (h *harness) batch(path string, src int32, schema int, offsets ...int64) []byte {
+	return h.linked(path, src, schema, -1, offsets...)
+}
+
+// linked makes a batch whose Prev link is prev.
+func (h *harness) linked(path string, src int32, schema int, prev int64, offsets ...int64) []byte {
 	b := &envelope.Batch{Table: "t", Generation: 1, Path: path, Partitions: [][2]string{{"dt", strings.TrimPrefix(path, "dt=")}},
-		Source: envelope.Source{Topic: "src", TopicID: "id", Partition: src}}
+		Source: envelope.Source{Topic: "src", TopicID: "id", Partition: src}, Prev: prev}
 	for _, o := range offsets {
 		payload, err := h.codec[schema].AppendBinaryFromJSON(nil, []byte(fmt.Sprintf(`{"id":%d}`, o)))
 		if err != nil {
@@ -245,6 +255,7 @@ func TestRecovery(t *testing.T) {
 		t.Fatal(err)
 	}
 	stage := func(name string) string {
+		_ = h.fs.MkdirAll(StagingDir("rows", 0))
 		w, err := h.fs.Create(fs.Join(StagingDir("rows", 0), name))
 		if err != nil {
 			t.Fatal(err)
@@ -296,4 +307,83 @@ func TestRecovery(t *testing.T) {
 	if last := h.acked[len(h.acked)-1]; !strings.HasSuffix(last, "!") {
 		t.Fatalf("the fenced owner acknowledged its input: %v", h.acked)
 	}
+}
+
+func TestBatchAfterALostOne(t *testing.T) {
+	// The ingest stage sent b1, b2, b3; b2's produce failed, b3's landed. b3 links to b2's last row, which the
+	// commit stage never saw: it is dropped. The ingest stage sends b2 and b3 again; b3's first send may
+	// still land late, after the resends: then it is a duplicate.
+	h := newHarness(t, bucket.Policy{MaxRecords: 100}, 64)
+	h.send(h.p, 0, h.linked("dt=d1", 0, 1, -1, 0, 1))   // b1
+	h.send(h.p, 1, h.linked("dt=d1", 0, 1, 3, 4, 5))    // b3, after the lost b2
+	h.send(h.p, 2, h.linked("dt=d1", 0, 1, 1, 2, 3))    // b2 again
+	h.send(h.p, 3, h.linked("dt=d1", 0, 1, 3, 4, 5))    // b3 again
+	h.send(h.p, 4, h.linked("dt=d1", 0, 1, 3, 4, 5, 6)) // b3 with a row more (split differently): 6 is new
+	h.send(h.p, 5, h.linked("dt=d1", 1, 1, 7, 8))       // another source: its own chain, 7 never seen
+	h.seal(h.p, 6, "dt=d1", 0, 0)
+	k := h.p.st.Keys[envelope.Key("t", 1, "dt=d1")]
+	if k == nil || k.Rows != 7 || k.HWM["src:id:0"] != 6 {
+		t.Fatalf("committed %+v, want rows 0..6 once each", k)
+	}
+	if _, ok := k.HWM["src:id:1"]; ok {
+		t.Fatal("a batch of another source linked to an unseen row was taken")
+	}
+	if fmt.Sprint(h.acked) != "[0 1 2 3 4 5 6]" {
+		t.Fatalf("acknowledged %v", h.acked)
+	}
+}
+
+// zombieAfterCompaction freezes an owner with a file open, lets a new owner take the partition and commit
+// long enough to compact the manifest past the old owner's next record number, then wakes the old owner:
+// it must neither publish a file nor leave a manifest record that counts.
+func zombieAfterCompaction(t *testing.T, f fs.FS) {
+	h := newHarnessFS(t, f, bucket.Policy{MaxRecords: 2}, 64, 4)
+	zombie := h.newPart()
+	h.send(zombie, 0, h.batch("dt=z", 0, 1, 1000)) // claims, and holds row 1000 in an open file
+	owner := h.newPart()
+	for i := int64(0); i < 30; i++ { // 30 commits, a checkpoint every 4: record 2 is long gone
+		h.send(owner, i, h.batch("dt=d1", 0, 1, 2*i, 2*i+1))
+	}
+	if es, _ := f.ReadDir(ManifestDir("rows", 0)); len(es) > 20 {
+		t.Fatalf("the manifest was not compacted: %d records", len(es))
+	}
+	// The zombie wakes: its file fills and it tries to commit; then it tries to start another file.
+	h.send(zombie, 1, h.batch("dt=z", 0, 1, 1001))
+	if zombie.fatal == nil {
+		t.Fatal("the zombie committed after compaction")
+	}
+	t.Logf("the zombie was stopped: %v", zombie.fatal)
+	zombie2 := h.newPart()
+	zombie2.log, zombie2.st, zombie2.epoch, zombie2.staging, zombie2.ready = zombie.log, zombie.st, zombie.epoch, zombie.staging, true
+	h.send(zombie2, 2, h.batch("dt=d2", 0, 1, 100, 101))
+	if zombie2.fatal == nil {
+		t.Fatal("the zombie started and committed a new file")
+	}
+	// Every file in the table is the owner's, and the manifest counts exactly them.
+	files := h.committed()
+	_, st, err := manifest.Load(f, ManifestDir("rows", 0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rows, nfiles int64
+	for _, k := range st.Keys {
+		rows += k.Rows
+		nfiles += k.Files
+	}
+	if int64(len(files)) != nfiles || rows != 60 || st.Epoch != owner.epoch {
+		t.Fatalf("table has %d files; the manifest %d files, %d rows, epoch %d (owner's %d)", len(files), nfiles, rows, st.Epoch, owner.epoch)
+	}
+	for _, name := range files {
+		if !strings.HasPrefix(name, "dt=d1/") {
+			t.Fatalf("a file of the zombie was published: %s", name)
+		}
+	}
+}
+
+func TestZombieAfterCompaction(t *testing.T) {
+	l, err := fs.NewLocal(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	zombieAfterCompaction(t, l)
 }

@@ -19,8 +19,9 @@ const (
 )
 
 const (
-	magic   = 'M'
-	version = 1
+	magic = 'M'
+	// version 2 added Batch.Prev; version 1 records (no Prev) still decode.
+	version = 2
 )
 
 // Source is a source topic partition.
@@ -50,7 +51,13 @@ type Batch struct {
 	Path       string      // partition path, e.g. dt=2026-11-25
 	Partitions [][2]string // partition column values
 	Source     Source
-	Rows       []Row
+	// Prev links the batch to the one before it from the same source partition and table partition: the
+	// offset of that batch's last row, or -1 when the ingest stage had sent none before (it started from its
+	// committed offset). Every row of the table partition from the source partition between Prev and this
+	// batch's first row is in the batches before it, so a batch whose Prev the commit stage has not seen
+	// arrives after a lost one (a produce that failed) and is dropped: the ingest stage sends it again.
+	Prev int64
+	Rows []Row
 }
 
 // Key is the repartition key of a table partition: table@generation/path.
@@ -90,6 +97,7 @@ func EncodeBatch(b *Batch) []byte {
 	w.str(b.Source.Topic)
 	w.str(b.Source.TopicID)
 	w.varint(int64(b.Source.Partition))
+	w.varint(b.Prev)
 	w.uvarint(uint64(len(b.Rows)))
 	var prev int64
 	for i, r := range b.Rows {
@@ -174,7 +182,7 @@ func (r *reader) str() string { return string(r.bytes()) }
 
 // Kind returns the kind of an encoded envelope.
 func Kind(b []byte) (byte, error) {
-	if len(b) < 3 || b[0] != magic || b[1] != version {
+	if len(b) < 3 || b[0] != magic || b[1] < 1 || b[1] > version {
 		return 0, fmt.Errorf("%w: bad header", ErrMalformed)
 	}
 	return b[2], nil
@@ -195,6 +203,10 @@ func DecodeBatch(b []byte) (*Batch, error) {
 		out.Partitions = append(out.Partitions, [2]string{r.str(), r.str()})
 	}
 	out.Source = Source{Topic: r.str(), TopicID: r.str(), Partition: int32(r.varint())}
+	out.Prev = -1
+	if b[1] >= 2 {
+		out.Prev = r.varint()
+	}
 	n := r.uvarint()
 	if n > uint64(len(b)) {
 		r.fail("row count")

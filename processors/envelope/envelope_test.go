@@ -7,8 +7,8 @@ import (
 
 func TestBatchRoundTrip(t *testing.T) {
 	b := &Batch{Table: "connect_test", Generation: 2, Path: "dt=2026-11-25", Partitions: [][2]string{{"dt", "2026-11-25"}},
-		Source: Source{Topic: "connect_test", TopicID: "abc", Partition: 3},
-		Rows:   []Row{{Offset: 100, Timestamp: 1764072000000, SchemaID: 7, Payload: []byte{1, 2}}, {Offset: 105, Timestamp: 1764072000001, SchemaID: 8, Payload: nil}}}
+		Source: Source{Topic: "connect_test", TopicID: "abc", Partition: 3}, Prev: 97,
+		Rows: []Row{{Offset: 100, Timestamp: 1764072000000, SchemaID: 7, Payload: []byte{1, 2}}, {Offset: 105, Timestamp: 1764072000001, SchemaID: 8, Payload: nil}}}
 	got, err := DecodeBatch(EncodeBatch(b))
 	if err != nil {
 		t.Fatal(err)
@@ -35,6 +35,18 @@ func TestBatchRoundTrip(t *testing.T) {
 	}
 	if _, _, _, err := SplitKey("nope"); err == nil {
 		t.Fatal("bad key accepted")
+	}
+}
+
+// A batch written by an earlier version (no Prev) still decodes, with Prev -1.
+func TestBatchVersion1(t *testing.T) {
+	v1 := []byte{'M', 1, KindRows, 1, 't', 1, 3, 'd', '=', '1', 0, 1, 't', 0, 2, 1, 20, 0, 2, 0}
+	b, err := DecodeBatch(v1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b.Prev != -1 || len(b.Rows) != 1 || b.Rows[0].Offset != 10 || b.Source.Partition != 1 {
+		t.Fatalf("%+v", b)
 	}
 }
 

@@ -11,7 +11,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"strconv"
 	"sync"
 	"time"
 
@@ -21,8 +20,10 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/minipipe/minipipe/internal/avro"
+	"github.com/minipipe/minipipe/internal/kafka"
 	"github.com/minipipe/minipipe/processors/acks"
 	"github.com/minipipe/minipipe/processors/bucket"
+	"github.com/minipipe/minipipe/processors/dlq"
 	"github.com/minipipe/minipipe/processors/envelope"
 	"github.com/minipipe/minipipe/processors/validate"
 )
@@ -40,19 +41,31 @@ type Table struct {
 	From func(partition int32, offset int64) bool
 }
 
+// Rows is the producer of the repartition topic: batches never larger than the topic takes (see
+// kafka.SizedProducer).
+type Rows interface {
+	Produce(ctx context.Context, r *kgo.Record, promise func(*kgo.Record, error))
+	// MaxBytes is the largest record the repartition topic takes.
+	MaxBytes() int
+	// Refresh reads that limit from the broker again.
+	Refresh(ctx context.Context) (int, error)
+}
+
 // Config configures one topic's ingest processor.
 type Config struct {
 	Table      Table
-	Group      string // the goka group (consumer group) of this topic's processor
-	RowsTopic  string // the repartition topic
-	DLQTopic   string
-	Producer   *kgo.Client
+	Group      string      // the goka group (consumer group) of this topic's processor
+	RowsTopic  string      // the repartition topic
+	Rows       Rows        // produces row batches to RowsTopic
+	Producer   *kgo.Client // produces dead letters (batches up to dlq.MaxBytes)
 	Validator  *validate.Validator
 	Linger     time.Duration // how long rows wait for more of their kind before they are produced (default 5ms)
 	BatchRows  int           // rows per batch (default 500)
-	BatchBytes int           // bytes per batch (default 256 KiB)
-	Metrics    *Metrics
-	Log        *slog.Logger
+	BatchBytes int           // bytes per batch (default 256 KiB, and never more than the repartition topic takes)
+	// RetryBackoff is the first pause before a failed produce is tried again (default 250ms, doubling to 30s).
+	RetryBackoff time.Duration
+	Metrics      *Metrics
+	Log          *slog.Logger
 }
 
 // Ingest is the processor of one source topic.
@@ -74,6 +87,9 @@ func New(cfg Config) *Ingest {
 	if cfg.BatchBytes <= 0 {
 		cfg.BatchBytes = 256 << 10
 	}
+	if cfg.RetryBackoff <= 0 {
+		cfg.RetryBackoff = 250 * time.Millisecond
+	}
 	if cfg.Metrics == nil {
 		cfg.Metrics = NewMetrics(nil)
 	}
@@ -91,25 +107,61 @@ func (in *Ingest) Graph() *goka.GroupGraph {
 	)
 }
 
-// part is one source partition's pending work.
+// part is one source partition's pending work: the batch being gathered for each table partition, and the
+// chain of batches sent for each, which are acknowledged only in the order they were sent.
 type part struct {
 	in      *Ingest
 	id      int32
 	ctx     context.Context // goka's context of this assignment of the partition
 	acks    *acks.Queue
 	mu      sync.Mutex
-	batches map[string]*pending
-	kick    chan struct{} // a batch was started: the linger timer has work
-	stop    chan struct{}
+	batches map[string]*pending // gathering rows, by table partition key
+	chains  map[string]*chain   // sent, by table partition key
+	retries int                 // chains waiting to send again
+	kick    chan struct{}       // a batch was started or a resend scheduled: the timer has work
 	done    chan struct{}
+}
+
+// chain is what was sent for one table partition from this source partition, oldest first. A batch is
+// confirmed when the producer acknowledges it and every batch before it; only then are its records
+// acknowledged. When a send fails, that batch and every one after it are sent again, in order, with their
+// Prev links made anew: the commit stage drops the later ones that did land (their Prev is a batch it never
+// saw) and takes the new sends instead, so no row is skipped and none is written twice.
+type chain struct {
+	key      string
+	base     int64 // last offset of the last confirmed batch (-1: none yet in this assignment)
+	items    []*pending
+	resendAt time.Time // when waiting, the items not sent wait until then
+	waiting  bool
+	backoff  time.Duration
 }
 
 type pending struct {
 	batch   envelope.Batch
-	bytes   int
+	bytes   int // the encoded size, estimated as rows are added
 	entries []*acks.Entry
+	keys    []string // the source records' keys, for dead letters
 	since   time.Time
+	attempt int  // bumped by every send and by every failure, so that stale promises are ignored
+	sent    bool // handed to the producer in the current attempt
+	ok      bool
+	tooBig  int // sends of this single row refused as too large although it fits the limit
 }
+
+// last is the offset of the batch's last row.
+func (b *pending) last() int64 { return b.batch.Rows[len(b.batch.Rows)-1].Offset }
+
+// headerBytes estimates the encoded batch's bytes before its rows.
+func headerBytes(b *envelope.Batch) int {
+	n := 48 + len(b.Table) + len(b.Path) + len(b.Source.Topic) + len(b.Source.TopicID)
+	for _, p := range b.Partitions {
+		n += 4 + len(p[0]) + len(p[1])
+	}
+	return n
+}
+
+// rowBytes estimates a row's encoded bytes.
+func rowBytes(r *envelope.Row) int { return 24 + len(r.Payload) }
 
 func (in *Ingest) part(ctx goka.Context) *part {
 	pid := ctx.Partition()
@@ -118,40 +170,37 @@ func (in *Ingest) part(ctx goka.Context) *part {
 	if p := in.parts[pid]; p != nil && p.ctx == ctx.Context() {
 		return p
 	}
-	p := &part{in: in, id: pid, ctx: ctx.Context(), acks: acks.NewQueue(), batches: map[string]*pending{}, kick: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{})}
+	p := &part{in: in, id: pid, ctx: ctx.Context(), acks: acks.NewQueue(), batches: map[string]*pending{}, chains: map[string]*chain{},
+		kick: make(chan struct{}, 1), done: make(chan struct{})}
 	in.parts[pid] = p
 	go p.run(ctx.Context())
 	return p
 }
 
-// run flushes batches that have waited their linger (it sleeps while there are none), and on revocation
-// flushes everything and waits for the acknowledgements, so that goka's rebalance finds no message in
-// flight.
+func (p *part) nudge() {
+	select {
+	case p.kick <- struct{}{}:
+	default:
+	}
+}
+
+// run flushes batches that have waited their linger and sends again what failed once its backoff is over
+// (it sleeps while there is neither); on revocation it flushes everything and waits for the
+// acknowledgements, so that goka's rebalance finds no message in flight.
 func (p *part) run(ctx context.Context) {
 	defer close(p.done)
 	t := time.NewTimer(time.Hour)
-	t.Stop()
-	armed := false
+	defer t.Stop()
 	for {
+		wait := p.tick()
+		if wait > 0 {
+			t.Reset(wait)
+		}
 		select {
 		case <-p.kick:
-			if !armed {
-				t.Reset(p.in.cfg.Linger)
-				armed = true
-			}
 		case <-t.C:
-			armed = false
-			if p.flush(false) {
-				t.Reset(p.in.cfg.Linger)
-				armed = true
-			}
 		case <-ctx.Done():
-			p.flush(true)
-			wctx, cancel := context.WithTimeout(context.Background(), 45*time.Second)
-			if err := p.acks.Wait(wctx); err != nil {
-				p.acks.FailAll(errors.New("partition revoked before its rows were produced"))
-			}
-			cancel()
+			p.drain()
 			p.in.mu.Lock()
 			if p.in.parts[p.id] == p {
 				delete(p.in.parts, p.id)
@@ -159,44 +208,263 @@ func (p *part) run(ctx context.Context) {
 			p.in.mu.Unlock()
 			return
 		}
+		if wait > 0 && !t.Stop() {
+			select {
+			case <-t.C:
+			default:
+			}
+		}
 	}
 }
 
-// flush produces the batches past their linger (all of them, with all) and reports whether any is left.
-func (p *part) flush(all bool) bool {
+// tick produces the batches past their linger and the resends past their backoff, and returns how long
+// until the next one is due (0: nothing is).
+func (p *part) tick() time.Duration {
 	now := time.Now()
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	for k, b := range p.batches {
-		if all || now.Sub(b.since) >= p.in.cfg.Linger {
-			delete(p.batches, k)
-			p.produce(b)
+	var next time.Duration
+	due := func(d time.Duration) {
+		if d > 0 && (next == 0 || d < next) {
+			next = d
 		}
 	}
-	return len(p.batches) > 0
+	for k, b := range p.batches {
+		if wait := p.in.cfg.Linger - now.Sub(b.since); wait <= 0 {
+			delete(p.batches, k)
+			p.produce(b)
+		} else {
+			due(wait)
+		}
+	}
+	if p.retries > 0 {
+		for _, c := range p.chains {
+			if !c.waiting {
+				continue
+			}
+			if wait := c.resendAt.Sub(now); wait > 0 {
+				due(wait)
+				continue
+			}
+			c.waiting = false
+			p.retries--
+			for _, b := range c.items {
+				if !b.sent {
+					p.send(c, b)
+				}
+			}
+		}
+	}
+	return next
 }
 
-// produce hands a batch to the producer. It is called with p.mu held: batches of one key must reach the
-// producer in the order their rows were read, whichever goroutine (the callback for a full batch, the
-// linger timer for the rest) sends them, or the commit stage would see a source's offsets go backwards.
+// drain runs on revocation: what is gathered is sent (unless its chain waits to resend), and the partition
+// waits up to 45s for the acknowledgements; what cannot finish (a chain waiting to resend, Kafka down) is
+// acknowledged with an error, and the next owner redoes it from the committed offset.
+func (p *part) drain() {
+	p.mu.Lock()
+	for k, b := range p.batches {
+		delete(p.batches, k)
+		p.produce(b)
+	}
+	p.mu.Unlock()
+	deadline := time.Now().Add(45 * time.Second)
+	for p.acks.Len() > 0 && time.Now().Before(deadline) {
+		p.mu.Lock()
+		stuck := p.retries > 0 && !p.inFlight()
+		p.mu.Unlock()
+		if stuck {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	p.acks.FailAll(errors.New("partition revoked before its rows were produced"))
+}
+
+// inFlight reports whether the producer still holds a batch of this partition.
+func (p *part) inFlight() bool {
+	for _, c := range p.chains {
+		for _, b := range c.items {
+			if b.sent && !b.ok {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+func (p *part) chain(key string) *chain {
+	c := p.chains[key]
+	if c == nil {
+		c = &chain{key: key, base: -1}
+		p.chains[key] = c
+	}
+	return c
+}
+
+// produce appends a gathered batch to its chain and sends it, unless the chain waits to send again what
+// failed (then it goes after that, in order). It is called with p.mu held: batches of one key must reach
+// the producer in the order their rows were read, whichever goroutine (the callback for a full batch, the
+// timer for the rest) sends them.
 func (p *part) produce(b *pending) {
+	c := p.chain(envelope.Key(b.batch.Table, b.batch.Generation, b.batch.Path))
+	c.items = append(c.items, b)
+	if !c.waiting {
+		p.send(c, b)
+	}
+}
+
+// send hands one batch of a chain to the producer, linked to the batch before it. Called with p.mu held.
+func (p *part) send(c *chain, b *pending) {
+	prev := c.base
+	for i, x := range c.items {
+		if x == b {
+			if i > 0 {
+				prev = c.items[i-1].last()
+			}
+			break
+		}
+	}
+	b.batch.Prev = prev
+	b.attempt++
+	b.sent, b.ok = true, false
+	attempt := b.attempt
 	value := envelope.EncodeBatch(&b.batch)
-	key := envelope.Key(b.batch.Table, b.batch.Generation, b.batch.Path)
-	rows := len(b.batch.Rows)
-	entries := b.entries
-	p.in.cfg.Producer.Produce(context.Background(), &kgo.Record{Topic: p.in.cfg.RowsTopic, Key: []byte(key), Value: value, Partition: -1},
-		func(_ *kgo.Record, err error) {
-			if err != nil {
-				p.in.cfg.Log.Error("producing rows failed", "error", err)
-				err = fmt.Errorf("producing rows to %s: %w", p.in.cfg.RowsTopic, err)
-			} else {
-				p.in.cfg.Metrics.rows.Add(float64(rows))
-				p.in.cfg.Metrics.batches.Inc()
-			}
-			for _, e := range entries {
-				p.acks.Release(e, err)
-			}
-		})
+	p.in.cfg.Rows.Produce(context.Background(), &kgo.Record{Topic: p.in.cfg.RowsTopic, Key: []byte(c.key), Value: value, Partition: -1},
+		func(r *kgo.Record, err error) { p.sent(c, b, attempt, len(r.Key)+len(r.Value), err) })
+}
+
+// sent is the producer's promise for one send of a batch.
+func (p *part) sent(c *chain, b *pending, attempt, size int, err error) {
+	in := p.in
+	p.mu.Lock()
+	if b.attempt != attempt {
+		p.mu.Unlock()
+		return // superseded: the batch failed meanwhile and is being sent again
+	}
+	var release []*acks.Entry
+	if err == nil {
+		b.ok = true
+		in.cfg.Metrics.rows.Add(float64(len(b.batch.Rows)))
+		in.cfg.Metrics.batches.Inc()
+		// Confirmed in order: the head of the chain and whatever follows it already acknowledged.
+		for len(c.items) > 0 && c.items[0].ok {
+			head := c.items[0]
+			c.items[0] = nil
+			c.items = c.items[1:]
+			c.base = head.last()
+			release = append(release, head.entries...)
+		}
+		if len(c.items) == 0 && !c.waiting {
+			delete(p.chains, c.key) // base -1 again is sound: everything before is confirmed
+		}
+		p.mu.Unlock()
+		for _, e := range release {
+			p.acks.Release(e, nil)
+		}
+		return
+	}
+	p.failed(c, b, size, err)
+	p.mu.Unlock()
+}
+
+// failed handles a send that failed (with p.mu held): a batch too large for the repartition topic is split
+// in two, a single row too large is dead-lettered, anything else is sent again after a backoff; either
+// way that batch and every one after it in the chain are sent again, in order.
+func (p *part) failed(c *chain, b *pending, size int, err error) {
+	in := p.in
+	idx := -1
+	for i, x := range c.items {
+		if x == b {
+			idx = i
+			break
+		}
+	}
+	if idx < 0 {
+		return
+	}
+	// Every send from here on is stale: its promise is ignored, and the batch is sent again.
+	for _, x := range c.items[idx:] {
+		x.attempt++
+		x.sent, x.ok = false, false
+	}
+	backoff := time.Duration(0)
+	switch {
+	case kafka.IsTooLarge(err) && len(b.batch.Rows) > 1:
+		in.cfg.Metrics.splits.Inc()
+		in.cfg.Log.Info("a row batch is too large for the repartition topic; splitting it", "partition", p.id, "rows", len(b.batch.Rows), "bytes", size, "error", err)
+		half := len(b.batch.Rows) / 2
+		b1, b2 := b.split(half)
+		c.items = append(c.items[:idx], append([]*pending{b1, b2}, c.items[idx+1:]...)...)
+	case kafka.IsTooLarge(err) && p.fitsAlone(size) && b.tooBig < 3:
+		// It fits the topic alone: the limit changed, or it was sent in one batch with others. The
+		// producer is resized to the topic's limit (by Refresh, in fitsAlone) and it goes again.
+		b.tooBig++
+		backoff = in.cfg.RetryBackoff
+	case kafka.IsTooLarge(err):
+		// One row alone is larger than the repartition topic takes: it becomes a dead letter.
+		c.items = append(c.items[:idx], c.items[idx+1:]...)
+		row := b.batch.Rows[0]
+		value := avro.AppendWireHeader(make([]byte, 0, avro.WireHeaderSize+len(row.Payload)), row.SchemaID)
+		value = append(value, row.Payload...)
+		rej := &validate.Rejection{Code: dlq.CodeTooLarge, Reason: fmt.Sprintf("the row of %d bytes is larger than the repartition topic %s takes (max.message.bytes %d): %v",
+			size, in.cfg.RowsTopic, in.cfg.Rows.MaxBytes(), err)}
+		p.acks.Hold(b.entries[0])
+		go p.deadLetter(b.entries[0], b.keys[0], value, b.batch.Source.Partition, row.Offset, row.Timestamp, rej)
+		p.acks.Release(b.entries[0], nil)
+		if len(c.items) == 0 {
+			return
+		}
+		if idx >= len(c.items) {
+			// Nothing after it: the chain goes on from the row before it.
+			return
+		}
+	default:
+		c.backoff = min(max(c.backoff*2, in.cfg.RetryBackoff), 30*time.Second)
+		backoff = c.backoff
+		in.cfg.Metrics.retries.Inc()
+		in.cfg.Log.Warn("producing rows failed; sending them again", "partition", p.id, "rows_topic", in.cfg.RowsTopic, "batches", len(c.items)-idx, "backoff", backoff, "error", err)
+	}
+	if p.ctx.Err() != nil {
+		return // revoked: the next owner redoes it
+	}
+	if !c.waiting {
+		c.waiting = true
+		p.retries++
+	}
+	if t := time.Now().Add(backoff); c.resendAt.Before(t) || backoff == 0 {
+		c.resendAt = t
+	}
+	p.nudge()
+}
+
+// fitsAlone reports whether a record of size bytes fits the repartition topic, reading its limit again.
+func (p *part) fitsAlone(size int) bool {
+	limit := p.in.cfg.Rows.MaxBytes()
+	// Refresh waits for the producer's other records; the promise that called us must not wait for it.
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		if _, err := p.in.cfg.Rows.Refresh(ctx); err != nil {
+			p.in.cfg.Log.Warn("reading the repartition topic's max.message.bytes", "error", err)
+		}
+	}()
+	return size+kafka.RecordOverhead <= limit
+}
+
+// split cuts a batch in two at row i.
+func (b *pending) split(i int) (*pending, *pending) {
+	b1, b2 := *b, *b
+	b1.batch.Rows, b2.batch.Rows = b.batch.Rows[:i:i], b.batch.Rows[i:]
+	b1.entries, b2.entries = b.entries[:i:i], b.entries[i:]
+	b1.keys, b2.keys = b.keys[:i:i], b.keys[i:]
+	b1.bytes = headerBytes(&b1.batch)
+	for j := range b1.batch.Rows {
+		b1.bytes += rowBytes(&b1.batch.Rows[j])
+	}
+	b2.bytes = b.bytes - b1.bytes + headerBytes(&b2.batch)
+	b1.tooBig, b2.tooBig = 0, 0
+	return &b1, &b2
 }
 
 // process is the goka callback: ingest → validate → bucket, fused.
@@ -239,8 +507,12 @@ func (in *Ingest) process(ctx goka.Context, msg interface{}) {
 		case <-time.After(250 * time.Millisecond):
 		}
 	}
+	dead := func(rej *validate.Rejection) {
+		p.acks.Hold(e)
+		go p.deadLetter(e, ctx.Key(), value, ctx.Partition(), ctx.Offset(), ctx.Timestamp().UnixMilli(), rej)
+	}
 	if err != nil {
-		p.deadLetter(ctx, e, value, err.(*validate.Rejection))
+		dead(err.(*validate.Rejection))
 		return
 	}
 
@@ -255,7 +527,7 @@ func (in *Ingest) process(ctx goka.Context, msg interface{}) {
 			ts, ferr = avro.TimeOf(v, ft)
 		}
 		if ferr != nil {
-			p.deadLetter(ctx, e, value, &validate.Rejection{Code: validate.CodeTimestamp, Reason: fmt.Sprintf("--timestamp-field %s: %v", t.TimestampField, ferr)})
+			dead(&validate.Rejection{Code: validate.CodeTimestamp, Reason: fmt.Sprintf("--timestamp-field %s: %v", t.TimestampField, ferr)})
 			return
 		}
 	}
@@ -265,7 +537,7 @@ func (in *Ingest) process(ctx goka.Context, msg interface{}) {
 			ferr = fmt.Errorf("schema %d has no field %s", id, t.Spec.Field)
 		}
 		if ferr != nil {
-			p.deadLetter(ctx, e, value, &validate.Rejection{Code: validate.CodeField, Reason: fmt.Sprintf("partition field %s: %v", t.Spec.Field, ferr)})
+			dead(&validate.Rejection{Code: validate.CodeField, Reason: fmt.Sprintf("partition field %s: %v", t.Spec.Field, ferr)})
 			return
 		}
 		fieldText = bucket.FieldText(v)
@@ -274,56 +546,44 @@ func (in *Ingest) process(ctx goka.Context, msg interface{}) {
 	path := bucket.Path(values)
 	key := envelope.Key(t.Name, t.Generation, path)
 	row := envelope.Row{Offset: ctx.Offset(), Timestamp: ts.UnixMilli(), SchemaID: id, Payload: payload}
+	size := rowBytes(&row)
+	// A batch never grows past what the repartition topic takes (a row larger than that alone goes in a
+	// batch of its own, which the producer refuses and which then becomes a dead letter).
+	limit := min(in.cfg.BatchBytes, in.cfg.Rows.MaxBytes()-kafka.RecordOverhead-len(key))
 
 	p.mu.Lock()
 	b := p.batches[key]
+	if b != nil && b.bytes+size > limit {
+		delete(p.batches, key)
+		p.produce(b)
+		b = nil
+	}
 	if b == nil {
 		b = &pending{batch: envelope.Batch{Table: t.Name, Generation: t.Generation, Path: path, Partitions: values, Source: src}, since: time.Now()}
+		b.bytes = headerBytes(&b.batch)
 		p.batches[key] = b
-		select {
-		case p.kick <- struct{}{}:
-		default:
-		}
+		p.nudge()
 	}
 	b.batch.Rows = append(b.batch.Rows, row)
-	b.bytes += len(payload) + 16
-	if n := len(b.entries); n == 0 || b.entries[n-1] != e {
-		p.acks.Hold(e)
-		b.entries = append(b.entries, e)
-	}
-	if len(b.batch.Rows) >= in.cfg.BatchRows || b.bytes >= in.cfg.BatchBytes {
+	b.bytes += size
+	p.acks.Hold(e)
+	b.entries = append(b.entries, e)
+	b.keys = append(b.keys, ctx.Key())
+	if len(b.batch.Rows) >= in.cfg.BatchRows || b.bytes >= limit {
 		delete(p.batches, key)
 		p.produce(b)
 	}
 	p.mu.Unlock()
 }
 
-// deadLetter sends a record that cannot become a row to the topic's dead-letter topic, with the reason and
-// the record's source in headers; the record is acknowledged once the dead letter is in Kafka.
-func (p *part) deadLetter(ctx goka.Context, e *acks.Entry, value []byte, rej *validate.Rejection) {
+// deadLetter sends a record that cannot become a row to the topic's dead-letter topic and releases its
+// hold once the dead letter is in Kafka (or, failing that, when the partition goes away).
+func (p *part) deadLetter(e *acks.Entry, key string, value []byte, partition int32, offset, timestamp int64, rej *validate.Rejection) {
 	in := p.in
 	in.cfg.Metrics.dlq.WithLabelValues(in.cfg.Table.Topic, rej.Code).Inc()
-	in.cfg.Log.Warn("record sent to the dead-letter topic", "partition", ctx.Partition(), "offset", ctx.Offset(), "reason", rej.Error())
-	var key []byte
-	if k := ctx.Key(); k != "" {
-		key = []byte(k)
-	}
-	// The record's own time goes in a header: franz-go measures its delivery timeout from Timestamp.
-	rec := &kgo.Record{Topic: in.cfg.DLQTopic, Key: key, Value: value, Partition: -1, Headers: []kgo.RecordHeader{
-		{Key: "minipipe.error.code", Value: []byte(rej.Code)},
-		{Key: "minipipe.error.reason", Value: []byte(rej.Reason)},
-		{Key: "minipipe.source.topic", Value: []byte(in.cfg.Table.Topic)},
-		{Key: "minipipe.source.partition", Value: []byte(strconv.Itoa(int(ctx.Partition())))},
-		{Key: "minipipe.source.offset", Value: []byte(strconv.FormatInt(ctx.Offset(), 10))},
-		{Key: "minipipe.source.timestamp", Value: []byte(strconv.FormatInt(ctx.Timestamp().UnixMilli(), 10))},
-	}}
-	p.acks.Hold(e)
-	in.cfg.Producer.Produce(context.Background(), rec, func(_ *kgo.Record, err error) {
-		if err != nil {
-			err = fmt.Errorf("producing a dead letter to %s: %w", in.cfg.DLQTopic, err)
-		}
-		p.acks.Release(e, err)
-	})
+	in.cfg.Log.Warn("record sent to the dead-letter topic", "partition", partition, "offset", offset, "reason", rej.Error())
+	rec := dlq.Record(dlq.Source{Topic: in.cfg.Table.Topic, Partition: partition, Offset: offset, Timestamp: timestamp, Key: key}, value, rej.Code, rej.Reason)
+	p.acks.Release(e, dlq.Produce(p.ctx, in.cfg.Producer, rec, in.cfg.RetryBackoff, in.cfg.Log))
 }
 
 // Metrics are the ingest stage's Prometheus metrics, shared by every topic's processor.
@@ -332,6 +592,8 @@ type Metrics struct {
 	rows    prometheus.Counter
 	batches prometheus.Counter
 	skipped prometheus.Counter
+	retries prometheus.Counter
+	splits  prometheus.Counter
 	dlq     *prometheus.CounterVec
 }
 
@@ -342,11 +604,13 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		rows:    prometheus.NewCounter(prometheus.CounterOpts{Name: "minipipe_ingest_rows_total", Help: "Rows produced to the repartition topic."}),
 		batches: prometheus.NewCounter(prometheus.CounterOpts{Name: "minipipe_ingest_batches_total", Help: "Row batches produced to the repartition topic."}),
 		skipped: prometheus.NewCounter(prometheus.CounterOpts{Name: "minipipe_ingest_tombstones_total", Help: "Source records without a value, skipped."}),
+		retries: prometheus.NewCounter(prometheus.CounterOpts{Name: "minipipe_ingest_produce_retries_total", Help: "Row batches sent again after a failed produce."}),
+		splits:  prometheus.NewCounter(prometheus.CounterOpts{Name: "minipipe_ingest_batch_splits_total", Help: "Row batches split because the repartition topic refused them as too large."}),
 		dlq: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "minipipe_dlq_records_total", Help: "Records sent to dead-letter topics, by topic and reason."},
 			[]string{"topic", "reason"}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.records, m.rows, m.batches, m.skipped, m.dlq)
+		reg.MustRegister(m.records, m.rows, m.batches, m.skipped, m.retries, m.splits, m.dlq)
 	}
 	return m
 }

@@ -37,7 +37,9 @@ type File interface {
 // FS is a warehouse filesystem. Names are slash-separated paths relative to the warehouse root; a name
 // that is absolute, empty or climbs out with ".." is refused with ErrInvalid.
 type FS interface {
-	// Create opens a new file for writing, replacing any file of that name. Missing directories are made.
+	// Create opens a new file for writing in an existing directory, replacing any file of that name. A
+	// missing directory is ErrNotExist, never made: an owner's staging directory, removed by the owner that
+	// takes its place, takes every later write of the old owner with it (the zombie fence).
 	Create(name string) (File, error)
 	// CreateExclusive writes a whole small file atomically: afterwards name holds exactly data, durably,
 	// or the call failed. If name exists it fails with ErrExist and changes nothing (a fence: of two

@@ -121,9 +121,6 @@ func (l *Local) Create(name string) (File, error) {
 		return nil, err
 	}
 	dir := filepath.Dir(p)
-	if err := mkdirAll(dir); err != nil {
-		return nil, mapErr(err)
-	}
 	f, err := os.OpenFile(p, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o644)
 	if err != nil {
 		return nil, mapErr(err)

@@ -161,9 +161,11 @@ func (f *FS) defaults() (int, int64, error) {
 }
 
 // createFile creates p without overwrite (the NameNode refuses an existing name), making its directory.
-func (f *FS) createFile(p string) (*hdfs.FileWriter, error) {
-	if err := f.client.MkdirAll(path.Dir(p), 0o755); err != nil {
-		return nil, classify(err)
+func (f *FS) createFile(p string, mkdir bool) (*hdfs.FileWriter, error) {
+	if mkdir {
+		if err := f.client.MkdirAll(path.Dir(p), 0o755); err != nil {
+			return nil, classify(err)
+		}
 	}
 	repl, bs, err := f.defaults()
 	if err != nil {
@@ -218,7 +220,7 @@ func (f *FS) Create(name string) (fs.File, error) {
 	if err := f.client.Remove(p); err != nil && !errors.Is(err, iofs.ErrNotExist) {
 		return nil, classify(err)
 	}
-	w, err := f.createFile(p)
+	w, err := f.createFile(p, false) // in an existing directory only: fs.FS's zombie fence
 	if err != nil {
 		return nil, fmt.Errorf("creating %s: %w", p, err)
 	}
@@ -231,7 +233,7 @@ func (f *FS) CreateExclusive(name string, data []byte) error {
 	if err != nil {
 		return err
 	}
-	w, err := f.createFile(p)
+	w, err := f.createFile(p, true)
 	if err != nil {
 		return fmt.Errorf("creating %s: %w", p, err)
 	}
@@ -296,7 +298,7 @@ func (f *FS) WriteFile(name string, data []byte) error {
 		return err
 	}
 	tmp := f.tempName(path.Dir(p))
-	w, err := f.createFile(tmp)
+	w, err := f.createFile(tmp, true)
 	if err != nil {
 		return fmt.Errorf("writing %s: %w", p, err)
 	}

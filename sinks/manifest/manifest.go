@@ -4,6 +4,12 @@
 // the new owner has claimed it fails instead of committing. Records are framed and checksummed; a
 // checkpoint folds everything before it into one state so that recovery reads the latest checkpoint and
 // the few records after it, whatever the size of the tables.
+//
+// Every record carries its writer's epoch, and a record of an epoch older than the last claim is ignored
+// wherever it lands. Compaction removes old record files, so a zombie frozen long enough can find its next
+// number free again and write there; that record lies before the latest checkpoint, which readers start
+// from, and its epoch is stale, so it never counts. What keeps such a zombie from publishing a file is its
+// staging directory, which the next owner removes when it claims the partition (see processors/commit).
 package manifest
 
 import (
@@ -75,6 +81,9 @@ type Record struct {
 	Refs []uint64 `json:"refs,omitempty"`
 	// Checkpoint
 	State *State `json:"state,omitempty"`
+	// Claim: the Kafka cluster and the pipeline the owner belongs to.
+	Cluster  string `json:"cluster,omitempty"`
+	Pipeline string `json:"pipeline,omitempty"`
 }
 
 // File is a Parquet file of a commit.
@@ -128,9 +137,13 @@ type KeyState struct {
 // State is an owner's view of its partition: committed keys with their high-water marks, and intents not
 // yet settled.
 type State struct {
-	Epoch   uint64               `json:"epoch"`
-	Keys    map[string]*KeyState `json:"keys"`
-	Pending map[uint64]*Record   `json:"pending,omitempty"` // intents without a Committed or Abort
+	Epoch uint64 `json:"epoch"`
+	// Cluster and Pipeline are those of the latest claim.
+	Cluster  string               `json:"cluster,omitempty"`
+	Pipeline string               `json:"pipeline,omitempty"`
+	Stale    int                  `json:"-"` // records of an older epoch than their claim's, ignored
+	Keys     map[string]*KeyState `json:"keys"`
+	Pending  map[uint64]*Record   `json:"pending,omitempty"` // intents without a Committed or Abort
 	// Unapplied are committed intents whose catalog changes are not applied yet, oldest first.
 	Unapplied []uint64 `json:"unapplied,omitempty"`
 	// Catalog holds the catalog changes of the unapplied intents.
@@ -152,12 +165,21 @@ func (s *State) HWM(key, source string) int64 {
 	return -1
 }
 
-// Apply folds a record into the state.
+// Apply folds a record into the state. A record written in an epoch older than the state's (by an owner
+// that lost the partition) changes nothing.
 func (s *State) Apply(r *Record) {
+	if r.Kind != Checkpoint && r.Epoch < s.Epoch {
+		s.Stale++
+		return
+	}
 	switch r.Kind {
 	case Claim:
-		if r.Epoch > s.Epoch {
-			s.Epoch = r.Epoch
+		s.Epoch = r.Epoch
+		if r.Cluster != "" {
+			s.Cluster = r.Cluster
+		}
+		if r.Pipeline != "" {
+			s.Pipeline = r.Pipeline
 		}
 	case Intent:
 		s.Pending[r.Seq] = r
@@ -210,8 +232,10 @@ func (s *State) Apply(r *Record) {
 		}
 		s.Unapplied = kept
 	case Checkpoint:
-		if r.State != nil {
+		if r.State != nil && r.State.Epoch >= s.Epoch {
 			*s = *r.State.clone()
+		} else {
+			s.Stale++
 		}
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"path"
 	"sync"
 	"testing"
 
@@ -17,6 +18,12 @@ import (
 func Run(t *testing.T, newFS func(t *testing.T) fs.FS) {
 	t.Run("create and read", func(t *testing.T) {
 		f := newFS(t)
+		if _, err := f.Create("a/b/c.parquet"); !errors.Is(err, fs.ErrNotExist) {
+			t.Fatalf("Create in a missing directory: %v (it must not make it)", err)
+		}
+		if err := f.MkdirAll("a/b"); err != nil {
+			t.Fatal(err)
+		}
 		w, err := f.Create("a/b/c.parquet")
 		if err != nil {
 			t.Fatal(err)
@@ -123,6 +130,9 @@ func Run(t *testing.T, newFS func(t *testing.T) fs.FS) {
 	t.Run("rename never replaces", func(t *testing.T) {
 		f := newFS(t)
 		put := func(name, data string) {
+			if err := f.MkdirAll(path.Dir(name)); err != nil {
+				t.Fatal(err)
+			}
 			w, err := f.Create(name)
 			if err != nil {
 				t.Fatal(err)
@@ -151,6 +161,36 @@ func Run(t *testing.T, newFS func(t *testing.T) fs.FS) {
 		}
 		if err := f.Rename("_staging/missing", "tbl/z"); !errors.Is(err, fs.ErrNotExist) {
 			t.Fatalf("rename of a missing file: %v", err)
+		}
+	})
+
+	t.Run("a removed directory fences its writer", func(t *testing.T) {
+		// The commit protocol's zombie fence: the new owner of a partition removes the old owner's staging
+		// directory; the old owner can then neither create a file there nor publish one it was writing.
+		f := newFS(t)
+		if err := f.MkdirAll("_staging/p0/3-abc"); err != nil {
+			t.Fatal(err)
+		}
+		w, err := f.Create("_staging/p0/3-abc/x.parquet")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := w.Write([]byte("zombie data")); err != nil {
+			t.Fatal(err)
+		}
+		if err := f.RemoveAll("_staging/p0/3-abc"); err != nil {
+			t.Fatal(err)
+		}
+		_, _ = w.Write([]byte(" more"))
+		_ = w.Close() // may fail (HDFS) or not (a local file lives on unlinked): either way it is gone
+		if err := f.Rename("_staging/p0/3-abc/x.parquet", "tbl/x.parquet"); !errors.Is(err, fs.ErrNotExist) {
+			t.Fatalf("publishing from a removed directory: %v", err)
+		}
+		if ok, _ := fs.Exists(f, "tbl/x.parquet"); ok {
+			t.Fatal("a file from a removed directory was published")
+		}
+		if _, err := f.Create("_staging/p0/3-abc/y.parquet"); !errors.Is(err, fs.ErrNotExist) {
+			t.Fatalf("creating in a removed directory: %v", err)
 		}
 	})
 
@@ -229,7 +269,10 @@ func Run(t *testing.T, newFS func(t *testing.T) fs.FS) {
 
 	t.Run("large file", func(t *testing.T) {
 		f := newFS(t)
-		w, err := f.Create("big")
+		if err := f.MkdirAll("d"); err != nil {
+			t.Fatal(err)
+		}
+		w, err := f.Create("d/big")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -242,7 +285,7 @@ func Run(t *testing.T, newFS func(t *testing.T) fs.FS) {
 		if err := w.Close(); err != nil {
 			t.Fatal(err)
 		}
-		st, err := f.Stat("big")
+		st, err := f.Stat("d/big")
 		if err != nil || st.Size != int64(64*len(chunk)) {
 			t.Fatalf("size %d %v", st.Size, err)
 		}
