@@ -2,6 +2,8 @@ package registry
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"strings"
@@ -17,6 +19,9 @@ import (
 type event struct {
 	key   string
 	value []byte
+	// claim, on a schema record, is the id it claims for the fingerprint: appended on its own first, and
+	// the rest only once every instance's store will have taken it.
+	claim *SchemaRecord
 }
 
 // handle runs on the instance that owns the command partition: it decides the outcome of a write against
@@ -42,7 +47,36 @@ func (r *Registry) handle(gctx goka.Context, msg interface{}) {
 		r.log.Warn("registry store did not catch up; the request will time out", "error", err, "request", cmd.Request)
 		return
 	}
-	events, result, rerr := r.decide(cmd)
+	var events []event
+	var result any
+	var rerr error
+	for attempt := 1; ; attempt++ {
+		events, result, rerr = r.decide(cmd)
+		if rerr != nil || len(events) == 0 || events[0].claim == nil {
+			break
+		}
+		// A new id: claimed alone, then checked. Another owner overlapping this one (a rebalance, a frozen
+		// instance waking up) may have claimed the id, or another id for the schema, first; every store
+		// keeps the first claim, and this owner decides again on what it now sees.
+		claim := events[0].claim
+		last, err := r.append(events[:1])
+		if err == nil {
+			err = r.waitApplied(ctx, last)
+		}
+		if err != nil {
+			r.log.Error("registry write failed; the request will time out", "error", err, "request", cmd.Request)
+			return
+		}
+		if rec, err := r.store.SchemaByID(claim.ID); err == nil && rec != nil && rec.Fingerprint == claim.Fingerprint {
+			events = events[1:]
+			break
+		}
+		r.log.Warn("another instance claimed the schema id first; deciding again", "id", claim.ID, "attempt", attempt)
+		if attempt >= 5 {
+			rerr = errStore(fmt.Errorf("could not claim a schema id: other instances claimed them first %d times", attempt))
+			break
+		}
+	}
 	status, body := 200, []byte(nil)
 	if rerr != nil {
 		e := AsError(rerr)
@@ -151,7 +185,7 @@ func (r *Registry) decide(cmd Command) ([]event, any, error) {
 				c.Normalize = old.Normalize
 			}
 		}
-		return []event{{configKey(cmd.Subject), mustJSON(c)}}, c, nil
+		return []event{{key: configKey(cmd.Subject), value: mustJSON(c)}}, c, nil
 	case opDeleteConfig:
 		old, err := r.store.Config(cmd.Subject)
 		if err != nil {
@@ -190,7 +224,7 @@ func (r *Registry) decide(cmd Command) ([]event, any, error) {
 		default:
 			return nil, nil, errInvalidMode(cmd.Mode)
 		}
-		return []event{{modeKey(cmd.Subject), mustJSON(ModeRecord{Mode: mode})}}, ModeRecord{Mode: mode}, nil
+		return []event{{key: modeKey(cmd.Subject), value: mustJSON(ModeRecord{Mode: mode})}}, ModeRecord{Mode: mode}, nil
 	case opDeleteMode:
 		old, err := r.store.Mode(cmd.Subject)
 		if err != nil {
@@ -282,7 +316,10 @@ func (r *Registry) decideRegister(cmd Command) ([]event, any, error) {
 	if rec, err := r.store.SchemaByID(id); err != nil {
 		return nil, nil, err
 	} else if rec == nil {
-		events = append(events, event{schemaKey(id), mustJSON(SchemaRecord{ID: id, Schema: p.Text, References: p.References, Fingerprint: p.Fingerprint})})
+		claim := SchemaRecord{ID: id, Schema: p.Text, References: p.References, Fingerprint: p.Fingerprint}
+		nonce := make([]byte, 8)
+		_, _ = rand.Read(nonce)
+		events = append(events, event{key: claimKey(id, hex.EncodeToString(nonce)), value: mustJSON(claim), claim: &claim})
 	}
 	version := 1
 	if len(versions) > 0 {
@@ -294,7 +331,7 @@ func (r *Registry) decideRegister(cmd Command) ([]event, any, error) {
 		}
 		version = cmd.Version
 	}
-	events = append(events, event{versionKey(cmd.Subject, version), mustJSON(VersionRecord{Subject: cmd.Subject, Version: version, ID: id})})
+	events = append(events, event{key: versionKey(cmd.Subject, version), value: mustJSON(VersionRecord{Subject: cmd.Subject, Version: version, ID: id})})
 	return events, Registered{ID: id, Version: version}, nil
 }
 
@@ -378,7 +415,7 @@ func (r *Registry) decideDeleteSubject(cmd Command) ([]event, any, error) {
 				return nil, nil, err
 			}
 			v.Deleted = true
-			events = append(events, event{versionKey(cmd.Subject, v.Version), mustJSON(v)})
+			events = append(events, event{key: versionKey(cmd.Subject, v.Version), value: mustJSON(v)})
 			deleted = append(deleted, v.Version)
 		}
 		return events, deleted, nil
@@ -437,7 +474,7 @@ func (r *Registry) decideDeleteVersion(cmd Command) ([]event, any, error) {
 		}
 		v := *target
 		v.Deleted = true
-		return []event{{versionKey(cmd.Subject, v.Version), mustJSON(v)}}, v.Version, nil
+		return []event{{key: versionKey(cmd.Subject, v.Version), value: mustJSON(v)}}, v.Version, nil
 	}
 	if !target.Deleted {
 		return nil, nil, errVersionNotSoftDeleted(cmd.Subject, target.Version)

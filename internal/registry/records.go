@@ -13,7 +13,9 @@ import (
 // minipipe instance applies the log to a local Pebble store through a goka view; one instance at a time
 // (the owner of the single command partition) appends to it.
 //
-//	schema/<id>                  a schema, by its global id (never removed: ids stay stable)
+//	schema/<id>/<nonce>          a claim of a global id for a schema (never removed: ids stay stable); the
+//	                             first claim of an id, and of a schema, wins (schema/<id>: written by
+//	                             earlier versions, read alike)
 //	subject/<subject>/<version>  a version of a subject: which schema id, soft-deleted or not
 //	config, config/<subject>     compatibility level and normalize flag (global, per subject)
 //	mode, mode/<subject>         READWRITE, READONLY, READONLY_OVERRIDE or IMPORT
@@ -85,6 +87,9 @@ func unescSubject(s string) (string, error) { return url.PathUnescape(s) }
 func pad(n int) string { return fmt.Sprintf("%010d", n) }
 
 func schemaKey(id int) string { return prefixSchema + pad(id) }
+
+// claimKey is the key of a new claim of an id: unique, so that compaction keeps every claim.
+func claimKey(id int, nonce string) string { return schemaKey(id) + "/" + nonce }
 
 func subjectPrefix(subject string) string { return prefixSubject + escSubject(subject) + "/" }
 

@@ -75,7 +75,28 @@ func (s *Store) apply(st storage.Storage, key string, value []byte) error {
 		if err := json.Unmarshal(value, &rec); err != nil {
 			return err
 		}
-		if err := st.Set(key, value); err != nil {
+		if rec.ID <= 0 || rec.Fingerprint == "" {
+			return fmt.Errorf("schema record without id or fingerprint")
+		}
+		// An id claim: the first one in the log for an id, and for a schema, wins; a later one (from an
+		// owner that had not seen it, two owners overlapping in a rebalance) is ignored by every instance
+		// alike. Claims have keys of their own (schema/<id>/<nonce>), so compaction keeps them all, in
+		// order, and a rebuilt store decides the same way.
+		if old, err := getSchemaRecord(st, rec.ID); err != nil {
+			return err
+		} else if old != nil {
+			if old.Fingerprint != rec.Fingerprint {
+				s.log.Warn("ignoring a second claim of a schema id", "id", rec.ID, "offset_key", key)
+			}
+			return nil
+		}
+		if b, err := st.Get(prefixFingerprint + rec.Fingerprint); err != nil {
+			return err
+		} else if b != nil {
+			s.log.Warn("ignoring a claim of a second id for a schema", "id", rec.ID, "schema_id", string(b))
+			return nil
+		}
+		if err := st.Set(schemaKey(rec.ID), value); err != nil {
 			return err
 		}
 		if err := st.Set(prefixFingerprint+rec.Fingerprint, []byte(strconv.Itoa(rec.ID))); err != nil {
