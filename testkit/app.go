@@ -170,6 +170,10 @@ func Args(cfg topology.Config) []string {
 		"--hive-metastore", cfg.HiveMetastore,
 		"--hive-database", cfg.HiveDatabase,
 		"--timestamp-field", cfg.TimestampField,
+		"--manifest-checkpoint-every", strconv.Itoa(cfg.CheckpointEvery),
+		"--kafka-delivery-timeout", cfg.DeliveryTimeout.String(),
+		"--produce-timeout", cfg.ProduceTimeout.String(),
+		"--registry-timeout", cfg.RegistryTimeout.String(),
 	}
 }
 
@@ -241,6 +245,63 @@ func (p *Proc) Stop() {
 	if !p.WaitExit(time.Minute) {
 		p.Kill()
 	}
+}
+
+// PID is the process id.
+func (p *Proc) PID() int { return p.cmd.Process.Pid }
+
+// Signal sends a signal (SIGSTOP and SIGCONT freeze and wake the process).
+func (p *Proc) Signal(sig os.Signal) error { return p.cmd.Process.Signal(sig) }
+
+// PeakRSS is the process's peak resident memory so far (VmHWM), in bytes.
+func (p *Proc) PeakRSS() int64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", p.PID()))
+	if err != nil {
+		return -1
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if rest, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			kb, _ := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(rest), "kB")), 10, 64)
+			return kb << 10
+		}
+	}
+	return -1
+}
+
+// Metric sums the samples of a Prometheus metric family on the process's /metrics whose labels contain
+// every one of labels ("name=\"value\""); 0 when there are none.
+func (p *Proc) Metric(name string, labels ...string) float64 {
+	return Metric(p.HTTP, name, labels...)
+}
+
+// Metric reads /metrics at httpBase and sums a family's matching samples (see Proc.Metric).
+func Metric(httpBase, name string, labels ...string) float64 {
+	cl := http.Client{Timeout: 5 * time.Second} // a frozen process does not answer
+	resp, err := cl.Get(httpBase + "/metrics")
+	if err != nil {
+		return 0
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	sum := 0.0
+	for _, line := range strings.Split(string(body), "\n") {
+		if !strings.HasPrefix(line, name+"{") && !strings.HasPrefix(line, name+" ") {
+			continue
+		}
+		ok := true
+		for _, l := range labels {
+			ok = ok && strings.Contains(line, l)
+		}
+		if !ok {
+			continue
+		}
+		f := strings.Fields(line)
+		v, err := strconv.ParseFloat(f[len(f)-1], 64)
+		if err == nil {
+			sum += v
+		}
+	}
+	return sum
 }
 
 // Kill sends SIGKILL and waits for the process to go.

@@ -71,3 +71,30 @@ func MustJSON(v any) string {
 	}
 	return string(b)
 }
+
+// Try sends a request like Do, but returns transport errors (a server that went away, a timeout) instead
+// of failing the test; timeout bounds the whole exchange.
+func Try(method, url, body string, timeout time.Duration, headers ...string) (Response, error) {
+	var rd io.Reader
+	if body != "" {
+		rd = bytes.NewBufferString(body)
+	}
+	req, err := http.NewRequest(method, url, rd)
+	if err != nil {
+		return Response{}, err
+	}
+	for i := 0; i+1 < len(headers); i += 2 {
+		req.Header.Set(headers[i], headers[i+1])
+	}
+	cl := http.Client{Timeout: timeout}
+	resp, err := cl.Do(req)
+	if err != nil {
+		return Response{}, err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return Response{}, err
+	}
+	return Response{Status: resp.StatusCode, Header: resp.Header, Body: b}, nil
+}

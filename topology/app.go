@@ -80,7 +80,7 @@ func lockDir(dir string) (*os.File, error) {
 
 func (a *App) kafkaConfig() kafka.Config {
 	return kafka.Config{Brokers: a.cfg.Brokers, ClientID: "minipipe", ReplicationFactor: a.cfg.ReplicationFactor,
-		Compression: a.cfg.Compression, Logger: a.log}
+		Compression: a.cfg.Compression, DeliveryTimeout: a.cfg.DeliveryTimeout, Logger: a.log}
 }
 
 // Run serves until ctx ends, then shuts down in order.

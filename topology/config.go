@@ -58,6 +58,8 @@ type Config struct {
 	RotateInterval     time.Duration
 	RowsPartitions     int
 	RowsRetention      time.Duration
+	CheckpointEvery    int
+	DeliveryTimeout    time.Duration
 	ParquetCompression string
 	TopicRefresh       time.Duration
 	Tables             []TableConfig
@@ -101,6 +103,8 @@ func DefaultConfig() Config {
 		RotateInterval:     10 * time.Second,
 		RowsPartitions:     4,
 		RowsRetention:      7 * 24 * time.Hour,
+		CheckpointEvery:    64,
+		DeliveryTimeout:    time.Minute,
 		ParquetCompression: "snappy",
 		TopicRefresh:       2 * time.Second,
 		Catalog:            "none",
@@ -152,6 +156,8 @@ func (c *Config) runFlags(fs *pflag.FlagSet) {
 	fs.Int64Var(&c.MaxFileBytes, "max-file-bytes", c.MaxFileBytes, "bytes per Parquet file (encoded size)")
 	fs.DurationVar(&c.RotateInterval, "rotate-interval", c.RotateInterval, "a file is committed at most this long after its first record, with or without new traffic")
 	fs.IntVar(&c.RowsPartitions, "rows-partitions", c.RowsPartitions, "partitions of the repartition topic (the commit stage's parallelism) when minipipe creates it")
+	fs.IntVar(&c.CheckpointEvery, "manifest-checkpoint-every", c.CheckpointEvery, "commits of a commit partition between two manifest checkpoints (older records are then removed)")
+	fs.DurationVar(&c.DeliveryTimeout, "kafka-delivery-timeout", c.DeliveryTimeout, "how long a record minipipe produces waits for the broker before that attempt fails (the pipeline's own records are then sent again)")
 	fs.DurationVar(&c.RowsRetention, "rows-retention", c.RowsRetention, "the least retention of the repartition topic: how long the commit stage may be down before rows acknowledged upstream are lost (minipipe refuses to start when it cannot set it)")
 	fs.StringVar(&c.ParquetCompression, "parquet-compression", c.ParquetCompression, "snappy, zstd, gzip or none")
 	fs.DurationVar(&c.TopicRefresh, "topic-refresh", c.TopicRefresh, "how often new topics are looked for")
@@ -313,6 +319,9 @@ func (c *Config) validate() error {
 	}
 	if c.MaxInflightBytes < c.MaxRequestBytes {
 		return fmt.Errorf("--max-inflight-bytes %d is less than --max-request-bytes %d: the largest request could never be taken", c.MaxInflightBytes, c.MaxRequestBytes)
+	}
+	if c.CheckpointEvery < 1 || c.DeliveryTimeout < time.Second {
+		return fmt.Errorf("--manifest-checkpoint-every must be at least 1 and --kafka-delivery-timeout at least 1s")
 	}
 	if c.MaxRecordItems < 1 {
 		return fmt.Errorf("--max-record-items must be at least 1")

@@ -190,6 +190,9 @@ func (p *Pipeline) Run(ctx context.Context) error {
 		return err
 	}
 	if err := p.checkIdentity(ctx); err != nil {
+		if ctx.Err() != nil {
+			return nil // stopped while starting
+		}
 		return err
 	}
 	if _, err := parquet.Codec(p.cfg.ParquetCompression); err != nil {
@@ -222,16 +225,17 @@ func (p *Pipeline) Run(ctx context.Context) error {
 			t.Name = name
 			return t.Commit()
 		},
-		Schemas:   schemas{p.reg},
-		Producer:  p.producer,
-		Instance:  p.instance,
-		Cluster:   p.claimCluster(),
-		Pipeline:  p.cfg.PipelineName,
-		Parquet:   parquet.Options{Compression: p.cfg.ParquetCompression},
-		SealCheck: min(max(p.cfg.RotateInterval/4, 100*time.Millisecond), time.Second),
-		Failpoint: failpoint(),
-		Metrics:   commit.NewMetrics(p.metrics),
-		Log:       p.log,
+		Schemas:      schemas{p.reg},
+		Producer:     p.producer,
+		Instance:     p.instance,
+		Cluster:      p.claimCluster(),
+		Pipeline:     p.cfg.PipelineName,
+		Parquet:      parquet.Options{Compression: p.cfg.ParquetCompression},
+		SealCheck:    min(max(p.cfg.RotateInterval/4, 100*time.Millisecond), time.Second),
+		CompactEvery: p.cfg.CheckpointEvery,
+		Failpoint:    failpoint(),
+		Metrics:      commit.NewMetrics(p.metrics),
+		Log:          p.log,
 	})
 	p.supervise(ctx, "commit", func() (*goka.Processor, error) {
 		return goka.NewProcessor(p.kcfg.Brokers, p.committer.Graph(), p.gk.ProcessorOptions()...)
@@ -300,7 +304,7 @@ func (p *Pipeline) ensureRowsTopic() error {
 // checkIdentity reads the cluster's id and checks that this warehouse belongs to it and that the pipeline
 // writes this warehouse (see identity.go): a mismatch stops minipipe before it commits anything.
 func (p *Pipeline) checkIdentity(ctx context.Context) error {
-	_, cluster, err := kafka.TopicIDs(p.client, []string{p.names.RowsTopic()})
+	cluster, err := kafka.ClusterID(p.client, p.names.RowsTopic())
 	if err != nil {
 		return fmt.Errorf("reading the Kafka cluster's id: %w", err)
 	}

@@ -25,7 +25,10 @@ type Config struct {
 	ReplicationFactor int
 	// Compression for produced batches: none, gzip, snappy, lz4 or zstd.
 	Compression string
-	Logger      *slog.Logger
+	// DeliveryTimeout bounds how long a produced record may wait for the broker before it fails (default 60s;
+	// minipipe's own stages send it again).
+	DeliveryTimeout time.Duration
+	Logger          *slog.Logger
 }
 
 // Sarama returns a fresh sarama configuration: goka's defaults (its copartitioning rebalance strategy),
@@ -246,6 +249,28 @@ func ResolveReplication(ctx context.Context, admin sarama.ClusterAdmin, configur
 // IsUnknownTopic reports whether err says the topic (or partition) does not exist.
 func IsUnknownTopic(err error) bool {
 	return errors.Is(err, sarama.ErrUnknownTopicOrPartition)
+}
+
+// ClusterID returns the cluster's id (every metadata response carries it; asking about one topic, which
+// need not exist yet, keeps the response small).
+func ClusterID(client sarama.Client, topic string) (string, error) {
+	b := client.LeastLoadedBroker()
+	if b == nil {
+		return "", sarama.ErrOutOfBrokers
+	}
+	if ok, _ := b.Connected(); !ok {
+		if err := b.Open(client.Config()); err != nil && !errors.Is(err, sarama.ErrAlreadyConnected) {
+			return "", err
+		}
+	}
+	resp, err := b.GetMetadata(sarama.NewMetadataRequest(sarama.V4_0_0_0, []string{topic}))
+	if err != nil {
+		return "", err
+	}
+	if resp.ClusterID == nil || *resp.ClusterID == "" {
+		return "", errors.New("the broker did not say which cluster it belongs to")
+	}
+	return *resp.ClusterID, nil
 }
 
 // TopicIDs returns the ids Kafka gave the topics (a recreated topic gets a new one) and the cluster id.

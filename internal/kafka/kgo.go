@@ -33,7 +33,7 @@ func (c Config) ProducerOptions(clientID string) []kgo.Opt {
 		// No lingering: a request waits for its records' acknowledgement, and records that arrive while a
 		// produce request is in flight are batched anyway.
 		kgo.ProducerLinger(0),
-		kgo.RecordDeliveryTimeout(60 * time.Second),
+		kgo.RecordDeliveryTimeout(c.deliveryTimeout()),
 		kgo.ProducerBatchMaxBytes(1 << 20),
 		kgo.MaxBufferedRecords(200_000),
 		kgo.WithLogger(kgoLogger{c.logger().With("component", "kafka-producer")}),
@@ -90,4 +90,11 @@ func (c Config) NewProducer(clientID string, extra ...kgo.Opt) (*kgo.Client, err
 		return nil, fmt.Errorf("kafka producer: %w", err)
 	}
 	return cl, nil
+}
+
+func (c Config) deliveryTimeout() time.Duration {
+	if c.DeliveryTimeout > 0 {
+		return c.DeliveryTimeout
+	}
+	return 60 * time.Second
 }

@@ -297,6 +297,10 @@ func (p *partWriter) handle(ctx context.Context, value []byte, e *acks.Entry, of
 		}
 	}
 	kind, err := envelope.Kind(value)
+	if errors.Is(err, envelope.ErrNewerVersion) {
+		p.die(e, fmt.Errorf("partition %d, offset %d: %w", p.id, offset, err))
+		return
+	}
 	if err != nil {
 		c.cfg.Log.Error("skipping a malformed record of the repartition topic", "partition", p.id, "offset", offset, "error", err)
 		return
@@ -548,6 +552,9 @@ func (p *partWriter) commit(f *openFile) error {
 		return fmt.Errorf("closing %s: %w", f.staging, err)
 	}
 	if err := f.file.Close(); err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("syncing %s: its staging directory is gone: this instance no longer owns commit partition %d: %w", f.staging, p.id, manifest.ErrFenced)
+		}
 		return fmt.Errorf("syncing %s: %w", f.staging, err)
 	}
 	if st, err := c.cfg.FS.Stat(f.staging); err == nil {
@@ -740,6 +747,7 @@ func (p *partWriter) run(ctx context.Context) {
 			if p.fatal == nil && p.ready {
 				for _, f := range p.files {
 					if err := p.commit(f); err != nil {
+						c.cfg.Log.Warn("committing the open files of a revoked partition failed; the owner after this one redoes their rows", "partition", p.id, "error", err)
 						p.fatal = err
 						break
 					}

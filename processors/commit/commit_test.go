@@ -11,6 +11,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
+
 	"github.com/minipipe/minipipe/internal/avro"
 	"github.com/minipipe/minipipe/processors/acks"
 	"github.com/minipipe/minipipe/processors/bucket"
@@ -386,4 +389,76 @@ func TestZombieAfterCompaction(t *testing.T) {
 		t.Fatal(err)
 	}
 	zombieAfterCompaction(t, l)
+}
+
+// TestPoisonRowIsADeadLetter: a row that validation let through but the writer refuses (here: bytes that
+// are not a record of its schema, and a decimal beyond its precision) goes to the source topic's
+// dead-letter topic; the partition goes on, and the record is acknowledged once the dead letter is in Kafka.
+func TestPoisonRowIsADeadLetter(t *testing.T) {
+	cluster, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(1, "src.dlq"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cluster.Close()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(cluster.ListenAddrs()...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	h := newHarness(t, bucket.Policy{MaxRecords: 100}, 64)
+	h.c.cfg.Producer = cl
+	dec := `{"type":"record","name":"E","fields":[{"name":"id","type":"long"},{"name":"d","type":{"type":"bytes","logicalType":"decimal","precision":4,"scale":0}}]}`
+	s, err := avro.Parse(dec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.c.cfg.Schemas.(fakeSchemas)[3] = s
+
+	good := h.batch("dt=d1", 0, 1, 0)
+	bad := func(offset int64, schema int, payload []byte) []byte {
+		return envelope.EncodeBatch(&envelope.Batch{Table: "t", Generation: 1, Path: "dt=d1", Partitions: [][2]string{{"dt", "d1"}},
+			Source: envelope.Source{Topic: "src", TopicID: "id", Partition: 0}, Prev: -1,
+			Rows: []envelope.Row{{Offset: offset, SchemaID: schema, Payload: payload}}})
+	}
+	h.send(h.p, 0, good)
+	h.send(h.p, 1, bad(1, 1, []byte{0xff}))             // not a long
+	h.send(h.p, 2, bad(2, 3, []byte{4, 2, 0x27, 0x10})) // id 2, decimal 10000 in decimal(4)
+	h.send(h.p, 3, h.batch("dt=d1", 0, 1, 3, 4)) // the decimal schema's file got no row: 3 starts a new one
+	h.seal(h.p, 4, "dt=d1", 0, 3)
+	if h.p.fatal != nil {
+		t.Fatalf("the partition stopped: %v", h.p.fatal)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for len(h.acked) < 5 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if fmt.Sprint(h.acked) != "[0 1 2 3 4]" {
+		t.Fatalf("acknowledged %v", h.acked)
+	}
+	if k := h.p.st.Keys[envelope.Key("t", 1, "dt=d1")]; k == nil || k.Rows != 3 {
+		t.Fatalf("committed %+v, want the 3 good rows", k)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	consumer, err := kgo.NewClient(kgo.SeedBrokers(cluster.ListenAddrs()...), kgo.ConsumeTopics("src.dlq"), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer consumer.Close()
+	var got []string
+	for len(got) < 2 && ctx.Err() == nil {
+		consumer.PollFetches(ctx).EachRecord(func(r *kgo.Record) {
+			hdr := map[string]string{}
+			for _, h := range r.Headers {
+				hdr[h.Key] = string(h.Value)
+			}
+			got = append(got, hdr["minipipe.source.offset"]+" "+hdr["minipipe.error.code"])
+			if r.Value[0] != 0 {
+				t.Errorf("the dead letter is not in Confluent's framing: %x", r.Value)
+			}
+		})
+	}
+	if fmt.Sprint(got) != "[1 unwritable-row 2 unwritable-row]" {
+		t.Fatalf("dead letters %v", got)
+	}
 }

@@ -180,9 +180,16 @@ func (r *reader) bytes() []byte {
 
 func (r *reader) str() string { return string(r.bytes()) }
 
+// ErrNewerVersion is an envelope written by a newer minipipe than this one: it must not be skipped (its
+// rows would be lost), and this instance must be upgraded.
+var ErrNewerVersion = errors.New("envelope written by a newer minipipe")
+
 // Kind returns the kind of an encoded envelope.
 func Kind(b []byte) (byte, error) {
-	if len(b) < 3 || b[0] != magic || b[1] < 1 || b[1] > version {
+	if len(b) >= 3 && b[0] == magic && b[1] > version {
+		return 0, fmt.Errorf("%w (version %d; this one reads up to %d): upgrade this instance", ErrNewerVersion, b[1], version)
+	}
+	if len(b) < 3 || b[0] != magic || b[1] < 1 {
 		return 0, fmt.Errorf("%w: bad header", ErrMalformed)
 	}
 	return b[2], nil

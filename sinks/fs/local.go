@@ -79,7 +79,7 @@ func (f *localFile) Close() error {
 	if err := f.f.Close(); err != nil {
 		return err
 	}
-	return syncDir(f.dir)
+	return mapErr(syncDir(f.dir))
 }
 
 func syncDir(dir string) error {
