@@ -178,8 +178,8 @@ func TestPoisonAndBombs(t *testing.T) {
 	// REST: the edge refuses them.
 	bigDecimal := "\\u0001" + strings.Repeat("\\u0000", 16)
 	for name, body := range map[string]string{
-		"17-byte decimal":   fmt.Sprintf(`{"value_schema_id":%d,"records":[{"value":{"id":1,"amount":"%s","flags":[]}}]}`, id, bigDecimal),
-		"2,000 nulls":       fmt.Sprintf(`{"value_schema_id":%d,"records":[{"value":{"id":1,"amount":"\u0001","flags":[%s]}}]}`, id, strings.TrimSuffix(strings.Repeat("null,", 2000), ",")),
+		"17-byte decimal":  fmt.Sprintf(`{"value_schema_id":%d,"records":[{"value":{"id":1,"amount":"%s","flags":[]}}]}`, id, bigDecimal),
+		"2,000 nulls":      fmt.Sprintf(`{"value_schema_id":%d,"records":[{"value":{"id":1,"amount":"\u0001","flags":[%s]}}]}`, id, strings.TrimSuffix(strings.Repeat("null,", 2000), ",")),
 		"10^38 as decimal": fmt.Sprintf(`{"value_schema_id":%d,"records":[{"value":{"id":1,"amount":"%s","flags":[]}}]}`, id, jsonBytes(new(big.Int).Exp(big.NewInt(10), big.NewInt(38), nil).Bytes())),
 	} {
 		r := testkit.Do(t, "POST", p.REST+"/topics/"+topic, body, "Content-Type", "application/vnd.kafka.avro.v2+json")

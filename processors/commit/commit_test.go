@@ -423,7 +423,7 @@ func TestPoisonRowIsADeadLetter(t *testing.T) {
 	h.send(h.p, 0, good)
 	h.send(h.p, 1, bad(1, 1, []byte{0xff}))             // not a long
 	h.send(h.p, 2, bad(2, 3, []byte{4, 2, 0x27, 0x10})) // id 2, decimal 10000 in decimal(4)
-	h.send(h.p, 3, h.batch("dt=d1", 0, 1, 3, 4)) // the decimal schema's file got no row: 3 starts a new one
+	h.send(h.p, 3, h.batch("dt=d1", 0, 1, 3, 4))        // the decimal schema's file got no row: 3 starts a new one
 	h.seal(h.p, 4, "dt=d1", 0, 3)
 	if h.p.fatal != nil {
 		t.Fatalf("the partition stopped: %v", h.p.fatal)

@@ -40,7 +40,7 @@ func (f *fakeRows) Produce(_ context.Context, r *kgo.Record, promise func(*kgo.R
 	f.queue = append(f.queue, send{r, promise})
 }
 
-func (f *fakeRows) MaxBytes() int                         { return f.limit }
+func (f *fakeRows) MaxBytes() int                        { return f.limit }
 func (f *fakeRows) Refresh(context.Context) (int, error) { return f.limit, nil }
 
 func (f *fakeRows) next() (send, bool) {
