@@ -3,11 +3,13 @@
 #   1. the REST edge (cmd/minipipe-bench): records/s at 100 and at 1 record per request, latency percentiles;
 #   2. topic → committed Parquet: a topic filled beforehand, drained by a fresh pipeline;
 #   3. replay: the same table rebuilt from its topic into a new generation;
+#   3b. one, two and three instances of one pipeline draining the same kind of topic (rows spread over eight
+#      days, so eight table partitions for the commit stage to share), rows/s of each and in total;
 #   4. the seed's whole stack: records produced while minipipe writes Parquet to HDFS and registers the table in
 #      the Hive Metastore, until Trino counts them all; then the peak memory of every process.
 # Prints the machine and markdown tables. MINIPIPE_BENCH_ARGS goes to the REST scenarios,
 # MINIPIPE_BENCH_RECORDS sets the pipeline's record count (default 3,000,000), MINIPIPE_BENCH_FULL_RECORDS the
-# whole stack's (default 1,000,000).
+# whole stack's (default 1,000,000), MINIPIPE_BENCH_MANY_RECORDS the many-instance scenario's (default 2,000,000).
 source "$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/lib.sh"
 cd "$DEPLOY_DIR/.."
 go build -o bin/minipipe ./cmd/minipipe
@@ -17,9 +19,17 @@ kport=$((20000 + RANDOM % 20000))
 rest=$((kport + 10)); reg=$((kport + 11)); http=$((kport + 12))
 records=${MINIPIPE_BENCH_RECORDS:-3000000}
 mp_pid=""
+extra_pids=()
 stop_minipipe() { [ -n "$mp_pid" ] && kill "$mp_pid" 2>/dev/null && wait "$mp_pid" 2>/dev/null; mp_pid=""; }
+stop_extra() {
+  local p
+  for p in "${extra_pids[@]}"; do kill "$p" 2>/dev/null; done
+  for p in "${extra_pids[@]}"; do wait "$p" 2>/dev/null; done
+  extra_pids=()
+}
 cleanup() {
   stop_minipipe
+  stop_extra
   stack_kill "$work"
   rm -rf "$work"
 }
@@ -54,6 +64,35 @@ start=$(date +%s.%N)
 end=$(date +%s.%N)
 awk -v n="$records" -v s="$start" -v e="$end" 'BEGIN { d = e - s; printf "| replay (request → swap) | %d | %.1f | %.0f | | |\n", n, d, n / d }'
 grep -E "level=(ERROR)" "$work/minipipe.log" | head -5 || true
+
+# 3b. One, two and three instances of one pipeline on the same kind of topic: each run is a pipeline of its own
+#     (its own groups) on a topic of its own, loaded while the instances start; instance i listens on base+100i.
+stop_minipipe
+many=${MINIPIPE_BENCH_MANY_RECORDS:-2000000}
+echo
+echo "One pipeline, N instances on one machine (2 cores shared by Kafka and every instance): $many records of 8 days"
+echo
+echo "| instances | rows | seconds | rows/s (each) | MB/s of Parquet | files |"
+echo "|---|---|---|---|---|---|"
+for n in 1 2 3; do
+  ./bin/minipipe-bench load --brokers 127.0.0.1:$kport --registry "http://127.0.0.1:$reg" --topic "benchmany$n" \
+    --records "$many" --spread-days 8 > "$work/load-many$n.log" 2>&1 \
+    || { cat "$work/load-many$n.log"; die "loading benchmany$n failed"; }
+  bases=""
+  for i in $(seq 1 "$n"); do
+    b=$((kport + 100 * i))
+    ./bin/minipipe run --brokers 127.0.0.1:$kport --data-dir "$work/many$n-$i" --rest-addr 127.0.0.1:$b \
+      --registry-addr 127.0.0.1:$((b + 1)) --http-addr 127.0.0.1:$((b + 2)) --log-level warn \
+      --pipeline-name "benchmany$n" --topics "benchmany$n" --timestamp-field ts --warehouse "file://$work/data/warehouse" \
+      --flush-size 100000 --rotate-interval 2s \
+      >> "$work/many.log" 2>&1 &
+    extra_pids+=($!)
+    bases="$bases${bases:+,}http://127.0.0.1:$((b + 2))"
+  done
+  ./bin/minipipe-bench drain --http "$bases" --records "$many" --label "$n" || { tail -20 "$work/many.log"; die "draining with $n instances failed"; }
+  stop_extra
+done
+grep -E "level=(ERROR)" "$work/many.log" | head -5 || true
 
 # 4. The seed's whole stack: the same kind of topic → Parquet on HDFS, tables in the Hive Metastore, counted by
 #    Trino; then the peak memory of every process.

@@ -28,8 +28,18 @@ const pipelineSchema = `{"type":"record","name":"Click","namespace":"bench","fie
 	`{"name":"id","type":"long"},{"name":"user","type":"string"},{"name":"url","type":"string"},` +
 	`{"name":"ms","type":"int"},{"name":"ok","type":"boolean"}]}`
 
-func load(brokers []string, registry, topic string, n int) error {
-	body, _ := json.Marshal(map[string]string{"schema": pipelineSchema})
+// spreadSchema is pipelineSchema with a time field, for records spread over several days (and so over
+// several table partitions, the commit stage's unit of parallelism): --timestamp-field ts.
+const spreadSchema = `{"type":"record","name":"Click","namespace":"bench","fields":[` +
+	`{"name":"id","type":"long"},{"name":"user","type":"string"},{"name":"url","type":"string"},` +
+	`{"name":"ms","type":"int"},{"name":"ok","type":"boolean"},{"name":"ts","type":{"type":"long","logicalType":"timestamp-millis"}}]}`
+
+func load(brokers []string, registry, topic string, n, days int) error {
+	schema := pipelineSchema
+	if days > 0 {
+		schema = spreadSchema
+	}
+	body, _ := json.Marshal(map[string]string{"schema": schema})
 	resp, err := http.Post(registry+"/subjects/"+topic+"-value/versions", "application/vnd.schemaregistry.v1+json", bytes.NewReader(body))
 	if err != nil {
 		return err
@@ -47,7 +57,7 @@ func load(brokers []string, registry, topic string, n int) error {
 		_ = admin.CreateTopic(topic, &sarama.TopicDetail{NumPartitions: 4, ReplicationFactor: 1}, false)
 		admin.Close()
 	}
-	s, _ := avro.Parse(pipelineSchema)
+	s, _ := avro.Parse(schema)
 	codec, _ := avro.NewCodec(s)
 	cl, err := (kafka.Config{Brokers: brokers, Compression: "lz4"}).NewProducer("minipipe-bench", kgo.ProducerLinger(5*time.Millisecond))
 	if err != nil {
@@ -59,8 +69,12 @@ func load(brokers []string, registry, topic string, n int) error {
 	errs := make(chan error, 1)
 	ctx := context.Background()
 	for i := 0; i < n; i++ {
-		v, err := codec.AppendBinaryFromJSON(avro.AppendWireHeader(nil, reg.ID),
-			[]byte(fmt.Sprintf(`{"id":%d,"user":"user-%05d","url":"/page/%d","ms":%d,"ok":%t}`, i, i%10000, i%500, i%1000, i%7 != 0)))
+		datum := fmt.Sprintf(`{"id":%d,"user":"user-%05d","url":"/page/%d","ms":%d,"ok":%t}`, i, i%10000, i%500, i%1000, i%7 != 0)
+		if days > 0 {
+			ts := time.Date(2026, 11, 1, 12, 0, 0, 0, time.UTC).AddDate(0, 0, i%days).UnixMilli()
+			datum = fmt.Sprintf(`{"id":%d,"user":"user-%05d","url":"/page/%d","ms":%d,"ok":%t,"ts":%d}`, i, i%10000, i%500, i%1000, i%7 != 0, ts)
+		}
+		v, err := codec.AppendBinaryFromJSON(avro.AppendWireHeader(nil, reg.ID), []byte(datum))
 		if err != nil {
 			return err
 		}
@@ -105,37 +119,59 @@ func metric(httpBase, name string) (float64, error) {
 	return 0, sc.Err()
 }
 
-// drain waits until n rows are committed and prints the rate from the first record read (by the ingest
-// stage) to the last row committed.
-func drain(httpBase string, n int, timeout time.Duration, label string) error {
+// sum reads a counter from every instance and adds them up; each is the per-instance values.
+func sum(bases []string, name string) (total float64, each []float64, err error) {
+	for _, b := range bases {
+		v, err := metric(b, name)
+		if err != nil {
+			return 0, nil, err
+		}
+		total += v
+		each = append(each, v)
+	}
+	return total, each, nil
+}
+
+// drain waits until n rows are committed (by all the instances whose metrics addresses are given) and prints
+// the rate from the first record read (by an ingest stage) to the last row committed.
+func drain(httpBases []string, n int, timeout time.Duration, label string) error {
 	deadline := time.Now().Add(timeout)
 	var first time.Time
 	var baseRows, baseBytes, baseFiles float64
+	var baseEach []float64
 	base := true
 	for time.Now().Before(deadline) {
-		rows, err := metric(httpBase, "minipipe_commit_rows_total")
+		rows, each, err := sum(httpBases, "minipipe_commit_rows_total")
 		if err != nil {
 			time.Sleep(100 * time.Millisecond)
 			continue
 		}
 		if base {
-			baseRows = rows
-			baseBytes, _ = metric(httpBase, "minipipe_commit_bytes_total")
-			baseFiles, _ = metric(httpBase, "minipipe_commit_files_total")
+			baseRows, baseEach = rows, each
+			baseBytes, _, _ = sum(httpBases, "minipipe_commit_bytes_total")
+			baseFiles, _, _ = sum(httpBases, "minipipe_commit_files_total")
 			base = false
 		}
 		if first.IsZero() {
-			if in, _ := metric(httpBase, "minipipe_ingest_records_total"); in > 0 || rows > baseRows {
+			if in, _, _ := sum(httpBases, "minipipe_ingest_records_total"); in > 0 || rows > baseRows {
 				first = time.Now()
 			}
 		}
 		if rows-baseRows >= float64(n) {
 			secs := time.Since(first).Seconds()
-			bytes, _ := metric(httpBase, "minipipe_commit_bytes_total")
-			files, _ := metric(httpBase, "minipipe_commit_files_total")
-			fmt.Printf("| %s | %d | %.1f | %.0f | %.1f | %.0f |\n", label, n, secs, float64(n)/secs, (bytes-baseBytes)/secs/1e6, files-baseFiles)
+			bytes, _, _ := sum(httpBases, "minipipe_commit_bytes_total")
+			files, _, _ := sum(httpBases, "minipipe_commit_files_total")
+			per := ""
+			if len(httpBases) > 1 {
+				var parts []string
+				for i := range each {
+					parts = append(parts, fmt.Sprintf("%.0f", (each[i]-baseEach[i])/secs))
+				}
+				per = " (" + strings.Join(parts, " + ") + ")"
+			}
+			fmt.Printf("| %s | %d | %.1f | %.0f%s | %.1f | %.0f |\n", label, n, secs, float64(n)/secs, per, (bytes-baseBytes)/secs/1e6, files-baseFiles)
 			// A clean run redoes nothing: a dropped duplicate would mean rows reached the commit stage out of order.
-			if dups, _ := metric(httpBase, "minipipe_commit_duplicates_dropped_total"); dups > 0 {
+			if dups, _, _ := sum(httpBases, "minipipe_commit_duplicates_dropped_total"); dups > 0 {
 				return fmt.Errorf("%s: %.0f rows dropped as duplicates in a run without crashes", label, dups)
 			}
 			return nil
@@ -150,7 +186,8 @@ func pipelineMain(args []string) {
 	fs := newFlags(mode)
 	brokers := fs.String("brokers", "127.0.0.1:9092", "Kafka brokers")
 	registry := fs.String("registry", "http://127.0.0.1:8081", "schema registry")
-	httpBase := fs.String("http", "http://127.0.0.1:8080", "minipipe's metrics address")
+	httpBase := fs.String("http", "http://127.0.0.1:8080", "minipipe's metrics address (comma-separated: several instances, summed)")
+	days := fs.Int("spread-days", 0, "load: records spread over this many days, with a ts field (--timestamp-field ts)")
 	topic := fs.String("topic", "bench-pipeline", "topic")
 	n := fs.Int("records", 2_000_000, "records")
 	label := fs.String("label", "topic → committed Parquet", "row label")
@@ -159,9 +196,9 @@ func pipelineMain(args []string) {
 	var err error
 	switch mode {
 	case "load":
-		err = load(strings.Split(*brokers, ","), *registry, *topic, *n)
+		err = load(strings.Split(*brokers, ","), *registry, *topic, *n, *days)
 	case "drain":
-		err = drain(*httpBase, *n, *timeout, *label)
+		err = drain(strings.Split(*httpBase, ","), *n, *timeout, *label)
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, mode+":", err)
