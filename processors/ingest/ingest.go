@@ -118,8 +118,22 @@ type part struct {
 	batches map[string]*pending // gathering rows, by table partition key
 	chains  map[string]*chain   // sent, by table partition key
 	retries int                 // chains waiting to send again
-	kick    chan struct{}       // a batch was started or a resend scheduled: the timer has work
+	kick    chan struct{}       // a batch was started, a resend scheduled or a send finished: run has work
 	done    chan struct{}
+
+	// The producer's promises only queue their outcome here (they never wait for mu, which a callback
+	// may hold while the producer makes it wait); run applies them.
+	outMu    sync.Mutex
+	outcomes []outcome
+}
+
+// outcome is what the producer said of one send of a batch.
+type outcome struct {
+	c       *chain
+	b       *pending
+	attempt int
+	size    int
+	err     error
 }
 
 // chain is what was sent for one table partition from this source partition, oldest first. A batch is
@@ -223,6 +237,7 @@ func (p *part) tick() time.Duration {
 	now := time.Now()
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	p.applyOutcomes()
 	var next time.Duration
 	due := func(d time.Duration) {
 		if d > 0 && (next == 0 || d < next) {
@@ -271,7 +286,8 @@ func (p *part) drain() {
 	deadline := time.Now().Add(45 * time.Second)
 	for p.acks.Len() > 0 && time.Now().Before(deadline) {
 		p.mu.Lock()
-		stuck := p.retries > 0 && !p.inFlight()
+		p.applyOutcomes()
+		stuck := p.unsent() && !p.inFlight()
 		p.mu.Unlock()
 		if stuck {
 			break
@@ -279,6 +295,18 @@ func (p *part) drain() {
 		time.Sleep(20 * time.Millisecond)
 	}
 	p.acks.FailAll(errors.New("partition revoked before its rows were produced"))
+}
+
+// unsent reports whether a batch waits to be sent again (after revocation it never will be).
+func (p *part) unsent() bool {
+	for _, c := range p.chains {
+		for _, b := range c.items {
+			if !b.sent {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // inFlight reports whether the producer still holds a batch of this partition.
@@ -331,41 +359,51 @@ func (p *part) send(c *chain, b *pending) {
 	attempt := b.attempt
 	value := envelope.EncodeBatch(&b.batch)
 	p.in.cfg.Rows.Produce(context.Background(), &kgo.Record{Topic: p.in.cfg.RowsTopic, Key: []byte(c.key), Value: value, Partition: -1},
-		func(r *kgo.Record, err error) { p.sent(c, b, attempt, len(r.Key)+len(r.Value), err) })
+		func(r *kgo.Record, err error) {
+			p.outMu.Lock()
+			p.outcomes = append(p.outcomes, outcome{c, b, attempt, len(r.Key) + len(r.Value), err})
+			p.outMu.Unlock()
+			p.nudge()
+		})
 }
 
-// sent is the producer's promise for one send of a batch.
+// applyOutcomes applies the producer's outcomes that arrived since the last call; called with p.mu held.
+func (p *part) applyOutcomes() {
+	p.outMu.Lock()
+	outs := p.outcomes
+	p.outcomes = nil
+	p.outMu.Unlock()
+	for _, o := range outs {
+		p.sent(o.c, o.b, o.attempt, o.size, o.err)
+	}
+}
+
+// sent applies the outcome of one send of a batch (with p.mu held).
 func (p *part) sent(c *chain, b *pending, attempt, size int, err error) {
 	in := p.in
-	p.mu.Lock()
 	if b.attempt != attempt {
-		p.mu.Unlock()
 		return // superseded: the batch failed meanwhile and is being sent again
 	}
-	var release []*acks.Entry
-	if err == nil {
-		b.ok = true
-		in.cfg.Metrics.rows.Add(float64(len(b.batch.Rows)))
-		in.cfg.Metrics.batches.Inc()
-		// Confirmed in order: the head of the chain and whatever follows it already acknowledged.
-		for len(c.items) > 0 && c.items[0].ok {
-			head := c.items[0]
-			c.items[0] = nil
-			c.items = c.items[1:]
-			c.base = head.last()
-			release = append(release, head.entries...)
-		}
-		if len(c.items) == 0 && !c.waiting {
-			delete(p.chains, c.key) // base -1 again is sound: everything before is confirmed
-		}
-		p.mu.Unlock()
-		for _, e := range release {
-			p.acks.Release(e, nil)
-		}
+	if err != nil {
+		p.failed(c, b, size, err)
 		return
 	}
-	p.failed(c, b, size, err)
-	p.mu.Unlock()
+	b.ok = true
+	in.cfg.Metrics.rows.Add(float64(len(b.batch.Rows)))
+	in.cfg.Metrics.batches.Inc()
+	// Confirmed in order: the head of the chain and whatever follows it already acknowledged.
+	for len(c.items) > 0 && c.items[0].ok {
+		head := c.items[0]
+		c.items[0] = nil
+		c.items = c.items[1:]
+		c.base = head.last()
+		for _, e := range head.entries {
+			p.acks.Release(e, nil)
+		}
+	}
+	if len(c.items) == 0 && !c.waiting && p.chains[c.key] == c {
+		delete(p.chains, c.key) // base -1 again is sound: everything before is confirmed
+	}
 }
 
 // failed handles a send that failed (with p.mu held): a batch too large for the repartition topic is split
