@@ -21,8 +21,10 @@ import (
 // --pipeline-name share the consumer groups, so they split the rows between them: pointed at different
 // warehouses they would each commit a part of every table. Two records catch that at startup:
 //   - _minipipe/warehouse.json in the warehouse: its id and the cluster that writes it (created once);
-//   - the compacted topic _minipipe_pipelines on the cluster: for each pipeline, the warehouse it writes
-//     (the first registration after the last tombstone wins, so two instances racing agree).
+//   - the topic _minipipe_pipelines on the cluster: for each pipeline, the warehouse it writes (the first
+//     registration after the last tombstone wins, so two instances racing agree). It keeps every record
+//     forever (cleanup.policy delete, no retention limit): compaction would keep the last registration of a
+//     key, not the first, and could hand the pipeline to the instance that lost the race.
 
 // PipelinesTopic holds each pipeline's warehouse.
 const PipelinesTopic = "_minipipe_pipelines"
@@ -84,9 +86,9 @@ func warehouseIdentity(wh fs.FS, cluster string, embedded bool, log *slog.Logger
 // registerPipeline records that the pipeline writes the warehouse, or checks that it is the warehouse it
 // was registered with.
 func registerPipeline(ctx context.Context, kcfg kafka.Config, admin sarama.ClusterAdmin, replication int, pipeline string, w WarehouseIdentity, uri string) error {
-	cleanup := "compact"
+	cleanup, forever := "delete", "-1"
 	err := admin.CreateTopic(PipelinesTopic, &sarama.TopicDetail{NumPartitions: 1, ReplicationFactor: int16(replication),
-		ConfigEntries: map[string]*string{"cleanup.policy": &cleanup}}, false)
+		ConfigEntries: map[string]*string{"cleanup.policy": &cleanup, "retention.ms": &forever, "retention.bytes": &forever}}, false)
 	if err != nil && !isTopicExists(err) {
 		return fmt.Errorf("creating %s: %w", PipelinesTopic, err)
 	}

@@ -421,7 +421,7 @@ func (e *Edge) produce(w http.ResponseWriter, r *http.Request) {
 	// The in-flight budget: a request is taken only when its bytes fit; otherwise it is shed at once.
 	size := r.ContentLength
 	if size <= 0 || size > e.cfg.MaxRequestBytes {
-		size = min(e.cfg.MaxRequestBytes, 1<<20)
+		size = e.cfg.MaxRequestBytes // no length given: it may be as large as any
 	}
 	if !e.inflight.TryAcquire(size) {
 		w.Header().Set("Retry-After", "1")

@@ -74,7 +74,8 @@ func (p *SizedProducer) MaxBytes() int {
 }
 
 // Refresh reads the topic's limit again (at most once a second) and, when it changed, replaces the client.
-// It must not be called from a produce promise: it waits for the old client's records to finish.
+// It must not be called from a produce promise: it waits for the old client's records to finish. ctx bounds
+// reading the limit.
 func (p *SizedProducer) Refresh(ctx context.Context) (int, error) {
 	p.refreshMu.Lock()
 	defer p.refreshMu.Unlock()
@@ -95,9 +96,11 @@ func (p *SizedProducer) Refresh(ctx context.Context) (int, error) {
 	}
 	p.mu.Lock()
 	old := p.cl
-	// Nothing more goes through the old client; what it holds finishes (or fails) before any record is
-	// handed to the new one.
-	_ = old.Flush(ctx)
+	// Nothing more goes through the old client; what it holds finishes (lands, or fails by the delivery
+	// timeout) before any record is handed to the new one: records of one partition never travel through two
+	// clients at once. Promises must not wait for anything Produce's callers hold (the ingest stage's only
+	// queue their outcome), or this would never end.
+	_ = old.Flush(context.Background())
 	p.cl, p.limit = cl, limit
 	p.mu.Unlock()
 	old.Close()

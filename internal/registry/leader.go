@@ -68,8 +68,9 @@ func (r *Registry) handle(gctx goka.Context, msg interface{}) {
 			return
 		}
 		if rec, err := r.store.SchemaByID(claim.ID); err == nil && rec != nil && rec.Fingerprint == claim.Fingerprint {
-			events = events[1:]
-			break
+			// The id holds. Decide the rest (the version) again on the store as it is now, so that a version
+			// another owner wrote meanwhile is seen rather than overwritten.
+			continue
 		}
 		r.log.Warn("another instance claimed the schema id first; deciding again", "id", claim.ID, "attempt", attempt)
 		if attempt >= 5 {

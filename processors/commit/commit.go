@@ -402,14 +402,18 @@ func (p *partWriter) add(ctx context.Context, b *envelope.Batch, e *acks.Entry) 
 			if f, err = p.open(key, b, schema, row.SchemaID, row.Offset, tbl); err != nil {
 				var rowErr *parquet.RowError
 				if errors.As(err, &rowErr) {
-					p.deadLetter(b, row, e, err)
+					if err := p.deadLetter(b, row, err); err != nil {
+						return err
+					}
 					continue
 				}
 				return err
 			}
 			if dec, err = f.decoder(schema, row.SchemaID); err != nil {
 				p.discard(f)
-				p.deadLetter(b, row, e, err)
+				if err := p.deadLetter(b, row, err); err != nil {
+					return err
+				}
 				continue
 			}
 		}
@@ -418,7 +422,9 @@ func (p *partWriter) add(ctx context.Context, b *envelope.Batch, e *acks.Entry) 
 			if errors.As(err, &rowErr) {
 				// Validation should have refused it: the writer's refusal is final, and the row goes to the
 				// dead-letter topic instead of stopping the partition.
-				p.deadLetter(b, row, e, err)
+				if err := p.deadLetter(b, row, err); err != nil {
+					return err
+				}
 				continue
 			}
 			return fmt.Errorf("writing %s: %w", f.staging, err)
@@ -447,9 +453,10 @@ func (p *partWriter) add(ctx context.Context, b *envelope.Batch, e *acks.Entry) 
 }
 
 // deadLetter sends a row the commit stage cannot write to its source topic's dead-letter topic (as the
-// source record was: Confluent framing and the Avro payload); the batch's record is acknowledged once it
-// is there.
-func (p *partWriter) deadLetter(b *envelope.Batch, row *envelope.Row, e *acks.Entry, cause error) {
+// source record was: Confluent framing and the Avro payload), and returns once it is there: the rows after
+// it may commit, and a redo after that would drop it as below the high-water mark. It is rare, so it waits
+// (an error, when the partition goes away first, stops the partition: the row is redone).
+func (p *partWriter) deadLetter(b *envelope.Batch, row *envelope.Row, cause error) error {
 	c := p.c
 	c.cfg.Metrics.deadLetters.Inc()
 	c.cfg.Log.Error("a row the writer cannot take goes to the dead-letter topic", "table", b.Table, "source", b.Source.String(), "offset", row.Offset, "error", cause)
@@ -457,9 +464,7 @@ func (p *partWriter) deadLetter(b *envelope.Batch, row *envelope.Row, e *acks.En
 	value = append(value, row.Payload...)
 	rec := dlq.Record(dlq.Source{Topic: b.Source.Topic, Partition: b.Source.Partition, Offset: row.Offset, Timestamp: row.Timestamp}, value,
 		dlq.CodeUnwritable, cause.Error())
-	p.acks.Hold(e)
-	ctx := p.ctx
-	go func() { p.acks.Release(e, dlq.Produce(ctx, c.cfg.Producer, rec, 0, c.cfg.Log)) }()
+	return dlq.Produce(p.ctx, c.cfg.Producer, rec, 0, c.cfg.Log)
 }
 
 func (f *openFile) decoder(s *avro.Schema, id int) (*parquet.Decoder, error) {
@@ -529,6 +534,7 @@ func (p *partWriter) open(key string, b *envelope.Batch, schema *avro.Schema, sc
 // discard drops an open file (its staging file too).
 func (p *partWriter) discard(f *openFile) {
 	delete(p.files, f.key)
+	delete(p.sealSent, f.key)
 	p.c.cfg.Metrics.open.Dec()
 	f.w.Abort()
 	_ = f.file.Close()
@@ -557,9 +563,11 @@ func (p *partWriter) commit(f *openFile) error {
 		}
 		return fmt.Errorf("syncing %s: %w", f.staging, err)
 	}
-	if st, err := c.cfg.FS.Stat(f.staging); err == nil {
-		bytes = st.Size
+	st, err := c.cfg.FS.Stat(f.staging)
+	if err != nil {
+		return fmt.Errorf("staged file %s: %w", f.staging, err)
 	}
+	bytes = st.Size // exact: recovery tells a published file from another by its size
 	c.cfg.Failpoint("commit.staged")
 
 	location := Location(f.table, f.gen)
@@ -659,10 +667,19 @@ func (p *partWriter) recover(ctx context.Context) error {
 			return fmt.Errorf("staging directory: %w", err)
 		}
 		claim := &manifest.Record{Kind: manifest.Claim, Epoch: epoch, Owner: c.cfg.Instance, Cluster: c.cfg.Cluster, Pipeline: c.cfg.Pipeline}
-		if err := log.Append(claim); err != nil {
+		err = log.Append(claim)
+		if err == nil {
+			// An owner that read the manifest, then stalled while a newer owner committed and compacted,
+			// can find the number it wanted free again: records after it say so.
+			var newer bool
+			if newer, err = log.Newer(claim.Seq); err == nil && newer {
+				err = fmt.Errorf("%w: the claim of epoch %d at record %d is behind newer records", manifest.ErrFenced, epoch, claim.Seq)
+			}
+		}
+		if err != nil {
 			_ = c.cfg.FS.RemoveAll(staging)
-			if errors.Is(err, manifest.ErrFenced) && attempt < 10 {
-				continue // a previous owner is still finishing: read again
+			if errors.Is(err, manifest.ErrFenced) && attempt < 10 && ctx.Err() == nil {
+				continue // a previous owner is still finishing, or this one stalled: read again
 			}
 			return err
 		}
@@ -684,7 +701,16 @@ func (p *partWriter) recover(ctx context.Context) error {
 			switch {
 			case err == nil:
 			case errors.Is(err, fs.ErrExist):
-				_ = c.cfg.FS.Remove(f.Staging) // published by a link that was not yet unlinked
+				// Published already (by a link that was not yet unlinked) — if it is this file: a file of that
+				// name and another size is someone else's, and taking it for this one would lose rows.
+				st, serr := c.cfg.FS.Stat(f.Final)
+				if serr != nil {
+					return serr
+				}
+				if f.Bytes > 0 && st.Size != f.Bytes {
+					return fmt.Errorf("completing intent %d: %s exists with %d bytes, not the %d this commit wrote: another writer published it (another pipeline writing this table into this warehouse?)", seq, f.Final, st.Size, f.Bytes)
+				}
+				_ = c.cfg.FS.Remove(f.Staging)
 			case errors.Is(err, fs.ErrNotExist):
 				if ok, serr := fs.Exists(c.cfg.FS, f.Final); serr != nil {
 					return serr
@@ -720,7 +746,7 @@ func (p *partWriter) recover(ctx context.Context) error {
 		if name == p.staging {
 			continue
 		}
-		if epoch, ok := ownerEpoch(e.Name); ok && e.IsDir && epoch >= p.epoch {
+		if epoch, ok := ownerEpoch(e.Name); ok && e.IsDir && epoch > p.epoch {
 			continue // a newer owner's: this one is the zombie, and its next append will find out
 		}
 		if err := c.cfg.FS.RemoveAll(name); err != nil {
@@ -793,11 +819,15 @@ func (p *partWriter) seal() {
 			func(_ *kgo.Record, err error) {
 				if err != nil {
 					p.c.cfg.Log.Warn("producing a seal marker failed; retrying at the next check", "key", s.Key, "error", err)
-					p.mu.Lock()
-					if p.sealSent[s.Key] == s.FileID {
-						delete(p.sealSent, s.Key)
-					}
-					p.mu.Unlock()
+					// Not in the promise: it must never wait for the partition's lock (the producer's promises
+					// run one at a time, and a dead letter produced with that lock held waits for its own).
+					go func() {
+						p.mu.Lock()
+						if p.sealSent[s.Key] == s.FileID {
+							delete(p.sealSent, s.Key)
+						}
+						p.mu.Unlock()
+					}()
 				}
 			})
 	}

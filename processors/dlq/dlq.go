@@ -81,7 +81,8 @@ func Produce(ctx context.Context, producer *kgo.Client, rec *kgo.Record, backoff
 	wait := backoff
 	tooLarge := 0
 	for attempt := 1; ; attempt++ {
-		err := producer.ProduceSync(context.Background(), rec).FirstErr()
+		// The context cancels a record not yet sent; one sent is waited for.
+		err := producer.ProduceSync(ctx, rec).FirstErr()
 		if err == nil {
 			return nil
 		}

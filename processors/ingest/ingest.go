@@ -64,6 +64,9 @@ type Config struct {
 	BatchBytes int           // bytes per batch (default 256 KiB, and never more than the repartition topic takes)
 	// RetryBackoff is the first pause before a failed produce is tried again (default 250ms, doubling to 30s).
 	RetryBackoff time.Duration
+	// MaxPendingBytes bounds the rows a source partition holds that Kafka has not confirmed (default 32 MiB);
+	// past it the partition waits (backpressure) instead of growing.
+	MaxPendingBytes int
 	Metrics      *Metrics
 	Log          *slog.Logger
 }
@@ -89,6 +92,9 @@ func New(cfg Config) *Ingest {
 	}
 	if cfg.RetryBackoff <= 0 {
 		cfg.RetryBackoff = 250 * time.Millisecond
+	}
+	if cfg.MaxPendingBytes <= 0 {
+		cfg.MaxPendingBytes = 32 << 20
 	}
 	if cfg.Metrics == nil {
 		cfg.Metrics = NewMetrics(nil)
@@ -125,6 +131,9 @@ type part struct {
 	// may hold while the producer makes it wait); run applies them.
 	outMu    sync.Mutex
 	outcomes []outcome
+
+	pending int        // bytes of rows gathered or sent and not yet confirmed (with mu)
+	room    *sync.Cond // on mu: pending fell below MaxPendingBytes, or the partition was revoked
 }
 
 // outcome is what the producer said of one send of a batch.
@@ -162,6 +171,15 @@ type pending struct {
 	tooBig  int // sends of this single row refused as too large although it fits the limit
 }
 
+// rowBytes is what the batch's rows count against MaxPendingBytes.
+func (b *pending) rowBytes() int {
+	n := 0
+	for i := range b.batch.Rows {
+		n += rowBytes(&b.batch.Rows[i])
+	}
+	return n
+}
+
 // last is the offset of the batch's last row.
 func (b *pending) last() int64 { return b.batch.Rows[len(b.batch.Rows)-1].Offset }
 
@@ -184,10 +202,16 @@ func (in *Ingest) part(ctx goka.Context) *part {
 	if p := in.parts[pid]; p != nil && p.ctx == ctx.Context() {
 		return p
 	}
-	p := &part{in: in, id: pid, ctx: ctx.Context(), acks: acks.NewQueue(), batches: map[string]*pending{}, chains: map[string]*chain{},
-		kick: make(chan struct{}, 1), done: make(chan struct{})}
+	p := in.newPart(pid, ctx.Context())
 	in.parts[pid] = p
 	go p.run(ctx.Context())
+	return p
+}
+
+func (in *Ingest) newPart(id int32, ctx context.Context) *part {
+	p := &part{in: in, id: id, ctx: ctx, acks: acks.NewQueue(), batches: map[string]*pending{}, chains: map[string]*chain{},
+		kick: make(chan struct{}, 1), done: make(chan struct{})}
+	p.room = sync.NewCond(&p.mu)
 	return p
 }
 
@@ -214,6 +238,9 @@ func (p *part) run(ctx context.Context) {
 		case <-p.kick:
 		case <-t.C:
 		case <-ctx.Done():
+			p.mu.Lock()
+			p.room.Broadcast() // a process call waiting for room gives up
+			p.mu.Unlock()
 			p.drain()
 			p.in.mu.Lock()
 			if p.in.parts[p.id] == p {
@@ -400,6 +427,7 @@ func (p *part) sent(c *chain, b *pending, attempt, size int, err error) {
 		for _, e := range head.entries {
 			p.acks.Release(e, nil)
 		}
+		p.unhold(head.rowBytes())
 	}
 	if len(c.items) == 0 && !c.waiting && p.chains[c.key] == c {
 		delete(p.chains, c.key) // base -1 again is sound: everything before is confirmed
@@ -434,11 +462,12 @@ func (p *part) failed(c *chain, b *pending, size int, err error) {
 		half := len(b.batch.Rows) / 2
 		b1, b2 := b.split(half)
 		c.items = append(c.items[:idx], append([]*pending{b1, b2}, c.items[idx+1:]...)...)
-	case kafka.IsTooLarge(err) && p.fitsAlone(size) && b.tooBig < 3:
-		// It fits the topic alone: the limit changed, or it was sent in one batch with others. The
-		// producer is resized to the topic's limit (by Refresh, in fitsAlone) and it goes again.
+	case kafka.IsTooLarge(err) && p.fitsAlone(size) && b.tooBig < 8:
+		// It fits the topic alone (its limit read again just now): the limit changed, or the row was
+		// sent in one batch with others. The producer has been resized to the topic's limit; it goes again.
 		b.tooBig++
-		backoff = in.cfg.RetryBackoff
+		c.backoff = min(max(c.backoff*2, in.cfg.RetryBackoff), 30*time.Second)
+		backoff = c.backoff
 	case kafka.IsTooLarge(err):
 		// One row alone is larger than the repartition topic takes: it becomes a dead letter.
 		c.items = append(c.items[:idx], c.items[idx+1:]...)
@@ -450,7 +479,11 @@ func (p *part) failed(c *chain, b *pending, size int, err error) {
 		p.acks.Hold(b.entries[0])
 		go p.deadLetter(b.entries[0], b.keys[0], value, b.batch.Source.Partition, row.Offset, row.Timestamp, rej)
 		p.acks.Release(b.entries[0], nil)
+		p.unhold(b.rowBytes())
 		if len(c.items) == 0 {
+			if !c.waiting && p.chains[c.key] == c {
+				delete(p.chains, c.key)
+			}
 			return
 		}
 		if idx >= len(c.items) {
@@ -476,18 +509,26 @@ func (p *part) failed(c *chain, b *pending, size int, err error) {
 	p.nudge()
 }
 
-// fitsAlone reports whether a record of size bytes fits the repartition topic, reading its limit again.
+// fitsAlone reports whether a record of size bytes fits the repartition topic, its limit read again from
+// the broker (the producer is resized to it when it changed). Called with p.mu held: the producer's
+// promises never wait for it.
 func (p *part) fitsAlone(size int) bool {
-	limit := p.in.cfg.Rows.MaxBytes()
-	// Refresh waits for the producer's other records; the promise that called us must not wait for it.
-	go func() {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-		defer cancel()
-		if _, err := p.in.cfg.Rows.Refresh(ctx); err != nil {
-			p.in.cfg.Log.Warn("reading the repartition topic's max.message.bytes", "error", err)
-		}
-	}()
+	limit, err := p.in.cfg.Rows.Refresh(context.Background())
+	if err != nil {
+		p.in.cfg.Log.Warn("reading the repartition topic's max.message.bytes", "error", err)
+	}
 	return size+kafka.RecordOverhead <= limit
+}
+
+// hold counts bytes of rows gathered or sent but not confirmed; past MaxPendingBytes, process waits.
+func (p *part) hold(n int) { p.pending += n }
+
+// unhold counts bytes confirmed (or dead-lettered), and wakes a process call waiting for room.
+func (p *part) unhold(n int) {
+	p.pending -= n
+	if p.pending < p.in.cfg.MaxPendingBytes {
+		p.room.Broadcast()
+	}
 }
 
 // split cuts a batch in two at row i.
@@ -590,6 +631,11 @@ func (in *Ingest) process(ctx goka.Context, msg interface{}) {
 	limit := min(in.cfg.BatchBytes, in.cfg.Rows.MaxBytes()-kafka.RecordOverhead-len(key))
 
 	p.mu.Lock()
+	// Backpressure: while the repartition topic does not take rows (a chain waits to send again), this
+	// partition stops reading rather than holding an unbounded backlog.
+	for p.pending >= in.cfg.MaxPendingBytes && p.ctx.Err() == nil {
+		p.room.Wait()
+	}
 	b := p.batches[key]
 	if b != nil && b.bytes+size > limit {
 		delete(p.batches, key)
@@ -604,6 +650,7 @@ func (in *Ingest) process(ctx goka.Context, msg interface{}) {
 	}
 	b.batch.Rows = append(b.batch.Rows, row)
 	b.bytes += size
+	p.hold(size)
 	p.acks.Hold(e)
 	b.entries = append(b.entries, e)
 	b.keys = append(b.keys, ctx.Key())

@@ -17,7 +17,6 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"github.com/minipipe/minipipe/processors/acks"
 	"github.com/minipipe/minipipe/processors/envelope"
 )
 
@@ -84,8 +83,7 @@ func chainScenario(t *testing.T, seed uint64) {
 		RetryBackoff: time.Millisecond, Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	p := &part{in: in, id: 0, ctx: ctx, acks: acks.NewQueue(), batches: map[string]*pending{}, chains: map[string]*chain{},
-		kick: make(chan struct{}, 1), done: make(chan struct{})}
+	p := in.newPart(0, ctx)
 
 	var ackMu sync.Mutex
 	var acked []int64
@@ -122,6 +120,7 @@ func chainScenario(t *testing.T, seed uint64) {
 			p.acks.Release(e, nil)
 		}
 		p.mu.Lock()
+		p.hold(b.rowBytes())
 		p.produce(b)
 		p.mu.Unlock()
 	}
@@ -237,6 +236,9 @@ func chainScenario(t *testing.T, seed uint64) {
 			t.Fatalf("row %d: %d times in the table (dead letter %v)", o, n, dead[o])
 		}
 	}
+	if p.pending != 0 {
+		t.Fatalf("%d bytes still counted as pending", p.pending)
+	}
 	if early > 0 {
 		t.Fatalf("%d records acknowledged before their rows landed", early)
 	}
@@ -251,4 +253,52 @@ func testutilCount(c prometheus.Counter) float64 {
 	var m dto.Metric
 	_ = c.Write(&m)
 	return m.GetCounter().GetValue()
+}
+
+type kgoRows struct{ cl *kgo.Client }
+
+func (k kgoRows) Produce(ctx context.Context, r *kgo.Record, p func(*kgo.Record, error)) {
+	k.cl.Produce(ctx, r, p)
+}
+func (k kgoRows) MaxBytes() int                        { return 1 << 20 }
+func (k kgoRows) Refresh(context.Context) (int, error) { return 1 << 20, nil }
+
+// TestFullProducerBufferDoesNotDeadlock (from an adversarial review): the repartition topic stalls long
+// enough to fill the producer's buffer; the goroutine that holds the partition's lock waits in Produce for
+// room, which only the producer's promises make, and they must not wait for that lock.
+func TestFullProducerBufferDoesNotDeadlock(t *testing.T) {
+	cluster, err := kfake.NewCluster(kfake.NumBrokers(1)) // the topic is missing: every record waits, then fails
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cluster.Close()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(cluster.ListenAddrs()...), kgo.MaxBufferedRecords(2),
+		kgo.RecordDeliveryTimeout(time.Second), kgo.UnknownTopicRetries(-1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	in := New(Config{Table: Table{Name: "t", Generation: 1, Topic: "src"}, RowsTopic: "rows", Rows: kgoRows{cl},
+		RetryBackoff: time.Millisecond, Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	p := in.newPart(0, ctx)
+	done := make(chan struct{})
+	go func() {
+		for i, path := range []string{"dt=a", "dt=b", "dt=c", "dt=d"} { // the third finds the buffer full
+			b := &pending{batch: envelope.Batch{Table: "t", Generation: 1, Path: path, Source: envelope.Source{Topic: "src"}}, since: time.Now()}
+			e := p.acks.Push(func(error) {})
+			b.batch.Rows = append(b.batch.Rows, envelope.Row{Offset: int64(i), SchemaID: 1, Payload: []byte("x")})
+			b.entries, b.keys = append(b.entries, e), append(b.keys, "")
+			p.mu.Lock()
+			p.produce(b)
+			p.mu.Unlock()
+		}
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("deadlock: Produce waits for buffer room with the partition's lock held, and the promise that frees it waits for that lock")
+	}
 }

@@ -426,6 +426,24 @@ func (l *Log) read(seq uint64) (*Record, error) {
 	return r, nil
 }
 
+// Newer reports whether the directory holds a record numbered above seq.
+func (l *Log) Newer(seq uint64) (bool, error) {
+	entries, err := l.fs.ReadDir(l.dir)
+	if err != nil {
+		return false, fmt.Errorf("manifest %s: %w", l.dir, err)
+	}
+	for _, e := range entries {
+		name, ok := strings.CutSuffix(e.Name, suffix)
+		if !ok {
+			continue
+		}
+		if n, err := strconv.ParseUint(name, 10, 64); err == nil && n > seq {
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
 // Next is the sequence number the next record will take.
 func (l *Log) Next() uint64 { return l.next }
 
