@@ -67,8 +67,8 @@ type Config struct {
 	// MaxPendingBytes bounds the rows a source partition holds that Kafka has not confirmed (default 32 MiB);
 	// past it the partition waits (backpressure) instead of growing.
 	MaxPendingBytes int
-	Metrics      *Metrics
-	Log          *slog.Logger
+	Metrics         *Metrics
+	Log             *slog.Logger
 }
 
 // Ingest is the processor of one source topic.
