@@ -66,18 +66,20 @@ awk -v n="$records" -v s="$start" -v e="$end" 'BEGIN { d = e - s; printf "| repl
 grep -E "level=(ERROR)" "$work/minipipe.log" | head -5 || true
 
 # 3b. One, two and three instances of one pipeline on the same kind of topic: each run is a pipeline of its own
-#     (its own groups) on a topic of its own, loaded while the instances start; instance i listens on base+100i.
-stop_minipipe
+#     (its own groups) on a topic of its own, filled beforehand; instance i listens on base+100i.
 many=${MINIPIPE_BENCH_MANY_RECORDS:-2000000}
+for n in 1 2 3; do # loaded beforehand, through the running minipipe's registry
+  ./bin/minipipe-bench load --brokers 127.0.0.1:$kport --registry "http://127.0.0.1:$reg" --topic "benchmany$n" \
+    --records "$many" --spread-days 8 > "$work/load-many$n.log" 2>&1 \
+    || { cat "$work/load-many$n.log"; die "loading benchmany$n failed"; }
+done
+stop_minipipe
 echo
 echo "One pipeline, N instances on one machine (2 cores shared by Kafka and every instance): $many records of 8 days"
 echo
 echo "| instances | rows | seconds | rows/s (each) | MB/s of Parquet | files |"
 echo "|---|---|---|---|---|---|"
 for n in 1 2 3; do
-  ./bin/minipipe-bench load --brokers 127.0.0.1:$kport --registry "http://127.0.0.1:$reg" --topic "benchmany$n" \
-    --records "$many" --spread-days 8 > "$work/load-many$n.log" 2>&1 \
-    || { cat "$work/load-many$n.log"; die "loading benchmany$n failed"; }
   bases=""
   for i in $(seq 1 "$n"); do
     b=$((kport + 100 * i))
@@ -109,7 +111,7 @@ echo "HDFS, the Hive Metastore and Trino started in $(( $(date +%s) - s0 )) s; t
 echo
 echo "| scenario | rows | seconds | rows/s | MB/s of Parquet | files |"
 echo "|---|---|---|---|---|---|"
-start_minipipe --topics benchfull --warehouse "hdfs://127.0.0.1:$hport/warehouse" --catalog hive \
+start_minipipe --topics benchfull --pipeline-name benchfull --warehouse "hdfs://127.0.0.1:$hport/warehouse" --catalog hive \
   --hive-metastore "thrift://127.0.0.1:$mport" --hive-database bench
 t0=$(date +%s.%N)
 ./bin/minipipe-bench load --brokers 127.0.0.1:$kport --registry "http://127.0.0.1:$reg" --topic benchfull --records "$full_records"

@@ -140,12 +140,17 @@ func drain(httpBases []string, n int, timeout time.Duration, label string) error
 	var baseRows, baseBytes, baseFiles float64
 	var baseEach []float64
 	base := true
+	lastOK := time.Now()
 	for time.Now().Before(deadline) {
 		rows, each, err := sum(httpBases, "minipipe_commit_rows_total")
 		if err != nil {
+			if time.Since(lastOK) > 30*time.Second {
+				return fmt.Errorf("%s: minipipe's metrics unreachable for 30s (did it exit? see its log): %w", label, err)
+			}
 			time.Sleep(100 * time.Millisecond)
 			continue
 		}
+		lastOK = time.Now()
 		if base {
 			baseRows, baseEach = rows, each
 			baseBytes, _, _ = sum(httpBases, "minipipe_commit_bytes_total")
