@@ -302,11 +302,21 @@ func EndOffsets(t testing.TB, brokers []string, topic string) int64 {
 	}
 	var sum int64
 	for _, p := range parts {
-		o, err := c.GetOffset(topic, p, sarama.OffsetNewest)
-		if err != nil {
-			t.Fatal(err)
+		// A partition created a moment ago may not have its leader in every broker's metadata yet: a
+		// retriable error (not the leader, leader not available) is retried with fresh metadata.
+		deadline := time.Now().Add(15 * time.Second)
+		for {
+			o, err := c.GetOffset(topic, p, sarama.OffsetNewest)
+			if err == nil {
+				sum += o
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("end offset of %s/%d: %v", topic, p, err)
+			}
+			time.Sleep(100 * time.Millisecond)
+			_ = c.RefreshMetadata(topic)
 		}
-		sum += o
 	}
 	return sum
 }
