@@ -114,7 +114,8 @@ var (
 	binErr  error
 )
 
-// Binary builds bin/minipipe for this test binary once and returns its path.
+// Binary builds minipipe for this test binary once and returns its path. It is built with the failpoints
+// the crash tests use (MINIPIPE_FAILPOINT), which production binaries do not have.
 func Binary(t testing.TB) string {
 	t.Helper()
 	binOnce.Do(func() {
@@ -124,7 +125,7 @@ func Binary(t testing.TB) string {
 			return
 		}
 		binPath = filepath.Join(dir, "minipipe")
-		cmd := exec.Command("go", "build", "-o", binPath, "./cmd/minipipe")
+		cmd := exec.Command("go", "build", "-tags", "failpoints", "-o", binPath, "./cmd/minipipe")
 		cmd.Dir = Root()
 		out, err := cmd.CombinedOutput()
 		if err != nil {
@@ -174,6 +175,8 @@ func Args(cfg topology.Config) []string {
 		"--kafka-delivery-timeout", cfg.DeliveryTimeout.String(),
 		"--produce-timeout", cfg.ProduceTimeout.String(),
 		"--registry-timeout", cfg.RegistryTimeout.String(),
+		"--idempotency-window", cfg.IdempotencyWindow.String(),
+		"--allowed-lateness", cfg.AllowedLateness.String(),
 	}
 }
 

@@ -2,6 +2,7 @@ package topology
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -42,6 +43,7 @@ type App struct {
 
 	kafkaOK atomic.Bool
 	reg     atomic.Pointer[registry.Registry]
+	pipe    atomic.Pointer[Pipeline]
 	monitor *supervise.Monitor
 }
 
@@ -218,6 +220,7 @@ func (a *App) Run(ctx context.Context) error {
 		shutdown()
 		return err
 	}
+	a.pipe.Store(pipe)
 	pipeCtx, pipeCancel := context.WithCancel(context.Background())
 	pipeDone := make(chan error, 1)
 	go func() { pipeDone <- pipe.Run(pipeCtx) }()
@@ -352,6 +355,16 @@ func (a *App) httpHandler() http.Handler {
 		_, _ = w.Write([]byte(why + "\n"))
 	})
 	mux.Handle("GET /metrics", promhttp.HandlerFor(a.metrics, promhttp.HandlerOpts{}))
+	// The goka graphs running in this instance, read from the graphs given to goka: `minipipe topology
+	// --format json` declares them.
+	mux.HandleFunc("GET /topology", func(w http.ResponseWriter, r *http.Request) {
+		running := []Running{}
+		if p := a.pipe.Load(); p != nil {
+			running = p.Running()
+		}
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(running)
+	})
 	if a.cfg.Pprof {
 		mux.HandleFunc("/debug/pprof/", pprof.Index)
 		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)

@@ -2,6 +2,7 @@ package topology
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
@@ -36,7 +37,7 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	root.SetArgs(args)
 	root.SetOut(stdout)
 	root.SetErr(stderr)
-	root.AddCommand(runCommand(stderr), topologyCommand(stdout, stderr), tablesCommand(stdout, stderr), queryCommand(stdout, stderr), replayCommand(stdout, stderr), versionCommand(stdout))
+	root.AddCommand(runCommand(stderr), topologyCommand(stdout, stderr), tablesCommand(stdout, stderr), topicsCommand(stdout, stderr), queryCommand(stdout, stderr), replayCommand(stdout, stderr), versionCommand(stdout))
 	if err := root.Execute(); err != nil {
 		fmt.Fprintln(stderr, "minipipe:", err)
 		return 1
@@ -111,6 +112,7 @@ func setup(cmd *cobra.Command, cfg *Config, stderr io.Writer) (*slog.Logger, err
 
 func topologyCommand(stdout, stderr io.Writer) *cobra.Command {
 	cfg := DefaultConfig()
+	var format string
 	cmd := &cobra.Command{
 		Use:   "topology",
 		Short: "Print the topology: processors, topics and state stores (with the source topics Kafka has now, when reachable)",
@@ -118,6 +120,9 @@ func topologyCommand(stdout, stderr io.Writer) *cobra.Command {
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if _, err := setup(cmd, &cfg, stderr); err != nil {
 				return err
+			}
+			if format != "text" && format != "json" && format != "mermaid" {
+				return fmt.Errorf("--format %q: use text, json or mermaid", format)
 			}
 			catalog, err := NewCatalog(cfg)
 			if err != nil {
@@ -139,11 +144,51 @@ func topologyCommand(stdout, stderr io.Writer) *cobra.Command {
 			} else {
 				fmt.Fprintf(stderr, "minipipe: Kafka at %v is not reachable; showing the topology without its source topics\n", cfg.Brokers)
 			}
-			BuildGraph(cfg, sources).Write(stdout)
+			top := Declare(cfg, sources)
+			switch format {
+			case "json":
+				return top.WriteJSON(stdout)
+			case "mermaid":
+				top.WriteMermaid(stdout)
+			default:
+				top.Write(stdout)
+			}
 			return nil
 		},
 	}
 	cfg.runFlags(cmd.Flags())
+	cmd.Flags().StringVar(&format, "format", "text", "text, json or mermaid (a flowchart for Markdown)")
+	return cmd
+}
+
+func topicsCommand(stdout, stderr io.Writer) *cobra.Command {
+	cfg := DefaultConfig()
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "topics",
+		Short: "List source topics with what validation saw: schema ids, records accepted, rejected by reason, Idempotency-Key repeats dropped, watermarks",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if _, err := setup(cmd, &cfg, stderr); err != nil {
+				return err
+			}
+			ctx, cancel := context.WithTimeout(cmd.Context(), 2*time.Minute)
+			defer cancel()
+			stats, err := ReadSourceStats(ctx, kafka.Config{Brokers: cfg.Brokers, ClientID: "minipipe-topics"}, cfg)
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				enc := json.NewEncoder(stdout)
+				enc.SetIndent("", "  ")
+				return enc.Encode(stats)
+			}
+			WriteSourceStats(stdout, stats)
+			return nil
+		},
+	}
+	cfg.runFlags(cmd.Flags())
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
 	return cmd
 }
 

@@ -56,6 +56,8 @@ type Config struct {
 	FlushSize          int64
 	MaxFileBytes       int64
 	RotateInterval     time.Duration
+	IdempotencyWindow  time.Duration
+	AllowedLateness    time.Duration
 	RowsPartitions     int
 	RowsRetention      time.Duration
 	CheckpointEvery    int
@@ -101,6 +103,7 @@ func DefaultConfig() Config {
 		FlushSize:          1_000_000,
 		MaxFileBytes:       128 << 20,
 		RotateInterval:     10 * time.Second,
+		IdempotencyWindow:  24 * time.Hour,
 		RowsPartitions:     4,
 		RowsRetention:      7 * 24 * time.Hour,
 		CheckpointEvery:    64,
@@ -156,6 +159,8 @@ func (c *Config) runFlags(fs *pflag.FlagSet) {
 	fs.Int64Var(&c.MaxFileBytes, "max-file-bytes", c.MaxFileBytes, "bytes per Parquet file (encoded size)")
 	fs.DurationVar(&c.RotateInterval, "rotate-interval", c.RotateInterval, "a file is committed at most this long after its first record, with or without new traffic")
 	fs.IntVar(&c.RowsPartitions, "rows-partitions", c.RowsPartitions, "partitions of the repartition topic (the commit stage's parallelism) when minipipe creates it")
+	fs.DurationVar(&c.IdempotencyWindow, "idempotency-window", c.IdempotencyWindow, "how long the retries of a REST produce request with an Idempotency-Key header are recognised and dropped")
+	fs.DurationVar(&c.AllowedLateness, "allowed-lateness", c.AllowedLateness, "how far behind its source partition's event-time watermark a row may arrive before it counts as late (minipipe_late_rows_total); 0: not tracked")
 	fs.IntVar(&c.CheckpointEvery, "manifest-checkpoint-every", c.CheckpointEvery, "commits of a commit partition between two manifest checkpoints (older records are then removed)")
 	fs.DurationVar(&c.DeliveryTimeout, "kafka-delivery-timeout", c.DeliveryTimeout, "how long a record minipipe produces waits for the broker before that attempt fails (the pipeline's own records are then sent again)")
 	fs.DurationVar(&c.RowsRetention, "rows-retention", c.RowsRetention, "the least retention of the repartition topic: how long the commit stage may be down before rows acknowledged upstream are lost (minipipe refuses to start when it cannot set it)")
@@ -322,6 +327,9 @@ func (c *Config) validate() error {
 	}
 	if c.CheckpointEvery < 1 || c.DeliveryTimeout < time.Second {
 		return fmt.Errorf("--manifest-checkpoint-every must be at least 1 and --kafka-delivery-timeout at least 1s")
+	}
+	if c.IdempotencyWindow < time.Second || c.AllowedLateness < 0 {
+		return fmt.Errorf("--idempotency-window must be at least 1s and --allowed-lateness not negative")
 	}
 	if c.MaxRecordItems < 1 {
 		return fmt.Errorf("--max-record-items must be at least 1")

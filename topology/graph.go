@@ -1,148 +1,239 @@
 package topology
 
 import (
+	"encoding/json"
 	"fmt"
 	"io"
 	"sort"
 	"strings"
 
 	"github.com/lovoo/goka"
+	"github.com/lovoo/goka/codec"
 
 	"github.com/minipipe/minipipe/processors/bucket"
-	"github.com/minipipe/minipipe/processors/commit"
 	"github.com/minipipe/minipipe/processors/dlq"
-	"github.com/minipipe/minipipe/processors/ingest"
 )
 
-// The topology, declared: sources feed a fused ingest → validate → bucket processor per source topic,
-// which re-keys rows by table partition through the repartition topic to the commit processor, which
-// writes the warehouse. The same declaration is compiled to the goka group graphs that run, and printed by
-// `minipipe topology`.
+// The topology, declared once. Declare returns it as a value: each goka processor with its input, its group
+// table, its outputs and the steps fused in it. The pipeline builds every goka group graph it runs from
+// this value (Processor.Graph), and `minipipe topology` prints the same value; the admin endpoint
+// /topology reports the graphs actually running, so a test can hold the two side by side.
 
-// Step is one processing step of a processor.
+// Step is one step of a processor, with the package that implements it and the state it keeps.
 type Step struct {
-	Name  string
-	What  string
-	State string // where the step keeps its state, if anywhere
+	Name    string `json:"name"`
+	Package string `json:"package"`
+	Does    string `json:"does"`
+	State   string `json:"state,omitempty"`
 }
 
-// Node is a goka processor of the topology.
-type Node struct {
-	Group   string
-	Inputs  []string
-	Outputs []string
-	Steps   []Step
-	Stores  []string
-	Graph   *goka.GroupGraph
-	Repeat  string // "one per source topic"
+// Output is a topic a processor writes besides its group table.
+type Output struct {
+	Topic string `json:"topic"`
+	What  string `json:"what"`
 }
 
-// Graph is the whole topology.
-type Graph struct {
-	Names   Names
-	Sources []Table
-	Nodes   []Node
-	Sink    string
+// Processor is one goka processor (one consumer group) of the topology.
+type Processor struct {
+	Name     string   `json:"name"`
+	Group    string   `json:"group"`
+	Input    string   `json:"input"`
+	Table    string   `json:"table,omitempty"` // the goka group table topic, persisted in Pebble under --data-dir
+	Outputs  []Output `json:"outputs"`
+	Steps    []Step   `json:"steps"`
+	PerTopic bool     `json:"per_topic,omitempty"` // one per source topic (and table generation)
 }
 
-// BuildGraph declares the topology for the configuration and the source topics known (none is fine: the
-// per-topic processor is shown once for a placeholder topic).
-func BuildGraph(cfg Config, sources []Table) Graph {
-	n := Names{cfg.PipelineName}
-	g := Graph{Names: n, Sources: sources, Sink: cfg.WarehouseURL()}
-	shown := sources
+// Graph builds the processor's goka group graph with cb as the callback of its input: the one place the
+// topology's goka graphs are defined.
+func (p Processor) Graph(cb goka.ProcessCallback) *goka.GroupGraph {
+	edges := []goka.Edge{goka.Input(goka.Stream(p.Input), new(codec.Bytes), cb)}
+	if p.Table != "" {
+		edges = append(edges, goka.Persist(new(codec.Bytes)))
+	}
+	return goka.DefineGroup(goka.Group(p.Group), edges...)
+}
+
+// Topology is the whole pipeline: sources, processors, sink.
+type Topology struct {
+	Pipeline   string      `json:"pipeline"`
+	Sources    []Source    `json:"sources"`
+	Processors []Processor `json:"processors"`
+	Sink       string      `json:"sink"`
+}
+
+// Source is a source topic and the table it feeds.
+type Source struct {
+	Topic       string `json:"topic"`
+	Table       string `json:"table"`
+	PartitionBy string `json:"partition_by"`
+}
+
+// Declare is the topology of a configuration: the commit processor, and an ingest processor for each
+// source topic given (for none, one for a placeholder topic).
+func Declare(cfg Config, sources []Table) Topology {
+	top := Topology{Pipeline: cfg.PipelineName, Sink: cfg.WarehouseURL()}
+	shown := append([]Table(nil), sources...)
+	sort.Slice(shown, func(i, j int) bool { return shown[i].Topic < shown[j].Topic })
+	for _, t := range shown {
+		top.Sources = append(top.Sources, Source{Topic: t.Topic, Table: t.Name, PartitionBy: t.Spec.String()})
+	}
 	if len(shown) == 0 {
 		spec, _ := bucket.ParseSpec(cfg.PartitionBy, cfg.Timezone)
 		shown = []Table{{Name: "<table>", Topic: "<topic>", Spec: spec, TimestampField: cfg.TimestampField}}
 	}
 	for _, t := range shown {
-		in := ingest.New(ingest.Config{
-			Table:     ingest.Table{Name: t.Name, Generation: 1, Topic: t.Topic, Spec: t.Spec, TimestampField: t.TimestampField},
-			Group:     n.IngestGroup(t.Topic, 1),
-			RowsTopic: n.RowsTopic(),
-		})
-		ts := "the Kafka record timestamp"
-		if t.TimestampField != "" {
-			ts = "field " + t.TimestampField
-		}
-		g.Nodes = append(g.Nodes, Node{
-			Group:   n.IngestGroup(t.Topic, 1),
-			Inputs:  []string{t.Topic + " (source)"},
-			Outputs: []string{n.RowsTopic() + " (repartition: key = table@generation/partition, batches of rows)", dlq.Topic(t.Topic) + " (dead letters, reason in headers)"},
-			Steps: []Step{
-				{Name: "ingest", What: "keep each record's source identity: topic, topic id, partition, offset, timestamp"},
-				{Name: "validate", What: "Confluent framing, schema id known, schema the table can take, datum decodes; else → " + dlq.Topic(t.Topic), State: "schema registry view " + cfg.RegistryTopic + " (Pebble)"},
-				{Name: "bucket", What: fmt.Sprintf("table %s, partition %s from %s", t.Name, t.Spec, ts)},
-			},
-			Stores: []string{"registry view " + cfg.RegistryTopic + " in Pebble under " + cfg.DataDir + "/state"},
-			Graph:  in.Graph(),
-			Repeat: "one per source topic",
-		})
+		top.Processors = append(top.Processors, IngestProcessor(cfg, t, 1))
 	}
-	com := commit.New(commit.Config{Group: n.CommitGroup(), RowsTopic: n.RowsTopic()})
-	g.Nodes = append(g.Nodes, Node{
-		Group:   n.CommitGroup(),
-		Inputs:  []string{fmt.Sprintf("%s (%d partitions)", n.RowsTopic(), cfg.RowsPartitions)},
-		Outputs: []string{n.RowsTopic() + " (seal markers that close idle files)"},
-		Steps: []Step{
-			{Name: "bucket (rotate)", What: fmt.Sprintf("close a file after %d rows, %d bytes or %s after its first row", cfg.FlushSize, cfg.MaxFileBytes, cfg.RotateInterval)},
-			{Name: "commit", What: "write Parquet to staging → manifest intent → publish (rename) → committed → acknowledge input in offset order",
-				State: "write-ahead manifest " + g.Sink + "/_minipipe/manifests/" + n.RowsTopic() + "/<partition>"},
-		},
-		Stores: []string{"manifest (framed, checksummed, create-exclusive records) in the warehouse"},
-		Graph:  com.Graph(),
-	})
-	return g
+	top.Processors = append(top.Processors, CommitProcessor(cfg))
+	return top
 }
 
-// Write prints the topology.
-func (g Graph) Write(w io.Writer) {
-	fmt.Fprintf(w, "minipipe topology %q\n\n", g.Names.Pipeline)
+// IngestProcessor is the declaration of a source topic's processor for a table generation.
+func IngestProcessor(cfg Config, t Table, gen int) Processor {
+	n := Names{cfg.PipelineName}
+	group := n.IngestGroup(t.Topic, gen)
+	table := string(goka.GroupTable(goka.Group(group)))
+	ts := "the Kafka record timestamp"
+	if t.TimestampField != "" {
+		ts = "field " + t.TimestampField
+	}
+	lateness := "late rows are not tracked (--allowed-lateness 0)"
+	if cfg.AllowedLateness > 0 {
+		lateness = fmt.Sprintf("rows more than %s behind are counted late", cfg.AllowedLateness)
+	}
+	return Processor{
+		Name:  "ingest",
+		Group: group,
+		Input: t.Topic,
+		Table: table,
+		Outputs: []Output{
+			{Topic: n.RowsTopic(), What: "repartition: key = table@generation/partition, batches of rows"},
+			{Topic: dlq.Topic(t.Topic), What: "dead letters, reason in headers"},
+		},
+		Steps: []Step{
+			{Name: "ingest", Package: "processors/ingest", Does: "keep each record's source identity (topic, topic id, partition, offset, timestamp); drop retries of an Idempotency-Key request",
+				State: fmt.Sprintf("idempotency keys per source partition for %s (%s keys i/, t/)", cfg.IdempotencyWindow, table)},
+			{Name: "validate", Package: "processors/validate", Does: "Confluent framing, schema id known, schema the table can take, datum decodes; else → " + dlq.Topic(t.Topic),
+				State: fmt.Sprintf("schema ids seen, records accepted and rejected by reason, per source partition (%s key v/); schemas from the registry view %s", table, cfg.RegistryTopic)},
+			{Name: "bucket", Package: "processors/bucket", Does: fmt.Sprintf("table %s, partition %s from %s", t.Name, t.Spec, ts),
+				State: fmt.Sprintf("event-time watermark per source partition (%s key w/); %s", table, lateness)},
+		},
+		PerTopic: true,
+	}
+}
+
+// CommitProcessor is the declaration of the commit processor.
+func CommitProcessor(cfg Config) Processor {
+	n := Names{cfg.PipelineName}
+	return Processor{
+		Name:    "commit",
+		Group:   n.CommitGroup(),
+		Input:   n.RowsTopic(),
+		Outputs: []Output{{Topic: n.RowsTopic(), What: "seal markers that close idle files"}},
+		Steps: []Step{
+			{Name: "rotate", Package: "processors/bucket", Does: fmt.Sprintf("close a file after %d rows, %d bytes or %s after its first row", cfg.FlushSize, cfg.MaxFileBytes, cfg.RotateInterval)},
+			{Name: "commit", Package: "processors/commit", Does: "write Parquet to staging → manifest intent → publish (rename) → committed → catalog → acknowledge input in offset order",
+				State: "write-ahead manifest " + cfg.WarehouseURL() + "/_minipipe/manifests/" + n.RowsTopic() + "/<partition> (in the warehouse: it commits with the files)"},
+		},
+	}
+}
+
+// Running is what a processor's goka group graph says it consumes and keeps: what /topology reports of the
+// graphs that run, and what Processor.Graph gives for a declaration.
+type Running struct {
+	Group  string   `json:"group"`
+	Inputs []string `json:"inputs"`
+	Table  string   `json:"table,omitempty"`
+}
+
+// RunningOf reads a goka group graph.
+func RunningOf(g *goka.GroupGraph) Running {
+	r := Running{Group: string(g.Group())}
+	for _, e := range g.InputStreams() {
+		r.Inputs = append(r.Inputs, e.Topic())
+	}
+	sort.Strings(r.Inputs)
+	if t := g.GroupTable(); t != nil {
+		r.Table = t.Topic()
+	}
+	return r
+}
+
+// WriteJSON prints the topology as JSON.
+func (t Topology) WriteJSON(w io.Writer) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(t)
+}
+
+// Write prints the topology as text.
+func (t Topology) Write(w io.Writer) {
+	fmt.Fprintf(w, "minipipe topology %q\n\n", t.Pipeline)
 	fmt.Fprintln(w, "Sources")
-	if len(g.Sources) == 0 {
+	if len(t.Sources) == 0 {
 		fmt.Fprintln(w, "  (no source topic known: each non-internal topic matching --topics becomes a table when it appears)")
 	}
-	srcs := append([]Table(nil), g.Sources...)
-	sort.Slice(srcs, func(i, j int) bool { return srcs[i].Topic < srcs[j].Topic })
-	for _, t := range srcs {
-		fmt.Fprintf(w, "  %-30s → table %-24s partition-by %s\n", t.Topic, t.Name, t.Spec)
+	for _, s := range t.Sources {
+		fmt.Fprintf(w, "  %-30s → table %-24s partition-by %s\n", s.Topic, s.Table, s.PartitionBy)
 	}
-	for _, n := range g.Nodes {
-		fmt.Fprintf(w, "\nProcessor %s", n.Group)
-		if n.Repeat != "" {
-			fmt.Fprintf(w, "   (%s)", n.Repeat)
+	for _, p := range t.Processors {
+		fmt.Fprintf(w, "\nProcessor %s: group %s", p.Name, p.Group)
+		if p.PerTopic {
+			fmt.Fprint(w, "   (one per source topic)")
 		}
 		fmt.Fprintln(w)
-		for _, in := range n.Inputs {
-			fmt.Fprintf(w, "  input   %s\n", in)
-		}
-		names := make([]string, len(n.Steps))
-		for i, s := range n.Steps {
+		fmt.Fprintf(w, "  input   %s\n", p.Input)
+		names := make([]string, len(p.Steps))
+		for i, s := range p.Steps {
 			names[i] = s.Name
 		}
 		fmt.Fprintf(w, "  steps   %s   (fused in one goka processor: no Kafka hop between them)\n", strings.Join(names, " → "))
-		for _, s := range n.Steps {
-			fmt.Fprintf(w, "    %-16s %s\n", s.Name, s.What)
+		for _, s := range p.Steps {
+			fmt.Fprintf(w, "    %-9s %-20s %s\n", s.Name, s.Package, s.Does)
 			if s.State != "" {
-				fmt.Fprintf(w, "    %-16s state: %s\n", "", s.State)
+				fmt.Fprintf(w, "    %-9s %-20s state: %s\n", "", "", s.State)
 			}
 		}
-		for _, o := range n.Outputs {
-			fmt.Fprintf(w, "  output  %s\n", o)
+		if p.Table != "" {
+			fmt.Fprintf(w, "  table   %s (goka group table: Pebble under --data-dir, rebuilt from this topic when lost)\n", p.Table)
 		}
-		for _, s := range n.Stores {
-			fmt.Fprintf(w, "  store   %s\n", s)
-		}
-		if n.Graph != nil {
-			var edges []string
-			for _, e := range n.Graph.InputStreams() {
-				edges = append(edges, "input("+e.Topic()+")")
-			}
-			if t := n.Graph.GroupTable(); t != nil {
-				edges = append(edges, "persist("+t.Topic()+")")
-			}
-			fmt.Fprintf(w, "  goka    group %s: %s\n", n.Graph.Group(), strings.Join(edges, ", "))
+		for _, o := range p.Outputs {
+			fmt.Fprintf(w, "  output  %s (%s)\n", o.Topic, o.What)
 		}
 	}
-	fmt.Fprintf(w, "\nSink\n  %s/<table>/<partition>/<topic>+<partition>+<first offset>.parquet (staging under _minipipe/staging, which engines skip)\n", g.Sink)
+	fmt.Fprintf(w, "\nSink\n  %s/<table>/<partition>/<file>.parquet (staging under _minipipe/staging, which engines skip)\n", t.Sink)
+}
+
+// WriteMermaid prints the topology as a Mermaid flowchart (for the README).
+func (t Topology) WriteMermaid(w io.Writer) {
+	fmt.Fprintln(w, "flowchart LR")
+	id := map[string]string{}
+	node := func(name, shape string) string {
+		if v, ok := id[name]; ok {
+			return v
+		}
+		v := fmt.Sprintf("n%d", len(id))
+		id[name] = v
+		fmt.Fprintf(w, "  %s%s\n", v, fmt.Sprintf(shape, strings.NewReplacer(`"`, "#quot;", "<", "#lt;", ">", "#gt;").Replace(name)))
+		return v
+	}
+	for _, p := range t.Processors {
+		proc := node(p.Group, `[["%s"]]`)
+		in := node(p.Input, `[/"%s"/]`)
+		fmt.Fprintf(w, "  %s --> %s\n", in, proc)
+		if p.Table != "" {
+			tbl := node(p.Table, `[("%s")]`)
+			fmt.Fprintf(w, "  %s <-.-> %s\n", proc, tbl)
+		}
+		for _, o := range p.Outputs {
+			if o.Topic == p.Input {
+				continue
+			}
+			fmt.Fprintf(w, "  %s --> %s\n", proc, node(o.Topic, `[/"%s"/]`))
+		}
+		if p.Name == "commit" {
+			fmt.Fprintf(w, "  %s --> %s\n", proc, node(t.Sink, `[("%s")]`))
+		}
+	}
 }

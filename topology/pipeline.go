@@ -12,7 +12,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/IBM/sarama"
@@ -30,6 +29,7 @@ import (
 	"github.com/minipipe/minipipe/processors/validate"
 	"github.com/minipipe/minipipe/sinks/fs"
 	"github.com/minipipe/minipipe/sinks/parquet"
+	"github.com/minipipe/minipipe/state"
 )
 
 // Names are the topology's own topics and consumer groups, derived from --pipeline-name: instances with
@@ -76,8 +76,11 @@ type Pipeline struct {
 	committer *commit.Committer
 	ingestM   *ingest.Metrics
 
+	tables *state.Tables // the stores of the ingest processors' group tables
+
 	mu      sync.Mutex
-	running map[string]*runningIngest // by topic@generation
+	running map[string]*runningIngest   // by topic@generation
+	graphs  map[string]*goka.GroupGraph // the goka graphs running, by group
 	wg      sync.WaitGroup
 }
 
@@ -99,7 +102,8 @@ func NewPipeline(cfg Config, log *slog.Logger, kcfg kafka.Config, gk *kafka.Goka
 	_, _ = rand.Read(idb)
 	host, _ := os.Hostname()
 	p := &Pipeline{cfg: cfg, log: log.With("component", "pipeline"), kcfg: kcfg, gk: gk, reg: reg, wh: wh, catalog: catalog, names: Names{cfg.PipelineName},
-		metrics: metrics, monitor: mon, instance: fmt.Sprintf("%s-%d-%s", host, os.Getpid(), hex.EncodeToString(idb)), running: map[string]*runningIngest{}}
+		metrics: metrics, monitor: mon, instance: fmt.Sprintf("%s-%d-%s", host, os.Getpid(), hex.EncodeToString(idb)), running: map[string]*runningIngest{},
+		graphs: map[string]*goka.GroupGraph{}, tables: state.NewTables(gk.StorageBuilder())}
 	p.client, err = sarama.NewClient(kcfg.Brokers, kcfg.Sarama())
 	if err != nil {
 		return nil, fmt.Errorf("pipeline: kafka client: %w", err)
@@ -149,38 +153,6 @@ func (s schemas) Sync() error {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	return s.reg.Sync(ctx)
-}
-
-// failpoint kills the process at a named step of the commit protocol when MINIPIPE_FAILPOINT names it
-// ("commit.intent", or "commit.intent:3" for its third occurrence): how the crash tests SIGKILL minipipe
-// at every step.
-func failpoint() func(string) {
-	spec := os.Getenv("MINIPIPE_FAILPOINT")
-	if spec == "" {
-		return nil
-	}
-	name, nth := spec, 1
-	if i := strings.LastIndexByte(spec, ':'); i > 0 {
-		if n, err := strconv.Atoi(spec[i+1:]); err == nil {
-			name, nth = spec[:i], n
-		}
-	}
-	var mu sync.Mutex
-	hits := 0
-	return func(step string) {
-		if step != name {
-			return
-		}
-		mu.Lock()
-		hits++
-		h := hits
-		mu.Unlock()
-		if h == nth {
-			fmt.Fprintf(os.Stderr, "FAILPOINT %s (occurrence %d): killing minipipe with SIGKILL\n", step, h)
-			_ = syscall.Kill(os.Getpid(), syscall.SIGKILL)
-			select {}
-		}
-	}
 }
 
 // Run runs the pipeline until ctx ends.
@@ -238,7 +210,7 @@ func (p *Pipeline) Run(ctx context.Context) error {
 		Log:          p.log,
 	})
 	p.supervise(ctx, "commit", func() (*goka.Processor, error) {
-		return goka.NewProcessor(p.kcfg.Brokers, p.committer.Graph(), p.gk.ProcessorOptions()...)
+		return goka.NewProcessor(p.kcfg.Brokers, p.graph(CommitProcessor(p.cfg).Graph(p.committer.Process)), p.gk.ProcessorOptions()...)
 	}, nil)
 
 	go p.watchLag(ctx, 10*time.Second)
@@ -440,15 +412,19 @@ func (p *Pipeline) startIngest(ctx context.Context, key string, t Table, gen int
 	for _, c := range partitionFieldColumns(t.Spec) {
 		drop[c] = true
 	}
+	decl := IngestProcessor(p.cfg, t, gen)
 	in := ingest.New(ingest.Config{
-		Table:     ingest.Table{Name: t.Name, Generation: gen, Topic: t.Topic, TopicID: topicID, Spec: t.Spec, TimestampField: t.TimestampField},
-		Group:     p.names.IngestGroup(t.Topic, gen),
-		RowsTopic: p.names.RowsTopic(),
-		Rows:      p.rows,
-		Producer:  p.producer,
-		Validator: validate.New(schemas{p.reg}, t.Subject(), drop),
-		Metrics:   p.ingestM,
-		Log:       p.log,
+		Table:             ingest.Table{Name: t.Name, Generation: gen, Topic: t.Topic, TopicID: topicID, Spec: t.Spec, TimestampField: t.TimestampField},
+		Group:             decl.Group,
+		RowsTopic:         p.names.RowsTopic(),
+		Rows:              p.rows,
+		Producer:          p.producer,
+		Validator:         validate.New(schemas{p.reg}, t.Subject(), drop),
+		Tables:            p.tables,
+		IdempotencyWindow: p.cfg.IdempotencyWindow,
+		AllowedLateness:   p.cfg.AllowedLateness,
+		Metrics:           p.ingestM,
+		Log:               p.log,
 	})
 	ictx, cancel := context.WithCancel(ctx)
 	r := &runningIngest{table: t, gen: gen, topicID: topicID, cancel: cancel, done: make(chan struct{})}
@@ -457,8 +433,49 @@ func (p *Pipeline) startIngest(ctx context.Context, key string, t Table, gen int
 	p.mu.Unlock()
 	p.log.Info("source topic feeds a table", "topic", t.Topic, "table", t.Name, "generation", gen, "partition_by", t.Spec.String())
 	p.supervise(ictx, "ingest "+key, func() (*goka.Processor, error) {
-		return goka.NewProcessor(p.kcfg.Brokers, in.Graph(), p.gk.ProcessorOptions()...)
+		if err := p.ensureTablePartitions(decl); err != nil {
+			return nil, err
+		}
+		return goka.NewProcessor(p.kcfg.Brokers, p.graph(decl.Graph(in.Process)), p.gk.ProcessorOptions(goka.WithStorageBuilder(p.tables.Builder()))...)
 	}, r.done)
+}
+
+// graph records a goka graph as running (for /topology) and returns it.
+func (p *Pipeline) graph(g *goka.GroupGraph) *goka.GroupGraph {
+	p.mu.Lock()
+	p.graphs[string(g.Group())] = g
+	p.mu.Unlock()
+	return g
+}
+
+// Running reports the goka graphs the pipeline runs, by group.
+func (p *Pipeline) Running() []Running {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var out []Running
+	for _, g := range p.graphs {
+		out = append(out, RunningOf(g))
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Group < out[j].Group })
+	return out
+}
+
+// ensureTablePartitions gives an ingest processor's group table as many partitions as its source topic has
+// (goka requires it): a source topic that grew keeps its processor running.
+func (p *Pipeline) ensureTablePartitions(decl Processor) error {
+	src, err := p.client.Partitions(decl.Input)
+	if err != nil {
+		return fmt.Errorf("partitions of %s: %w", decl.Input, err)
+	}
+	have, err := p.client.Partitions(decl.Table)
+	if err != nil || len(have) == 0 || len(have) >= len(src) {
+		return nil // missing: goka creates it with the source's partitions
+	}
+	p.log.Info("the source topic has more partitions than its state table; adding partitions", "topic", decl.Input, "table", decl.Table, "partitions", len(src))
+	if err := p.admin.CreatePartitions(decl.Table, int32(len(src)), nil, false); err != nil && !strings.Contains(err.Error(), "already has") {
+		return fmt.Errorf("adding partitions to %s: %w", decl.Table, err)
+	}
+	return p.client.RefreshMetadata(decl.Table)
 }
 
 // supervise runs a goka processor until ctx ends, rebuilding it after failures with backoff.

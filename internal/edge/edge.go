@@ -436,7 +436,11 @@ func (e *Edge) produce(w http.ResponseWriter, r *http.Request) {
 	// server's read timeout bounds that); the rest runs beside the timer.
 	ctx, cancel := context.WithTimeout(r.Context(), e.cfg.ProduceTimeout)
 	defer cancel()
+	idem, ierr := idempotencyKey(r.Header.Values("Idempotency-Key"))
 	raw, rerr := httpapi.ReadBody(r, e.cfg.MaxRequestBytes)
+	if rerr == nil && ierr != nil {
+		rerr = ierr
+	}
 	if rerr != nil {
 		e.inflight.Release(size)
 		httpapi.WriteError(w, ct, rerr)
@@ -452,7 +456,7 @@ func (e *Edge) produce(w http.ResponseWriter, r *http.Request) {
 	done := make(chan outcome, 1)
 	go func() {
 		defer e.inflight.Release(size)
-		body, n, herr := e.produceBody(ctx, topic, partition, raw, mt)
+		body, n, herr := e.produceBody(ctx, topic, partition, raw, mt, idem)
 		done <- outcome{body, n, herr}
 	}()
 	var o outcome
@@ -476,6 +480,33 @@ func (e *Edge) produce(w http.ResponseWriter, r *http.Request) {
 	e.metrics.observe("produce", 200, o.n, start)
 }
 
+// idempotencyKey reads the Idempotency-Key header (the IETF HTTP API draft's: a string, quoted as a
+// structured-field string or bare): at most one, of 1 to 255 printable ASCII characters. "" when absent.
+func idempotencyKey(vals []string) (string, *httpapi.Error) {
+	if len(vals) == 0 {
+		return "", nil
+	}
+	bad := func(why string) (string, *httpapi.Error) {
+		return "", &httpapi.Error{Status: 400, Code: 400, Message: "Invalid Idempotency-Key header: " + why}
+	}
+	if len(vals) > 1 {
+		return bad("given more than once")
+	}
+	k := strings.TrimSpace(vals[0])
+	if len(k) >= 2 && k[0] == '"' && k[len(k)-1] == '"' {
+		k = strings.ReplaceAll(strings.ReplaceAll(k[1:len(k)-1], `\"`, `"`), `\\`, `\`)
+	}
+	if k == "" || len(k) > kafka.MaxIdempotencyKey {
+		return bad(fmt.Sprintf("use 1 to %d characters", kafka.MaxIdempotencyKey))
+	}
+	for i := 0; i < len(k); i++ {
+		if k[i] < 0x20 || k[i] > 0x7e {
+			return bad("use printable ASCII characters")
+		}
+	}
+	return k, nil
+}
+
 func asHTTP(err error) *httpapi.Error {
 	var he *httpapi.Error
 	if errors.As(err, &he) {
@@ -485,7 +516,7 @@ func asHTTP(err error) *httpapi.Error {
 }
 
 // produceBody validates, encodes and sends a produce request and renders the response body.
-func (e *Edge) produceBody(ctx context.Context, topic, partition string, raw []byte, mt MediaType) ([]byte, int, *httpapi.Error) {
+func (e *Edge) produceBody(ctx context.Context, topic, partition string, raw []byte, mt MediaType, idem string) ([]byte, int, *httpapi.Error) {
 	if !ValidTopic(topic) {
 		return nil, 0, httpapi.Errorf(422, "Invalid topic name %q: use up to 249 characters from [a-zA-Z0-9._-]", truncate(topic))
 	}
@@ -551,6 +582,10 @@ func (e *Edge) produceBody(ctx context.Context, topic, partition string, raw []b
 		} else if rec.Partition != nil {
 			m.Partition = *rec.Partition
 		}
+		if idem != "" {
+			m.Headers = []kgo.RecordHeader{{Key: kafka.HeaderIdempotencyKey, Value: []byte(idem)},
+				{Key: kafka.HeaderIdempotencyIndex, Value: strconv.AppendInt(nil, int64(i), 10)}}
+		}
 		msgs[i] = m
 	}
 
@@ -561,6 +596,11 @@ func (e *Edge) produceBody(ctx context.Context, topic, partition string, raw []b
 	for _, m := range msgs {
 		if m.Partition >= n {
 			return nil, 0, errPartitionNotFound()
+		}
+		// A keyless record of an idempotent request is placed by the key: every retry reaches the
+		// partition whose ingest stage remembers it.
+		if idem != "" && m.Partition < 0 && m.Key == nil {
+			m.Partition = kafka.KeyPartition([]byte(idem), n)
 		}
 	}
 	results, err := e.send(ctx, msgs)

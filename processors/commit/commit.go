@@ -22,7 +22,6 @@ import (
 
 	"github.com/apache/arrow/go/v15/arrow"
 	"github.com/lovoo/goka"
-	"github.com/lovoo/goka/codec"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kgo"
 
@@ -172,12 +171,8 @@ func New(cfg Config) *Committer {
 	return &Committer{cfg: cfg, parts: map[int32]*partWriter{}, schemas: map[int]*avro.Schema{}}
 }
 
-// Graph is the goka group graph of the commit stage.
-func (c *Committer) Graph() *goka.GroupGraph {
-	return goka.DefineGroup(goka.Group(c.cfg.Group),
-		goka.Input(goka.Stream(c.cfg.RowsTopic), new(codec.Bytes), c.process),
-	)
-}
+// Process is the goka callback of the repartition topic.
+func (c *Committer) Process(ctx goka.Context, msg interface{}) { c.process(ctx, msg) }
 
 func (c *Committer) schema(ctx context.Context, id int) (*avro.Schema, error) {
 	c.schemaMu.Lock()

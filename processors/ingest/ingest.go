@@ -15,7 +15,6 @@ import (
 	"time"
 
 	"github.com/lovoo/goka"
-	"github.com/lovoo/goka/codec"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kgo"
 
@@ -26,6 +25,7 @@ import (
 	"github.com/minipipe/minipipe/processors/dlq"
 	"github.com/minipipe/minipipe/processors/envelope"
 	"github.com/minipipe/minipipe/processors/validate"
+	"github.com/minipipe/minipipe/state"
 )
 
 // Table is what the ingest stage needs to know of the table a topic feeds.
@@ -67,6 +67,13 @@ type Config struct {
 	// MaxPendingBytes bounds the rows a source partition holds that Kafka has not confirmed (default 32 MiB);
 	// past it the partition waits (backpressure) instead of growing.
 	MaxPendingBytes int
+	// Tables reaches the stores of the processor's group table, where the steps keep their state per source
+	// partition (nil: no state: no idempotency, no stats, no watermarks).
+	Tables *state.Tables
+	// IdempotencyWindow is how long an Idempotency-Key is remembered (default 24h).
+	IdempotencyWindow time.Duration
+	// AllowedLateness is how far behind its partition's watermark a row may be before it counts as late.
+	AllowedLateness time.Duration
 	Metrics         *Metrics
 	Log             *slog.Logger
 }
@@ -96,6 +103,9 @@ func New(cfg Config) *Ingest {
 	if cfg.MaxPendingBytes <= 0 {
 		cfg.MaxPendingBytes = 32 << 20
 	}
+	if cfg.IdempotencyWindow <= 0 {
+		cfg.IdempotencyWindow = 24 * time.Hour
+	}
 	if cfg.Metrics == nil {
 		cfg.Metrics = NewMetrics(nil)
 	}
@@ -106,12 +116,11 @@ func New(cfg Config) *Ingest {
 	return &Ingest{cfg: cfg, parts: map[int32]*part{}}
 }
 
-// Graph is the goka group graph: the source topic in; rows and dead letters go out through the producer.
-func (in *Ingest) Graph() *goka.GroupGraph {
-	return goka.DefineGroup(goka.Group(in.cfg.Group),
-		goka.Input(goka.Stream(in.cfg.Table.Topic), new(codec.Bytes), in.process),
-	)
-}
+// Process is the goka callback of the source topic: ingest → validate → bucket, fused.
+func (in *Ingest) Process(ctx goka.Context, msg interface{}) { in.process(ctx, msg) }
+
+// TableTopic is the processor's group table topic, where its steps keep their state.
+func (in *Ingest) TableTopic() string { return string(goka.GroupTable(goka.Group(in.cfg.Group))) }
 
 // part is one source partition's pending work: the batch being gathered for each table partition, and the
 // chain of batches sent for each, which are acknowledged only in the order they were sent.
@@ -134,6 +143,8 @@ type part struct {
 
 	pending int        // bytes of rows gathered or sent and not yet confirmed (with mu)
 	room    *sync.Cond // on mu: pending fell below MaxPendingBytes, or the partition was revoked
+
+	state *partState // the steps' state of this partition (with mu)
 }
 
 // outcome is what the producer said of one send of a batch.
@@ -195,22 +206,35 @@ func headerBytes(b *envelope.Batch) int {
 // rowBytes estimates a row's encoded bytes.
 func rowBytes(r *envelope.Row) int { return 24 + len(r.Payload) }
 
-func (in *Ingest) part(ctx goka.Context) *part {
+func (in *Ingest) part(ctx goka.Context) (*part, error) {
 	pid := ctx.Partition()
 	in.mu.Lock()
 	defer in.mu.Unlock()
 	if p := in.parts[pid]; p != nil && p.ctx == ctx.Context() {
-		return p
+		return p, nil
+	}
+	var sp *state.Partition
+	if in.cfg.Tables != nil {
+		st := in.cfg.Tables.Store(in.TableTopic(), pid)
+		if st == nil {
+			return nil, fmt.Errorf("no state store open for %s/%d", in.TableTopic(), pid)
+		}
+		sp = &state.Partition{Store: st, Topic: in.TableTopic(), Partition: pid, Producer: in.cfg.Producer}
+	}
+	ps, err := loadState(sp, in.cfg.IdempotencyWindow, in.cfg.AllowedLateness)
+	if err != nil {
+		return nil, fmt.Errorf("reading the state of partition %d: %w", pid, err)
 	}
 	p := in.newPart(pid, ctx.Context())
+	p.state = ps
 	in.parts[pid] = p
 	go p.run(ctx.Context())
-	return p
+	return p, nil
 }
 
 func (in *Ingest) newPart(id int32, ctx context.Context) *part {
 	p := &part{in: in, id: id, ctx: ctx, acks: acks.NewQueue(), batches: map[string]*pending{}, chains: map[string]*chain{},
-		kick: make(chan struct{}, 1), done: make(chan struct{})}
+		kick: make(chan struct{}, 1), done: make(chan struct{}), state: &partState{stats: validate.NewStats(), wm: bucket.NewWatermark()}}
 	p.room = sync.NewCond(&p.mu)
 	return p
 }
@@ -271,6 +295,13 @@ func (p *part) tick() time.Duration {
 			next = d
 		}
 	}
+	if d := p.state.due(now); d > 0 {
+		if d <= time.Millisecond {
+			p.state.flush()
+		} else {
+			due(d)
+		}
+	}
 	for k, b := range p.batches {
 		if wait := p.in.cfg.Linger - now.Sub(b.since); wait <= 0 {
 			delete(p.batches, k)
@@ -305,6 +336,7 @@ func (p *part) tick() time.Duration {
 // acknowledged with an error, and the next owner redoes it from the committed offset.
 func (p *part) drain() {
 	p.mu.Lock()
+	p.state.flush()
 	for k, b := range p.batches {
 		delete(p.batches, k)
 		p.produce(b)
@@ -548,26 +580,54 @@ func (b *pending) split(i int) (*pending, *pending) {
 
 // process is the goka callback: ingest → validate → bucket, fused.
 func (in *Ingest) process(ctx goka.Context, msg interface{}) {
-	p := in.part(ctx)
+	p, err := in.part(ctx)
+	if err != nil {
+		ctx.Fail(err)
+	}
 	e := p.acks.Push(ctx.DeferCommit())
 	defer p.acks.Release(e, nil)
 	in.cfg.Metrics.records.Inc()
+	offset := ctx.Offset()
 	value, _ := msg.([]byte)
+	t := in.cfg.Table
+	if t.From != nil && !t.From(ctx.Partition(), offset) {
+		return // another generation's record
+	}
+
+	// ingest: the record's state is written before it can be acknowledged; a retry of an Idempotency-Key
+	// request seen before is dropped.
+	p.mu.Lock()
+	p.state.begin(p.acks, e)
 	if value == nil {
+		p.state.count(offset, func(s *validate.Stats) { s.Tombstones++ })
+		p.mu.Unlock()
 		in.cfg.Metrics.skipped.Inc() // a tombstone is no row
 		return
 	}
-	t := in.cfg.Table
-	if t.From != nil && !t.From(ctx.Partition(), ctx.Offset()) {
-		return
+	if err := p.state.sweep(ctx.Timestamp()); err != nil {
+		in.cfg.Log.Warn("idempotency keys", "partition", ctx.Partition(), "error", err)
 	}
+	if key, idx, ok := idempotency(ctx.Headers()); ok {
+		repeat, err := p.state.admit(key, idx, offset, ctx.Timestamp())
+		if err != nil {
+			p.mu.Unlock()
+			p.acks.Fail(e, fmt.Errorf("idempotency state: %w", err))
+			return
+		}
+		if repeat {
+			p.state.count(offset, func(s *validate.Stats) { s.Repeats++ })
+			p.mu.Unlock()
+			in.cfg.Metrics.repeats.Inc()
+			return
+		}
+	}
+	p.mu.Unlock()
 	src := envelope.Source{Topic: t.Topic, TopicID: t.TopicID, Partition: ctx.Partition()}
 
 	var (
 		id      int
 		schema  *avro.Schema
 		payload []byte
-		err     error
 	)
 	for attempt := 0; ; attempt++ {
 		id, schema, payload, err = in.cfg.Validator.Check(value)
@@ -587,6 +647,9 @@ func (in *Ingest) process(ctx goka.Context, msg interface{}) {
 		}
 	}
 	dead := func(rej *validate.Rejection) {
+		p.mu.Lock()
+		p.state.count(offset, func(s *validate.Stats) { s.Reject(rej.Code) })
+		p.mu.Unlock()
 		p.acks.Hold(e)
 		go p.deadLetter(e, ctx.Key(), value, ctx.Partition(), ctx.Offset(), ctx.Timestamp().UnixMilli(), rej)
 	}
@@ -631,6 +694,10 @@ func (in *Ingest) process(ctx goka.Context, msg interface{}) {
 	limit := min(in.cfg.BatchBytes, in.cfg.Rows.MaxBytes()-kafka.RecordOverhead-len(key))
 
 	p.mu.Lock()
+	p.state.count(offset, func(s *validate.Stats) { s.Accept(offset, ctx.Timestamp().UnixMilli(), id) })
+	if p.state.observe(offset, ts) {
+		in.cfg.Metrics.late.Inc()
+	}
 	// Backpressure: while the repartition topic does not take rows (a chain waits to send again), this
 	// partition stops reading rather than holding an unbounded backlog.
 	for p.pending >= in.cfg.MaxPendingBytes && p.ctx.Err() == nil {
@@ -679,6 +746,8 @@ type Metrics struct {
 	skipped prometheus.Counter
 	retries prometheus.Counter
 	splits  prometheus.Counter
+	repeats prometheus.Counter
+	late    prometheus.Counter
 	dlq     *prometheus.CounterVec
 }
 
@@ -691,11 +760,13 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		skipped: prometheus.NewCounter(prometheus.CounterOpts{Name: "minipipe_ingest_tombstones_total", Help: "Source records without a value, skipped."}),
 		retries: prometheus.NewCounter(prometheus.CounterOpts{Name: "minipipe_ingest_produce_retries_total", Help: "Row batches sent again after a failed produce."}),
 		splits:  prometheus.NewCounter(prometheus.CounterOpts{Name: "minipipe_ingest_batch_splits_total", Help: "Row batches split because the repartition topic refused them as too large."}),
+		repeats: prometheus.NewCounter(prometheus.CounterOpts{Name: "minipipe_ingest_idempotent_repeats_total", Help: "Records dropped as retries of an Idempotency-Key request already taken."}),
+		late:    prometheus.NewCounter(prometheus.CounterOpts{Name: "minipipe_late_rows_total", Help: "Rows whose event time is behind their source partition's watermark by more than --allowed-lateness (still committed)."}),
 		dlq: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "minipipe_dlq_records_total", Help: "Records sent to dead-letter topics, by topic and reason."},
 			[]string{"topic", "reason"}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.records, m.rows, m.batches, m.skipped, m.retries, m.splits, m.dlq)
+		reg.MustRegister(m.records, m.rows, m.batches, m.skipped, m.retries, m.splits, m.repeats, m.late, m.dlq)
 	}
 	return m
 }
