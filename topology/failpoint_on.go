@@ -45,4 +45,3 @@ func failpoint() func(string) {
 		}
 	}
 }
-
