@@ -98,6 +98,21 @@ func tablePartitions(table string, gen int, location string, keys []string, part
 	return tp
 }
 
+func (m *metastore) MarkComplete(ctx context.Context, table string, gen int, partitions [][2]string) error {
+	cur, err := m.generation(table)
+	if err != nil {
+		return err
+	}
+	if gen != cur {
+		return nil // a generation being built by a replay: the metastore shows another
+	}
+	vals := make([]string, len(partitions))
+	for i, kv := range partitions {
+		vals[i] = kv[1]
+	}
+	return m.hc.MarkComplete(ctx, table, vals)
+}
+
 func (m *metastore) Close() error { return m.hc.Close() }
 
 // swapMetastore points the metastore's table at a generation a replay swapped in: its location, and

@@ -197,17 +197,18 @@ func (p *Pipeline) Run(ctx context.Context) error {
 			t.Name = name
 			return t.Commit()
 		},
-		Schemas:      schemas{p.reg},
-		Producer:     p.producer,
-		Instance:     p.instance,
-		Cluster:      p.claimCluster(),
-		Pipeline:     p.cfg.PipelineName,
-		Parquet:      parquet.Options{Compression: p.cfg.ParquetCompression},
-		SealCheck:    min(max(p.cfg.RotateInterval/4, 100*time.Millisecond), time.Second),
-		CompactEvery: p.cfg.CheckpointEvery,
-		Failpoint:    failpoint(),
-		Metrics:      commit.NewMetrics(p.metrics),
-		Log:          p.log,
+		Schemas:         schemas{p.reg},
+		Producer:        p.producer,
+		Instance:        p.instance,
+		Cluster:         p.claimCluster(),
+		Pipeline:        p.cfg.PipelineName,
+		Parquet:         parquet.Options{Compression: p.cfg.ParquetCompression},
+		SealCheck:       min(max(p.cfg.RotateInterval/4, 100*time.Millisecond), time.Second),
+		CompactEvery:    p.cfg.CheckpointEvery,
+		AllowedLateness: p.cfg.AllowedLateness,
+		Failpoint:       failpoint(),
+		Metrics:         commit.NewMetrics(p.metrics),
+		Log:             p.log,
 	})
 	p.supervise(ctx, "commit", func() (*goka.Processor, error) {
 		return goka.NewProcessor(p.kcfg.Brokers, p.graph(CommitProcessor(p.cfg).Graph(p.committer.Process)), p.gk.ProcessorOptions()...)
@@ -413,6 +414,8 @@ func (p *Pipeline) startIngest(ctx context.Context, key string, t Table, gen int
 		drop[c] = true
 	}
 	decl := IngestProcessor(p.cfg, t, gen)
+	rowsParts, _ := p.client.Partitions(p.names.RowsTopic())
+	srcParts, _ := p.client.Partitions(t.Topic)
 	in := ingest.New(ingest.Config{
 		Table:             ingest.Table{Name: t.Name, Generation: gen, Topic: t.Topic, TopicID: topicID, Spec: t.Spec, TimestampField: t.TimestampField},
 		Group:             decl.Group,
@@ -423,6 +426,8 @@ func (p *Pipeline) startIngest(ctx context.Context, key string, t Table, gen int
 		Tables:            p.tables,
 		IdempotencyWindow: p.cfg.IdempotencyWindow,
 		AllowedLateness:   p.cfg.AllowedLateness,
+		RowsPartitions:    len(rowsParts),
+		SourcePartitions:  int32(len(srcParts)),
 		Metrics:           p.ingestM,
 		Log:               p.log,
 	})

@@ -37,7 +37,7 @@ func (t Table) Subject() string { return t.Topic + "-value" }
 
 // Commit is the commit stage's view of the table.
 func (t Table) Commit() commit.Table {
-	return commit.Table{Name: t.Name, Policy: t.Policy, PartitionColumns: partitionFieldColumns(t.Spec)}
+	return commit.Table{Name: t.Name, Policy: t.Policy, PartitionColumns: partitionFieldColumns(t.Spec), Spec: t.Spec}
 }
 
 // partitionFieldColumns are data fields that become partition columns (and so leave the files).

@@ -131,3 +131,25 @@ func TestTableName(t *testing.T) {
 		}
 	}
 }
+
+func TestPartitionEnd(t *testing.T) {
+	berlin, _ := time.LoadLocation("Europe/Berlin")
+	cases := []struct {
+		spec   Spec
+		values [][2]string
+		want   time.Time
+		ok     bool
+	}{
+		{Spec{Kind: Daily}, [][2]string{{"dt", "2026-11-28"}}, time.Date(2026, 11, 29, 0, 0, 0, 0, time.UTC), true},
+		{Spec{Kind: Hourly}, [][2]string{{"dt", "2026-11-28"}, {"hr", "23"}}, time.Date(2026, 11, 29, 0, 0, 0, 0, time.UTC), true},
+		{Spec{Kind: Hourly, Loc: berlin}, [][2]string{{"dt", "2026-11-28"}, {"hr", "10"}}, time.Date(2026, 11, 28, 10, 0, 0, 0, time.UTC), true},
+		{Spec{Kind: Field, Field: "x"}, [][2]string{{"x", "1"}}, time.Time{}, false},
+		{Spec{Kind: Daily}, [][2]string{{"dt", "nonsense"}}, time.Time{}, false},
+	}
+	for _, c := range cases {
+		got, ok := c.spec.End(c.values)
+		if ok != c.ok || ok && !got.Equal(c.want) {
+			t.Errorf("%v %v: %v %v, want %v %v", c.spec, c.values, got, ok, c.want, c.ok)
+		}
+	}
+}

@@ -86,6 +86,19 @@ func (p *partWriter) applyCatalog(ctx context.Context) {
 			reconciled = true
 		}
 		if len(refs) == 0 {
+			// Partitions marked complete, once every catalog change before them is applied (their
+			// partitions are registered).
+			p.mu.Lock()
+			completions := len(p.completeQ)
+			p.mu.Unlock()
+			if completions > 0 {
+				if err := p.applyCompletions(ctx); err != nil {
+					if !fail("mark complete", err) {
+						return
+					}
+					continue
+				}
+			}
 			if failures > 0 {
 				c.cfg.Log.Info("the metastore has caught up", "partition", p.id)
 				failures = 0

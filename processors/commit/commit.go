@@ -40,6 +40,7 @@ type Table struct {
 	Name             string
 	Policy           bucket.Policy
 	PartitionColumns []string
+	Spec             bucket.Spec // how the table is partitioned (completeness needs the time range of a partition)
 }
 
 // Schemas resolves schema ids.
@@ -57,6 +58,8 @@ type Catalog interface {
 	// Reconcile makes the metastore show a table's committed partitions (those this partition of the
 	// commit stage owns), run after every recovery.
 	Reconcile(ctx context.Context, t CatalogTable) error
+	// MarkComplete sets the partition parameter minipipe.complete=true (idempotent).
+	MarkComplete(ctx context.Context, table string, gen int, partitions [][2]string) error
 }
 
 // CatalogTable is what a commit partition has committed of one table generation.
@@ -96,8 +99,11 @@ type Config struct {
 	Catalog   Catalog
 	// CatalogRetry is the longest pause between attempts to apply catalog changes (default 30s).
 	CatalogRetry time.Duration
-	Metrics      *Metrics
-	Log          *slog.Logger
+	// AllowedLateness > 0 marks daily and hourly partitions complete once every source partition's
+	// watermark has passed their end by it (see complete.go).
+	AllowedLateness time.Duration
+	Metrics         *Metrics
+	Log             *slog.Logger
 }
 
 // Location is the directory of a table's generation in the warehouse: the table's name for the first
@@ -224,6 +230,10 @@ type partWriter struct {
 	commits int
 	// catalogWake nudges the catalog applier after a commit with catalog changes.
 	catalogWake chan struct{}
+
+	marks     map[string]*tableMarks // source partitions' watermarks, by table generation
+	complete  map[string]bool        // table partitions marked complete, by key
+	completeQ []completion           // complete partitions the metastore does not know yet
 }
 
 type openFile struct {
@@ -258,7 +268,7 @@ func (c *Committer) part(ctx goka.Context) *partWriter {
 	// A new assignment (or a restarted processor) starts afresh; a previous one still finishing its
 	// revocation keeps its own state until it is done.
 	p := &partWriter{c: c, id: pid, ctx: ctx.Context(), acks: acks.NewQueue(), files: map[string]*openFile{}, sealSent: map[string]string{},
-		seen: map[string]int64{}, catalogWake: make(chan struct{}, 1)}
+		seen: map[string]int64{}, catalogWake: make(chan struct{}, 1), marks: map[string]*tableMarks{}, complete: map[string]bool{}}
 	c.parts[pid] = p
 	go p.run(ctx.Context())
 	if c.cfg.Catalog != nil {
@@ -311,6 +321,15 @@ func (p *partWriter) handle(ctx context.Context, value []byte, e *acks.Entry, of
 			if err := p.commit(f); err != nil {
 				p.die(e, err)
 			}
+		}
+	case envelope.KindWatermark:
+		w, err := envelope.DecodeWatermark(value)
+		if err != nil {
+			c.cfg.Log.Error("skipping a malformed watermark", "partition", p.id, "offset", offset, "error", err)
+			return
+		}
+		if err := p.watermark(w); err != nil {
+			p.die(e, err)
 		}
 	case envelope.KindRows:
 		b, err := envelope.DecodeBatch(value)
@@ -425,6 +444,9 @@ func (p *partWriter) add(ctx context.Context, b *envelope.Batch, e *acks.Entry) 
 			return fmt.Errorf("writing %s: %w", f.staging, err)
 		}
 		f.written = time.Now()
+		if p.complete[key] {
+			c.cfg.Metrics.afterComplete.Inc()
+		}
 		r := f.sources[src]
 		if r == nil {
 			r = &manifest.SourceRange{Source: src, First: row.Offset}
@@ -843,6 +865,9 @@ type Metrics struct {
 	catalogPending *prometheus.GaugeVec
 	catalogErrors  prometheus.Counter
 	catalogApplied prometheus.Counter
+
+	completed     prometheus.Counter
+	afterComplete prometheus.Counter
 }
 
 // NewMetrics registers the metrics with reg (nil: unregistered).
@@ -859,13 +884,17 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		open:        prometheus.NewGauge(prometheus.GaugeOpts{Name: "minipipe_commit_open_files", Help: "Files being written."}),
 		latency: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "minipipe_commit_duration_seconds", Help: "Time to commit a file.",
 			Buckets: prometheus.ExponentialBuckets(0.001, 2, 14)}),
+		completed: prometheus.NewCounter(prometheus.CounterOpts{Name: "minipipe_partitions_completed_total",
+			Help: "Daily or hourly table partitions marked complete (_SUCCESS) once every source partition's watermark passed them by --allowed-lateness."}),
+		afterComplete: prometheus.NewCounter(prometheus.CounterOpts{Name: "minipipe_rows_after_complete_total",
+			Help: "Rows committed into a table partition already marked complete (late rows; they are in the table)."}),
 		catalogPending: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "minipipe_catalog_pending_commits",
 			Help: "Committed intents whose metastore changes are not applied yet, by commit partition."}, []string{"partition"}),
 		catalogErrors:  prometheus.NewCounter(prometheus.CounterOpts{Name: "minipipe_catalog_errors_total", Help: "Failed attempts to update the metastore (retried)."}),
 		catalogApplied: prometheus.NewCounter(prometheus.CounterOpts{Name: "minipipe_catalog_changes_applied_total", Help: "Metastore changes applied."}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.files, m.rows, m.bytes, m.duplicates, m.gaps, m.deadLetters, m.recovered, m.open, m.latency, m.catalogPending, m.catalogErrors, m.catalogApplied)
+		reg.MustRegister(m.files, m.rows, m.bytes, m.duplicates, m.gaps, m.deadLetters, m.recovered, m.open, m.latency, m.catalogPending, m.catalogErrors, m.catalogApplied, m.completed, m.afterComplete)
 	}
 	return m
 }

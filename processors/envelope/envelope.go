@@ -14,8 +14,9 @@ import (
 
 // Kinds of envelope.
 const (
-	KindRows byte = 1
-	KindSeal byte = 2
+	KindRows      byte = 1
+	KindSeal      byte = 2
+	KindWatermark byte = 3
 )
 
 const (
@@ -69,6 +70,60 @@ func Key(table string, gen int, path string) string {
 type Seal struct {
 	Key    string
 	FileID string
+}
+
+// Watermark is a source partition's event-time progress, sent by the bucket step to every partition of the
+// repartition topic once every row of the source partition up to Through is in Kafka: the commit stage
+// reads it after all those rows, so when every source partition's watermark has passed a table partition
+// by the allowed lateness, whatever that partition will hold on time is already in the commit stage.
+type Watermark struct {
+	Table      string
+	Generation int
+	Source     Source
+	Partitions int32 // of the source topic
+	Through    int64 // the last source offset placed
+	EventTime  int64 // the latest event time placed, Unix ms
+	Arrived    int64 // wall-clock time the source partition's last record arrived, Unix ms
+}
+
+// EncodeWatermark renders a watermark marker.
+func EncodeWatermark(m Watermark) []byte {
+	w := writer{}
+	w.b = append(w.b, magic, version, KindWatermark)
+	w.str(m.Table)
+	w.uvarint(uint64(m.Generation))
+	w.str(m.Source.Topic)
+	w.str(m.Source.TopicID)
+	w.varint(int64(m.Source.Partition))
+	w.varint(int64(m.Partitions))
+	w.varint(m.Through)
+	w.varint(m.EventTime)
+	w.varint(m.Arrived)
+	return w.b
+}
+
+// DecodeWatermark parses a watermark marker.
+func DecodeWatermark(b []byte) (Watermark, error) {
+	if k, err := Kind(b); err != nil || k != KindWatermark {
+		return Watermark{}, fmt.Errorf("%w: not a watermark", ErrMalformed)
+	}
+	r := reader{b: b, p: 3}
+	m := Watermark{Table: r.str(), Generation: int(r.uvarint())}
+	m.Source = Source{Topic: r.str(), TopicID: r.str(), Partition: int32(r.varint())}
+	m.Partitions = int32(r.varint())
+	m.Through, m.EventTime, m.Arrived = r.varint(), r.varint(), r.varint()
+	if r.err == nil && r.p != len(b) {
+		r.fail("trailing bytes")
+	}
+	if r.err == nil && (m.Partitions < 1 || m.Partitions > 1<<20 || m.Source.Partition < 0 || m.Source.Partition >= m.Partitions) {
+		r.fail("partition")
+	}
+	return m, r.err
+}
+
+// WatermarkKey is the repartition key of a table generation's watermark markers.
+func WatermarkKey(table string, gen int) string {
+	return table + "@" + strconv.Itoa(gen) + "#watermark"
 }
 
 type writer struct{ b []byte }

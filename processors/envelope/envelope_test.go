@@ -54,6 +54,7 @@ func FuzzDecodeEnvelope(f *testing.F) {
 	f.Add(EncodeBatch(&Batch{Table: "t", Path: "dt=x", Source: Source{Topic: "t"}, Rows: []Row{{Offset: 1, Payload: []byte("ab")}}}))
 	f.Add(EncodeSeal(Seal{Key: "t@1/", FileID: "t+0+1"}))
 	f.Add([]byte{'M', 1, 1, 0xff, 0xff, 0xff, 0xff, 0x0f})
+	f.Add(EncodeWatermark(Watermark{Table: "t", Generation: 1, Source: Source{Topic: "t", Partition: 2}, Partitions: 4, Through: 9, EventTime: 1e12, Arrived: 1e12}))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		if batch, err := DecodeBatch(b); err == nil {
 			again, err := DecodeBatch(EncodeBatch(batch))
@@ -62,5 +63,10 @@ func FuzzDecodeEnvelope(f *testing.F) {
 			}
 		}
 		_, _ = DecodeSeal(b)
+		if m, err := DecodeWatermark(b); err == nil {
+			if again, err := DecodeWatermark(EncodeWatermark(m)); err != nil || again != m {
+				t.Fatalf("re-encoded watermark differs: %+v %+v %v", m, again, err)
+			}
+		}
 	})
 }

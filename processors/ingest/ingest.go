@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/lovoo/goka"
@@ -73,9 +74,14 @@ type Config struct {
 	// IdempotencyWindow is how long an Idempotency-Key is remembered (default 24h).
 	IdempotencyWindow time.Duration
 	// AllowedLateness is how far behind its partition's watermark a row may be before it counts as late.
-	AllowedLateness time.Duration
-	Metrics         *Metrics
-	Log             *slog.Logger
+	// When it is set, each source partition's watermark is sent to every partition of the repartition
+	// topic (RowsPartitions of them) once the rows it covers are in Kafka, for the commit stage's
+	// completeness markers.
+	AllowedLateness  time.Duration
+	RowsPartitions   int
+	SourcePartitions int32
+	Metrics          *Metrics
+	Log              *slog.Logger
 }
 
 // Ingest is the processor of one source topic.
@@ -145,6 +151,11 @@ type part struct {
 	room    *sync.Cond // on mu: pending fell below MaxPendingBytes, or the partition was revoked
 
 	state *partState // the steps' state of this partition (with mu)
+
+	acked    atomic.Int64 // the last offset acknowledged
+	mark     *envelope.Watermark
+	markSent time.Time
+	markedAt int64 // Through of the last marker sent
 }
 
 // outcome is what the producer said of one send of a batch.
@@ -236,6 +247,8 @@ func (in *Ingest) newPart(id int32, ctx context.Context) *part {
 	p := &part{in: in, id: id, ctx: ctx, acks: acks.NewQueue(), batches: map[string]*pending{}, chains: map[string]*chain{},
 		kick: make(chan struct{}, 1), done: make(chan struct{}), state: &partState{stats: validate.NewStats(), wm: bucket.NewWatermark()}}
 	p.room = sync.NewCond(&p.mu)
+	p.acked.Store(-1)
+	p.markedAt = -1
 	return p
 }
 
@@ -295,6 +308,7 @@ func (p *part) tick() time.Duration {
 			next = d
 		}
 	}
+	due(p.watermarkMarker(now))
 	if d := p.state.due(now); d > 0 {
 		if d <= time.Millisecond {
 			p.state.flush()
@@ -329,6 +343,37 @@ func (p *part) tick() time.Duration {
 		}
 	}
 	return next
+}
+
+// watermarkMarker sends the partition's watermark to every partition of the repartition topic once the
+// rows it covers are acknowledged (so in Kafka, before the marker in every partition), when it moved or
+// at least every second (an idle partition keeps saying so); it returns when to look again. Called with
+// p.mu held.
+func (p *part) watermarkMarker(now time.Time) time.Duration {
+	in := p.in
+	if in.cfg.AllowedLateness <= 0 || in.cfg.RowsPartitions < 1 || in.cfg.Producer == nil {
+		return 0
+	}
+	wm := p.state.wm
+	if p.mark == nil && wm.Through >= 0 && (wm.Through > p.markedAt && now.Sub(p.markSent) >= stateFlush || now.Sub(p.markSent) >= time.Second) {
+		t := in.cfg.Table
+		p.mark = &envelope.Watermark{Table: t.Name, Generation: t.Generation, Source: envelope.Source{Topic: t.Topic, TopicID: t.TopicID, Partition: p.id},
+			Partitions: max(in.cfg.SourcePartitions, p.id+1), Through: wm.Through, EventTime: wm.EventTime, Arrived: wm.Arrived}
+	}
+	if p.mark == nil || p.acked.Load() < p.mark.Through {
+		return stateFlush
+	}
+	value := envelope.EncodeWatermark(*p.mark)
+	key := []byte(envelope.WatermarkKey(p.mark.Table, p.mark.Generation))
+	for r := 0; r < in.cfg.RowsPartitions; r++ {
+		in.cfg.Producer.Produce(context.Background(), &kgo.Record{Topic: in.cfg.RowsTopic, Partition: int32(r), Key: key, Value: value}, func(_ *kgo.Record, err error) {
+			if err != nil {
+				in.cfg.Log.Debug("a watermark marker was not produced; the next one follows within a second", "error", err)
+			}
+		})
+	}
+	p.markedAt, p.markSent, p.mark = p.mark.Through, now, nil
+	return stateFlush
 }
 
 // drain runs on revocation: what is gathered is sent (unless its chain waits to resend), and the partition
@@ -584,7 +629,13 @@ func (in *Ingest) process(ctx goka.Context, msg interface{}) {
 	if err != nil {
 		ctx.Fail(err)
 	}
-	e := p.acks.Push(ctx.DeferCommit())
+	commit, off := ctx.DeferCommit(), ctx.Offset()
+	e := p.acks.Push(func(err error) {
+		commit(err)
+		if err == nil {
+			p.acked.Store(off)
+		}
+	})
 	defer p.acks.Release(e, nil)
 	in.cfg.Metrics.records.Inc()
 	offset := ctx.Offset()

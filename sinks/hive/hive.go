@@ -587,6 +587,32 @@ func (c *Catalog) addPartitions(ctx context.Context, cl *hms.ThriftHiveMetastore
 	return nil
 }
 
+// CompleteParameter is the partition parameter set on a partition minipipe has marked complete.
+const CompleteParameter = "minipipe.complete"
+
+// MarkComplete sets minipipe.complete=true on a partition (values in the table's partition key order).
+func (c *Catalog) MarkComplete(ctx context.Context, table string, values []string) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.do(ctx, func(ctx context.Context, cl *hms.ThriftHiveMetastoreClient) error {
+		part, err := cl.GetPartition(ctx, c.cfg.Database, Name(table), values)
+		if err != nil {
+			return fmt.Errorf("get partition %v of %s: %w", values, table, err)
+		}
+		if part.Parameters[CompleteParameter] == "true" {
+			return nil
+		}
+		if part.Parameters == nil {
+			part.Parameters = map[string]string{}
+		}
+		part.Parameters[CompleteParameter] = "true"
+		if err := cl.AlterPartition(ctx, c.cfg.Database, Name(table), part); err != nil {
+			return fmt.Errorf("alter partition %v of %s: %w", values, table, err)
+		}
+		return nil
+	})
+}
+
 // --- reconciling --------------------------------------------------------------------------------------
 
 // TablePartitions is what the warehouse holds of one table's current generation, for Reconcile.
@@ -790,8 +816,9 @@ type TableDescription struct {
 
 // PartitionDescription is one partition of a TableDescription.
 type PartitionDescription struct {
-	Location string
-	Columns  []Column
+	Location   string
+	Columns    []Column
+	Parameters map[string]string
 }
 
 // Describe reads a table and its partitions from the metastore.
@@ -826,7 +853,7 @@ func (c *Catalog) Describe(ctx context.Context, table string) (*TableDescription
 			return err
 		}
 		for _, p := range ps {
-			pd := PartitionDescription{}
+			pd := PartitionDescription{Parameters: p.Parameters}
 			if p.Sd != nil {
 				pd.Location = p.Sd.Location
 				for _, f := range p.Sd.Cols {
