@@ -22,11 +22,11 @@ func TestEffectiveWatermark(t *testing.T) {
 		want  int64
 		ok    bool
 	}{
-		{"every partition heard: the lowest", -time.Hour, 3, []envelope.Watermark{mark(0, -10 * time.Minute, 0), mark(1, -5 * time.Minute, 0), mark(2, -7 * time.Minute, 0)}, ms(-10 * time.Minute), true},
-		{"an idle partition does not hold back", -time.Hour, 2, []envelope.Watermark{mark(0, -50 * time.Minute, -2 * time.Minute), mark(1, -5 * time.Minute, 0)}, ms(-5 * time.Minute), true},
-		{"every partition idle: the highest", -time.Hour, 2, []envelope.Watermark{mark(0, -50 * time.Minute, -2 * time.Minute), mark(1, -40 * time.Minute, -3 * time.Minute)}, ms(-40 * time.Minute), true},
-		{"a partition not heard from holds back at first", -30 * time.Second, 2, []envelope.Watermark{mark(0, -5 * time.Minute, 0)}, 0, false},
-		{"and not after the lateness", -2 * time.Minute, 2, []envelope.Watermark{mark(0, -5 * time.Minute, 0)}, ms(-5 * time.Minute), true},
+		{"every partition heard: the lowest", -time.Hour, 3, []envelope.Watermark{mark(0, -10*time.Minute, 0), mark(1, -5*time.Minute, 0), mark(2, -7*time.Minute, 0)}, ms(-10 * time.Minute), true},
+		{"an idle partition does not hold back", -time.Hour, 2, []envelope.Watermark{mark(0, -50*time.Minute, -2*time.Minute), mark(1, -5*time.Minute, 0)}, ms(-5 * time.Minute), true},
+		{"every partition idle: the highest", -time.Hour, 2, []envelope.Watermark{mark(0, -50*time.Minute, -2*time.Minute), mark(1, -40*time.Minute, -3*time.Minute)}, ms(-40 * time.Minute), true},
+		{"a partition not heard from holds back at first", -30 * time.Second, 2, []envelope.Watermark{mark(0, -5*time.Minute, 0)}, 0, false},
+		{"and not after the lateness", -2 * time.Minute, 2, []envelope.Watermark{mark(0, -5*time.Minute, 0)}, ms(-5 * time.Minute), true},
 	}
 	for _, c := range cases {
 		m := &tableMarks{first: now.Add(c.first), n: c.n, parts: map[int32]envelope.Watermark{}}
