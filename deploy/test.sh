@@ -6,10 +6,12 @@
 #  - the Hive Metastore (standalone, Derby) from Maven Central jars, its warehouse on that HDFS;
 #  - Trino with a Hive catalog on that metastore (Maven Central tarball, Temurin 25);
 #  - Confluent's Python client in a cached virtualenv (PyPI);
-# then go vet and go test over every package. Downloads are cached (~/.cache/minipipe, ~/.m2). At the end it
+# then go vet, staticcheck (pinned) and go test over every package. Downloads are cached (~/.cache/minipipe, ~/.m2). At the end it
 # prints each service's peak resident memory (VmHWM). Extra arguments go to go test.
 source "$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/lib.sh"
 cd "$DEPLOY_DIR/.."
+# The static checker, pinned (fetched from the Go module proxy into the module cache on first use).
+STATICCHECK=v0.8.2
 
 start=$(date +%s)
 root=$(mktemp -d /tmp/minipipe-test.XXXXXX)
@@ -40,8 +42,11 @@ export MINIPIPE_TEST_HDFS=hdfs://127.0.0.1:$hport
 export MINIPIPE_TEST_HMS=thrift://127.0.0.1:$mport
 export MINIPIPE_TEST_TRINO=http://127.0.0.1:$tport
 
-log "go vet"
+log "go vet, staticcheck $STATICCHECK"
 go vet ./...
+go vet -tags failpoints ./topology/
+go run "honnef.co/go/tools/cmd/staticcheck@$STATICCHECK" ./...
+go run "honnef.co/go/tools/cmd/staticcheck@$STATICCHECK" -tags failpoints ./topology/
 log "go test (Kafka $MINIPIPE_TEST_KAFKA, HDFS $MINIPIPE_TEST_HDFS, metastore $MINIPIPE_TEST_HMS, Trino $MINIPIPE_TEST_TRINO)"
 status=0
 go test -count=1 -timeout 25m "$@" ./... || status=$?

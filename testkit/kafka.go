@@ -73,7 +73,6 @@ func FreePort(t testing.TB) int {
 type Broker struct {
 	Dir  string
 	Port int
-	log  func(string, ...any)
 }
 
 // Addr is the broker's bootstrap address.

@@ -67,7 +67,7 @@ func settle(t *testing.T, brokers []string, cfg topology.Config, topic string, d
 	var n, d int
 	var err error
 	for time.Now().Before(deadline) {
-		n, d, err = testkit.CountDistinct(t, wh, tableOf(topic), "id")
+		n, _, err = testkit.CountDistinct(t, wh, tableOf(topic), "id")
 		if err == nil && n >= want {
 			break
 		}

@@ -649,7 +649,7 @@ func (h *api) putConfig(c *call) (int, any, error) {
 	if subject != "" && !validSubject(subject) {
 		return 0, nil, errInvalidSubject(subject)
 	}
-	if err := h.r.SetConfig(c.ctx, subject, ConfigRecord{Compatibility: req.Compatibility, Normalize: req.Normalize}); err != nil {
+	if err := h.r.SetConfig(c.ctx, subject, ConfigRecord(req)); err != nil {
 		return 0, nil, err
 	}
 	return 200, req, nil

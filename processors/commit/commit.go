@@ -569,7 +569,7 @@ func (p *partWriter) commit(f *openFile) error {
 	}
 	delete(p.files, f.key)
 	c.cfg.Metrics.open.Dec()
-	rows, bytes := f.w.Rows(), f.w.Bytes()
+	rows := f.w.Rows()
 	if err := f.w.Close(); err != nil {
 		f.file.Close()
 		return fmt.Errorf("closing %s: %w", f.staging, err)
@@ -584,7 +584,7 @@ func (p *partWriter) commit(f *openFile) error {
 	if err != nil {
 		return fmt.Errorf("staged file %s: %w", f.staging, err)
 	}
-	bytes = st.Size // exact: recovery tells a published file from another by its size
+	bytes := st.Size // exact: recovery tells a published file from another by its size
 	c.cfg.Failpoint("commit.staged")
 
 	location := Location(f.table, f.gen)

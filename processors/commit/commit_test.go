@@ -81,12 +81,6 @@ func (h *harness) newPart() *partWriter {
 	return &partWriter{c: h.c, id: 0, ctx: context.Background(), acks: acks.NewQueue(), files: map[string]*openFile{}, sealSent: map[string]string{}, seen: map[string]int64{}}
 }
 
-type row struct {
-	src    int32
-	offset int64
-	schema int
-}
-
 // batch makes a batch of rows for table t, partition path.
 func (h *harness) batch(path string, src int32, schema int, offsets ...int64) []byte {
 	return h.linked(path, src, schema, -1, offsets...)

@@ -82,7 +82,7 @@ func Open(raw string, opts ...Option) (*FS, error) {
 	}
 	root := path.Clean("/" + u.Path)
 	if strings.Contains(u.Path, "..") {
-		return nil, fmt.Errorf("warehouse %q: the path must not contain ..", raw)
+		return nil, fmt.Errorf("warehouse %q: the path must not contain \"..\"", raw)
 	}
 	f := &FS{addr: host, root: root, leaseWait: 3 * time.Minute}
 	for _, o := range opts {
