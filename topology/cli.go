@@ -110,17 +110,40 @@ func setup(cmd *cobra.Command, cfg *Config, stderr io.Writer) (*slog.Logger, err
 	return log, nil
 }
 
-func topologyCommand(stdout, stderr io.Writer) *cobra.Command {
+// command is a subcommand taking the run flags: its configuration is loaded (flags, environment, config
+// file) and the logger set before run.
+func command(use, short string, args cobra.PositionalArgs, stderr io.Writer, run func(cmd *cobra.Command, cfg Config, args []string) error) *cobra.Command {
 	cfg := DefaultConfig()
+	cmd := &cobra.Command{Use: use, Short: short, Args: args, RunE: func(cmd *cobra.Command, a []string) error {
+		if _, err := setup(cmd, &cfg, stderr); err != nil {
+			return err
+		}
+		return run(cmd, cfg, a)
+	}}
+	cfg.runFlags(cmd.Flags())
+	return cmd
+}
+
+// withWarehouse runs fn on the configured warehouse.
+func withWarehouse(cfg Config, fn func(wh fs.FS) error) error {
+	wh, err := fs.Open(cfg.WarehouseURL())
+	if err != nil {
+		return err
+	}
+	defer wh.Close()
+	return fn(wh)
+}
+
+func writeJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+func topologyCommand(stdout, stderr io.Writer) *cobra.Command {
 	var format string
-	cmd := &cobra.Command{
-		Use:   "topology",
-		Short: "Print the topology: processors, topics and state stores (with the source topics Kafka has now, when reachable)",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			if _, err := setup(cmd, &cfg, stderr); err != nil {
-				return err
-			}
+	cmd := command("topology", "Print the topology: processors, topics and state stores (with the source topics Kafka has now, when reachable)",
+		cobra.NoArgs, stderr, func(_ *cobra.Command, cfg Config, _ []string) error {
 			if format != "text" && format != "json" && format != "mermaid" {
 				return fmt.Errorf("--format %q: use text, json or mermaid", format)
 			}
@@ -147,31 +170,22 @@ func topologyCommand(stdout, stderr io.Writer) *cobra.Command {
 			top := Declare(cfg, sources)
 			switch format {
 			case "json":
-				return top.WriteJSON(stdout)
+				return writeJSON(stdout, top)
 			case "mermaid":
 				top.WriteMermaid(stdout)
 			default:
 				top.Write(stdout)
 			}
 			return nil
-		},
-	}
-	cfg.runFlags(cmd.Flags())
+		})
 	cmd.Flags().StringVar(&format, "format", "text", "text, json or mermaid (a flowchart for Markdown)")
 	return cmd
 }
 
 func topicsCommand(stdout, stderr io.Writer) *cobra.Command {
-	cfg := DefaultConfig()
 	var asJSON bool
-	cmd := &cobra.Command{
-		Use:   "topics",
-		Short: "List source topics with what validation saw: schema ids, records accepted, rejected by reason, Idempotency-Key repeats dropped, watermarks",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			if _, err := setup(cmd, &cfg, stderr); err != nil {
-				return err
-			}
+	cmd := command("topics", "List source topics with what validation saw: schema ids, records accepted, rejected by reason, Idempotency-Key repeats dropped, watermarks",
+		cobra.NoArgs, stderr, func(cmd *cobra.Command, cfg Config, _ []string) error {
 			ctx, cancel := context.WithTimeout(cmd.Context(), 2*time.Minute)
 			defer cancel()
 			stats, err := ReadSourceStats(ctx, kafka.Config{Brokers: cfg.Brokers, ClientID: "minipipe-topics"}, cfg)
@@ -179,57 +193,38 @@ func topicsCommand(stdout, stderr io.Writer) *cobra.Command {
 				return err
 			}
 			if asJSON {
-				enc := json.NewEncoder(stdout)
-				enc.SetIndent("", "  ")
-				return enc.Encode(stats)
+				return writeJSON(stdout, stats)
 			}
 			WriteSourceStats(stdout, stats)
 			return nil
-		},
-	}
-	cfg.runFlags(cmd.Flags())
+		})
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
 	return cmd
 }
 
-func openWarehouse(cfg Config) (fs.FS, error) { return fs.Open(cfg.WarehouseURL()) }
-
 func tablesCommand(stdout, stderr io.Writer) *cobra.Command {
-	cfg := DefaultConfig()
-	cmd := &cobra.Command{
-		Use:   "tables",
-		Short: "List tables with their partitions, files, rows and schema versions",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			if _, err := setup(cmd, &cfg, stderr); err != nil {
-				return err
-			}
-			wh, err := openWarehouse(cfg)
-			if err != nil {
-				return err
-			}
-			defer wh.Close()
-			tables, err := ListTables(wh)
-			if err != nil {
-				return err
-			}
-			tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
-			fmt.Fprintln(tw, "TABLE\tPARTITION\tFILES\tROWS\tBYTES\tSCHEMA IDS\tLOCATION")
-			for _, t := range tables {
-				fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%s\t%s\n", t.Name, "(all)", t.Files, t.Rows, t.Bytes, ints(t.SchemaIDs), wh.URI(t.Location))
-				for _, p := range t.Partitions {
-					path := p.Path
-					if path == "" {
-						path = "(unpartitioned)"
-					}
-					fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%s\t\n", "", path, p.Files, p.Rows, p.Bytes, ints(p.SchemaIDs))
+	return command("tables", "List tables with their partitions, files, rows and schema versions", cobra.NoArgs, stderr,
+		func(_ *cobra.Command, cfg Config, _ []string) error {
+			return withWarehouse(cfg, func(wh fs.FS) error {
+				tables, err := ListTables(wh)
+				if err != nil {
+					return err
 				}
-			}
-			return tw.Flush()
-		},
-	}
-	cfg.runFlags(cmd.Flags())
-	return cmd
+				tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
+				fmt.Fprintln(tw, "TABLE\tPARTITION\tFILES\tROWS\tBYTES\tSCHEMA IDS\tLOCATION")
+				for _, t := range tables {
+					fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%s\t%s\n", t.Name, "(all)", t.Files, t.Rows, t.Bytes, ints(t.SchemaIDs), wh.URI(t.Location))
+					for _, p := range t.Partitions {
+						path := p.Path
+						if path == "" {
+							path = "(unpartitioned)"
+						}
+						fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%s\t\n", "", path, p.Files, p.Rows, p.Bytes, ints(p.SchemaIDs))
+					}
+				}
+				return tw.Flush()
+			})
+		})
 }
 
 func ints(xs []int) string {
@@ -267,70 +262,45 @@ func QueryTables(wh fs.FS) ([]query.Table, error) {
 }
 
 func queryCommand(stdout, stderr io.Writer) *cobra.Command {
-	cfg := DefaultConfig()
 	var format string
-	cmd := &cobra.Command{
-		Use:   "query [--format table|csv|json] \"SQL\"",
-		Short: "Run SQL over the warehouse with DuckDB: every table is a view over its committed Parquet files",
-		Args:  cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if _, err := setup(cmd, &cfg, stderr); err != nil {
-				return err
-			}
-			wh, err := openWarehouse(cfg)
-			if err != nil {
-				return err
-			}
-			defer wh.Close()
-			tables, err := QueryTables(wh)
-			if err != nil {
-				return err
-			}
-			ctx := cmd.Context()
-			if ctx == nil {
-				ctx = context.Background()
-			}
-			db, err := query.Open(ctx, tables)
-			if err != nil {
-				return err
-			}
-			defer db.Close()
-			res, err := db.Query(ctx, args[0])
-			if err != nil {
-				return err
-			}
-			return res.Write(stdout, format)
-		},
-	}
-	cfg.runFlags(cmd.Flags())
+	cmd := command("query [--format table|csv|json] \"SQL\"", "Run SQL over the warehouse with DuckDB: every table is a view over its committed Parquet files",
+		cobra.ExactArgs(1), stderr, func(cmd *cobra.Command, cfg Config, args []string) error {
+			return withWarehouse(cfg, func(wh fs.FS) error {
+				tables, err := QueryTables(wh)
+				if err != nil {
+					return err
+				}
+				db, err := query.Open(cmd.Context(), tables)
+				if err != nil {
+					return err
+				}
+				defer db.Close()
+				res, err := db.Query(cmd.Context(), args[0])
+				if err != nil {
+					return err
+				}
+				return res.Write(stdout, format)
+			})
+		})
 	cmd.Flags().StringVar(&format, "format", "table", "table, csv or json")
 	return cmd
 }
 
 func replayCommand(stdout, stderr io.Writer) *cobra.Command {
-	cfg := DefaultConfig()
 	var table string
 	var grace time.Duration
-	cmd := &cobra.Command{
-		Use:   "replay --table T",
-		Short: "Rebuild a table from its topic (earliest retained offset on) into a new generation, and swap it in atomically",
-		Long: "The running pipeline does the work: it reads the table's topic again from its earliest retained offset into a new\n" +
-			"generation while queries keep reading the current one; once the new generation has everything the current one has,\n" +
-			"it is swapped in with one atomic write. Needs `minipipe run` running on the same brokers and warehouse.",
-		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			if _, err := setup(cmd, &cfg, stderr); err != nil {
-				return err
-			}
+	cmd := command("replay --table T", "Rebuild a table from its topic (earliest retained offset on) into a new generation, and swap it in atomically",
+		cobra.NoArgs, stderr, func(_ *cobra.Command, cfg Config, _ []string) error {
 			if table == "" {
 				return fmt.Errorf("--table is required")
 			}
 			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
 			return RunReplay(ctx, cfg, table, stdout, grace)
-		},
-	}
-	cfg.runFlags(cmd.Flags())
+		})
+	cmd.Long = "The running pipeline does the work: it reads the table's topic again from its earliest retained offset into a new\n" +
+		"generation while queries keep reading the current one; once the new generation has everything the current one has,\n" +
+		"it is swapped in with one atomic write. Needs `minipipe run` running on the same brokers and warehouse."
 	cmd.Flags().StringVar(&table, "table", "", "the table to rebuild")
 	cmd.Flags().DurationVar(&grace, "grace", 30*time.Second, "how long the old generation's files stay for queries that started before the swap")
 	return cmd

@@ -6,33 +6,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/twmb/franz-go/pkg/kgo"
-
-	"github.com/minipipe/minipipe/internal/kafka"
 	"github.com/minipipe/minipipe/processors/commit"
 	"github.com/minipipe/minipipe/sinks/fs"
 	"github.com/minipipe/minipipe/sinks/hive"
 	"github.com/minipipe/minipipe/testkit"
 )
-
-// produceTo produces values to one partition of a topic.
-func produceTo(t *testing.T, brokers []string, topic string, partition int32, values ...[]byte) {
-	t.Helper()
-	cl, err := (kafka.Config{Brokers: brokers}).NewProducer("minipipe-test")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
-	var recs []*kgo.Record
-	for _, v := range values {
-		recs = append(recs, &kgo.Record{Topic: topic, Value: v, Partition: partition})
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	if err := cl.ProduceSync(ctx, recs...).FirstErr(); err != nil {
-		t.Fatal(err)
-	}
-}
 
 // TestStackCompleteness: hourly partitions, --allowed-lateness 1m, records with event times across three
 // hours in four source partitions, one of which stops after the second hour. The first hour is complete at

@@ -108,7 +108,7 @@ func IngestProcessor(cfg Config, t Table, gen int) Processor {
 		Input: t.Topic,
 		Table: table,
 		Outputs: []Output{
-			{Topic: n.RowsTopic(), What: "repartition: key = table@generation/partition, batches of rows"},
+			{Topic: n.RowsTopic(), What: "repartition: key = table@generation/partition, batches of rows; with --allowed-lateness, watermark markers to every partition"},
 			{Topic: dlq.Topic(t.Topic), What: "dead letters, reason in headers"},
 		},
 		Steps: []Step{
@@ -126,6 +126,11 @@ func IngestProcessor(cfg Config, t Table, gen int) Processor {
 // CommitProcessor is the declaration of the commit processor.
 func CommitProcessor(cfg Config) Processor {
 	n := Names{cfg.PipelineName}
+	complete := Step{Name: "complete", Package: "processors/commit", Does: "off (--allowed-lateness 0)"}
+	if cfg.AllowedLateness > 0 {
+		complete.Does = fmt.Sprintf("a daily or hourly partition every source partition's watermark has passed by %s: commit its file, write _SUCCESS, set minipipe.complete=true in the metastore", cfg.AllowedLateness)
+		complete.State = "source partitions' watermarks, from the markers (in memory; every source partition resends its own each second)"
+	}
 	return Processor{
 		Name:    "commit",
 		Group:   n.CommitGroup(),
@@ -135,6 +140,7 @@ func CommitProcessor(cfg Config) Processor {
 			{Name: "rotate", Package: "processors/bucket", Does: fmt.Sprintf("close a file after %d rows, %d bytes or %s after its first row", cfg.FlushSize, cfg.MaxFileBytes, cfg.RotateInterval)},
 			{Name: "commit", Package: "processors/commit", Does: "write Parquet to staging → manifest intent → publish (rename) → committed → catalog → acknowledge input in offset order",
 				State: "write-ahead manifest " + cfg.WarehouseURL() + "/_minipipe/manifests/" + n.RowsTopic() + "/<partition> (in the warehouse: it commits with the files)"},
+			complete,
 		},
 	}
 }

@@ -53,6 +53,12 @@ func frame(t *testing.T, id int, schema, datum string) []byte {
 // produceRaw writes records straight to Kafka, as any producer would.
 func produceRaw(t *testing.T, brokers []string, topic string, values ...[]byte) {
 	t.Helper()
+	produceTo(t, brokers, topic, -1, values...)
+}
+
+// produceTo writes records straight to one partition of a topic (-1: the producer's choice).
+func produceTo(t *testing.T, brokers []string, topic string, partition int32, values ...[]byte) {
+	t.Helper()
 	cl, err := (kafka.Config{Brokers: brokers}).NewProducer("minipipe-test")
 	if err != nil {
 		t.Fatal(err)
@@ -60,7 +66,7 @@ func produceRaw(t *testing.T, brokers []string, topic string, values ...[]byte) 
 	defer cl.Close()
 	var recs []*kgo.Record
 	for _, v := range values {
-		recs = append(recs, &kgo.Record{Topic: topic, Value: v, Partition: -1})
+		recs = append(recs, &kgo.Record{Topic: topic, Value: v, Partition: partition})
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
