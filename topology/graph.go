@@ -10,7 +10,7 @@ import (
 	"github.com/lovoo/goka"
 	"github.com/lovoo/goka/codec"
 
-	"github.com/minipipe/minipipe/processors/bucket"
+	"github.com/minipipe/minipipe/internal/layout"
 	"github.com/minipipe/minipipe/processors/dlq"
 )
 
@@ -79,7 +79,7 @@ func Declare(cfg Config, sources []Table) Topology {
 		top.Sources = append(top.Sources, Source{Topic: t.Topic, Table: t.Name, PartitionBy: t.Spec.String()})
 	}
 	if len(shown) == 0 {
-		spec, _ := bucket.ParseSpec(cfg.PartitionBy, cfg.Timezone)
+		spec, _ := layout.ParseSpec(cfg.PartitionBy, cfg.Timezone)
 		shown = []Table{{Name: "<table>", Topic: "<topic>", Spec: spec, TimestampField: cfg.TimestampField}}
 	}
 	for _, t := range shown {

@@ -10,7 +10,7 @@ import (
 
 	"github.com/apache/arrow/go/v15/arrow"
 
-	"github.com/minipipe/minipipe/processors/bucket"
+	"github.com/minipipe/minipipe/internal/layout"
 	"github.com/minipipe/minipipe/processors/commit"
 	"github.com/minipipe/minipipe/sinks/fs"
 	_ "github.com/minipipe/minipipe/sinks/hdfs" // hdfs:// warehouses
@@ -93,7 +93,7 @@ func tablePartitions(table string, gen int, location string, keys []string, part
 			vals[i] = kv[1]
 		}
 		tp.Partitions = append(tp.Partitions, vals)
-		tp.Locations = append(tp.Locations, strings.TrimSuffix(location, "/")+"/"+bucket.Path(p))
+		tp.Locations = append(tp.Locations, strings.TrimSuffix(location, "/")+"/"+layout.Path(p))
 	}
 	return tp
 }

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/minipipe/minipipe/internal/layout"
 	"github.com/minipipe/minipipe/processors/bucket"
 	"github.com/minipipe/minipipe/processors/commit"
 )
@@ -27,7 +28,7 @@ type TableConfig struct {
 type Table struct {
 	Name           string
 	Topic          string
-	Spec           bucket.Spec
+	Spec           layout.Spec
 	TimestampField string
 	Policy         bucket.Policy
 }
@@ -41,8 +42,8 @@ func (t Table) Commit() commit.Table {
 }
 
 // partitionFieldColumns are data fields that become partition columns (and so leave the files).
-func partitionFieldColumns(s bucket.Spec) []string {
-	if s.Kind == bucket.Field {
+func partitionFieldColumns(s layout.Spec) []string {
+	if s.Kind == layout.Field {
 		return []string{s.Field}
 	}
 	return nil
@@ -136,11 +137,11 @@ func (c *Catalog) resolve(tc TableConfig) (Table, error) {
 		}
 		return def
 	}
-	name := pick(tc.Name, bucket.TableName(tc.Topic))
-	if !bucket.ValidTable(name) {
+	name := pick(tc.Name, layout.TableName(tc.Topic))
+	if !layout.ValidTable(name) {
 		return Table{}, fmt.Errorf("table name %q: use 1 to 128 characters from [a-z0-9_]", name)
 	}
-	spec, err := bucket.ParseSpec(pick(tc.PartitionBy, d.PartitionBy), pick(tc.Timezone, d.Timezone))
+	spec, err := layout.ParseSpec(pick(tc.PartitionBy, d.PartitionBy), pick(tc.Timezone, d.Timezone))
 	if err != nil {
 		return Table{}, fmt.Errorf("table %s: %w", name, err)
 	}

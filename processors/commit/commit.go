@@ -26,6 +26,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/minipipe/minipipe/internal/avro"
+	"github.com/minipipe/minipipe/internal/layout"
 	"github.com/minipipe/minipipe/processors/acks"
 	"github.com/minipipe/minipipe/processors/bucket"
 	"github.com/minipipe/minipipe/processors/dlq"
@@ -40,7 +41,7 @@ type Table struct {
 	Name             string
 	Policy           bucket.Policy
 	PartitionColumns []string
-	Spec             bucket.Spec // how the table is partitioned (completeness needs the time range of a partition)
+	Spec             layout.Spec // how the table is partitioned (completeness needs the time range of a partition)
 }
 
 // Schemas resolves schema ids.
@@ -106,14 +107,8 @@ type Config struct {
 	Log             *slog.Logger
 }
 
-// Location is the directory of a table's generation in the warehouse: the table's name for the first
-// generation, name.gN for the ones replays build.
-func Location(table string, gen int) string {
-	if gen <= 1 {
-		return table
-	}
-	return table + ".g" + strconv.Itoa(gen)
-}
+// Location is the directory of a table's generation in the warehouse (layout.Location).
+func Location(table string, gen int) string { return layout.Location(table, gen) }
 
 // ManifestDir is the manifest directory of a repartition partition.
 func ManifestDir(rowsTopic string, partition int32) string {

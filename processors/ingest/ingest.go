@@ -21,6 +21,7 @@ import (
 
 	"github.com/minipipe/minipipe/internal/avro"
 	"github.com/minipipe/minipipe/internal/kafka"
+	"github.com/minipipe/minipipe/internal/layout"
 	"github.com/minipipe/minipipe/processors/acks"
 	"github.com/minipipe/minipipe/processors/bucket"
 	"github.com/minipipe/minipipe/processors/dlq"
@@ -35,7 +36,7 @@ type Table struct {
 	Generation     int
 	Topic          string
 	TopicID        string
-	Spec           bucket.Spec
+	Spec           layout.Spec
 	TimestampField string // "" for the Kafka record timestamp
 	// From decides whether a record (partition, offset) goes to this generation; nil: all. A generation
 	// being replayed takes from the live pipeline only the offsets the replay does not cover.
@@ -724,7 +725,7 @@ func (in *Ingest) process(ctx goka.Context, msg interface{}) {
 			return
 		}
 	}
-	if t.Spec.Kind == bucket.Field {
+	if t.Spec.Kind == layout.Field {
 		v, _, found, ferr := avro.FieldValue(schema, payload, t.Spec.Field)
 		if ferr == nil && !found {
 			ferr = fmt.Errorf("schema %d has no field %s", id, t.Spec.Field)
@@ -733,10 +734,10 @@ func (in *Ingest) process(ctx goka.Context, msg interface{}) {
 			dead(&validate.Rejection{Code: validate.CodeField, Reason: fmt.Sprintf("partition field %s: %v", t.Spec.Field, ferr)})
 			return
 		}
-		fieldText = bucket.FieldText(v)
+		fieldText = layout.FieldText(v)
 	}
 	values := t.Spec.Values(ts, fieldText)
-	path := bucket.Path(values)
+	path := layout.Path(values)
 	key := envelope.Key(t.Name, t.Generation, path)
 	row := envelope.Row{Offset: ctx.Offset(), Timestamp: ts.UnixMilli(), SchemaID: id, Payload: payload}
 	size := rowBytes(&row)

@@ -30,7 +30,7 @@ import (
 	"github.com/apache/thrift/lib/go/thrift"
 	hms "github.com/beltran/gohive/hive_metastore"
 
-	"github.com/minipipe/minipipe/processors/bucket"
+	"github.com/minipipe/minipipe/internal/layout"
 	"github.com/minipipe/minipipe/sinks/manifest"
 )
 
@@ -261,7 +261,7 @@ func (c *Catalog) Changes(table string, gen int, location string, partitions [][
 		for _, p := range partitions {
 			vals[p[0]] = p[1]
 		}
-		loc := strings.TrimSuffix(location, "/") + "/" + bucket.Path(partitions)
+		loc := strings.TrimSuffix(location, "/") + "/" + layout.Path(partitions)
 		b, _ := json.Marshal(struct {
 			PartitionKeys []string `json:"partition_keys"`
 			Location      string   `json:"location"`
@@ -767,7 +767,7 @@ func partName(keys, values []string) string {
 		if i < len(values) {
 			v = values[i]
 		}
-		parts[i] = bucket.Escape(keys[i]) + "=" + bucket.Escape(v)
+		parts[i] = layout.Escape(keys[i]) + "=" + layout.Escape(v)
 	}
 	return strings.Join(parts, "/")
 }
@@ -776,7 +776,7 @@ func partValues(name string) []string {
 	var out []string
 	for _, kv := range strings.Split(name, "/") {
 		_, v, _ := strings.Cut(kv, "=")
-		out = append(out, bucket.Unescape(v))
+		out = append(out, layout.Unescape(v))
 	}
 	return out
 }
