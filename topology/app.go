@@ -23,10 +23,10 @@ import (
 	"golang.org/x/net/netutil"
 
 	"github.com/minipipe/minipipe/internal/avro"
-	"github.com/minipipe/minipipe/internal/edge"
 	"github.com/minipipe/minipipe/internal/kafka"
-	"github.com/minipipe/minipipe/internal/registry"
 	"github.com/minipipe/minipipe/internal/supervise"
+	"github.com/minipipe/minipipe/processors/edge"
+	"github.com/minipipe/minipipe/processors/registry"
 	"github.com/minipipe/minipipe/sinks/fs"
 	"github.com/minipipe/minipipe/state"
 )

@@ -147,7 +147,7 @@ func topologyCommand(stdout, stderr io.Writer) *cobra.Command {
 			if format != "text" && format != "json" && format != "mermaid" {
 				return fmt.Errorf("--format %q: use text, json or mermaid", format)
 			}
-			catalog, err := NewCatalog(cfg)
+			catalog, err := NewTableRules(cfg)
 			if err != nil {
 				return err
 			}

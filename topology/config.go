@@ -337,7 +337,7 @@ func (c *Config) validate() error {
 	if c.RowsRetention < time.Hour {
 		return fmt.Errorf("--rows-retention %s: at least an hour (the commit stage may be down that long before rows are lost)", c.RowsRetention)
 	}
-	if _, err := NewCatalog(*c); err != nil {
+	if _, err := NewTableRules(*c); err != nil {
 		return err
 	}
 	switch c.Catalog {

@@ -21,11 +21,11 @@ import (
 
 	"github.com/minipipe/minipipe/internal/avro"
 	"github.com/minipipe/minipipe/internal/kafka"
-	"github.com/minipipe/minipipe/internal/registry"
 	"github.com/minipipe/minipipe/internal/supervise"
 	"github.com/minipipe/minipipe/processors/commit"
 	"github.com/minipipe/minipipe/processors/dlq"
 	"github.com/minipipe/minipipe/processors/ingest"
+	"github.com/minipipe/minipipe/processors/registry"
 	"github.com/minipipe/minipipe/processors/validate"
 	"github.com/minipipe/minipipe/sinks/fs"
 	"github.com/minipipe/minipipe/sinks/parquet"
@@ -61,7 +61,7 @@ type Pipeline struct {
 	gk       *kafka.Goka
 	reg      *registry.Registry
 	wh       fs.FS
-	catalog  *Catalog
+	catalog  *TableRules
 	names    Names
 	metrics  prometheus.Registerer
 	instance string
@@ -94,7 +94,7 @@ type runningIngest struct {
 
 // NewPipeline connects the pipeline's clients.
 func NewPipeline(cfg Config, log *slog.Logger, kcfg kafka.Config, gk *kafka.Goka, reg *registry.Registry, wh fs.FS, metrics prometheus.Registerer, mon *supervise.Monitor) (*Pipeline, error) {
-	catalog, err := NewCatalog(cfg)
+	catalog, err := NewTableRules(cfg)
 	if err != nil {
 		return nil, err
 	}

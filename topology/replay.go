@@ -198,7 +198,7 @@ func groupMembers(admin sarama.ClusterAdmin, group string) (int, error) {
 }
 
 // topicOfTable finds the source topic of a table among the cluster's topics.
-func topicOfTable(catalog *Catalog, topics []string, table string) (string, error) {
+func topicOfTable(catalog *TableRules, topics []string, table string) (string, error) {
 	var found []string
 	for _, topic := range topics {
 		if t, ok, err := catalog.ForTopic(topic); err == nil && ok && t.Name == table {
@@ -223,7 +223,7 @@ func RunReplay(ctx context.Context, cfg Config, table string, out io.Writer, gra
 		return err
 	}
 	defer wh.Close()
-	catalog, err := NewCatalog(cfg)
+	catalog, err := NewTableRules(cfg)
 	if err != nil {
 		return err
 	}

@@ -49,8 +49,9 @@ func partitionFieldColumns(s layout.Spec) []string {
 	return nil
 }
 
-// Catalog resolves topics to tables.
-type Catalog struct {
+// TableRules decide which topics are tables, with which name, partitioning and rotation (--topics, the
+// defaults and the config file's tables). The metastore is the catalog (commit.Catalog, sinks/hive).
+type TableRules struct {
 	topics   *regexp.Regexp
 	declared map[string]TableConfig // by topic
 	defaults TableConfig
@@ -58,8 +59,8 @@ type Catalog struct {
 	byName   map[string]Table
 }
 
-// NewCatalog builds the table catalog from the configuration.
-func NewCatalog(cfg Config) (*Catalog, error) {
+// NewTableRules builds the table rules from the configuration.
+func NewTableRules(cfg Config) (*TableRules, error) {
 	pattern := cfg.Topics
 	if pattern == "" {
 		pattern = ".*"
@@ -68,7 +69,7 @@ func NewCatalog(cfg Config) (*Catalog, error) {
 	if err != nil {
 		return nil, fmt.Errorf("--topics %q: %w", cfg.Topics, err)
 	}
-	c := &Catalog{topics: re, declared: map[string]TableConfig{}, byName: map[string]Table{},
+	c := &TableRules{topics: re, declared: map[string]TableConfig{}, byName: map[string]Table{},
 		defaults: TableConfig{PartitionBy: cfg.PartitionBy, Timezone: cfg.Timezone, TimestampField: cfg.TimestampField,
 			FlushSize: cfg.FlushSize, MaxFileBytes: cfg.MaxFileBytes, RotateInterval: cfg.RotateInterval},
 		internal: func(t string) bool { return InternalTopic(t, cfg.RegistryTopic) },
@@ -105,7 +106,7 @@ func InternalTopic(topic, registryTopic string) bool {
 }
 
 // ForTopic returns the table a topic feeds, or false when the topic is not a source.
-func (c *Catalog) ForTopic(topic string) (Table, bool, error) {
+func (c *TableRules) ForTopic(topic string) (Table, bool, error) {
 	tc, declared := c.declared[topic]
 	if !declared {
 		if c.internal(topic) || !c.topics.MatchString(topic) {
@@ -121,15 +122,15 @@ func (c *Catalog) ForTopic(topic string) (Table, bool, error) {
 }
 
 // ByName returns a declared or already seen table.
-func (c *Catalog) ByName(name string) (Table, bool) {
+func (c *TableRules) ByName(name string) (Table, bool) {
 	t, ok := c.byName[name]
 	return t, ok
 }
 
 // Remember records a table resolved from a topic, so that the commit stage finds its policy by name.
-func (c *Catalog) Remember(t Table) { c.byName[t.Name] = t }
+func (c *TableRules) Remember(t Table) { c.byName[t.Name] = t }
 
-func (c *Catalog) resolve(tc TableConfig) (Table, error) {
+func (c *TableRules) resolve(tc TableConfig) (Table, error) {
 	d := c.defaults
 	pick := func(v, def string) string {
 		if v != "" {

@@ -27,7 +27,7 @@ type SourceStats struct {
 // ReadSourceStats reads the state of every source topic's ingest processor (its latest generation) from
 // the group tables in Kafka: what every instance has written, whichever owns the partitions now.
 func ReadSourceStats(ctx context.Context, kcfg kafka.Config, cfg Config) ([]SourceStats, error) {
-	catalog, err := NewCatalog(cfg)
+	catalog, err := NewTableRules(cfg)
 	if err != nil {
 		return nil, err
 	}

@@ -27,7 +27,7 @@ import (
 	"github.com/minipipe/minipipe/internal/avro"
 	"github.com/minipipe/minipipe/internal/httpapi"
 	"github.com/minipipe/minipipe/internal/kafka"
-	"github.com/minipipe/minipipe/internal/registry"
+	"github.com/minipipe/minipipe/processors/registry"
 )
 
 // Config configures the REST edge.
