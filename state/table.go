@@ -2,6 +2,7 @@ package state
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"sync"
 
@@ -132,4 +133,17 @@ func (p *Partition) Scan(prefix string, fn func(key, value []byte) bool) error {
 		}
 	}
 	return it.Err()
+}
+
+// DecodeJSON reads a value a stage stored as JSON; a nil b (nothing stored yet) gives def, and so does a
+// value that does not parse, with the error.
+func DecodeJSON[T any](b []byte, def T, what string) (T, error) {
+	if b == nil {
+		return def, nil
+	}
+	v := def
+	if err := json.Unmarshal(b, &v); err != nil {
+		return def, fmt.Errorf("%s: %w", what, err)
+	}
+	return v, nil
 }

@@ -28,6 +28,8 @@ type loadGen struct {
 	id       int
 	next     atomic.Int64
 	produced atomic.Int64
+	// record makes the record of an id (default: an event keyed by id%97 with a payload of varying length).
+	record func(id int64) *kgo.Record
 }
 
 func newLoadGen(t *testing.T, brokers []string, topic string, schemaID int) *loadGen {
@@ -36,24 +38,35 @@ func newLoadGen(t *testing.T, brokers []string, topic string, schemaID int) *loa
 		t.Fatal(err)
 	}
 	t.Cleanup(cl.Close)
-	return &loadGen{t: t, cl: cl, topic: topic, id: schemaID}
+	g := &loadGen{t: t, cl: cl, topic: topic, id: schemaID}
+	g.record = func(id int64) *kgo.Record {
+		return &kgo.Record{Topic: g.topic, Partition: -1, Key: []byte(fmt.Sprint(id % 97)),
+			Value: frame(g.t, g.id, eventSchema, fmt.Sprintf(`{"id":%d,"payload":"event %d %s"}`, id, id, strings.Repeat("x", int(id%40))))}
+	}
+	return g
 }
 
-// produce writes n records and waits for them.
-func (g *loadGen) produce(n int) {
-	g.t.Helper()
+// send writes n records and waits for them.
+func (g *loadGen) send(n int) error {
 	recs := make([]*kgo.Record, n)
 	for i := range recs {
-		id := g.next.Add(1)
-		recs[i] = &kgo.Record{Topic: g.topic, Partition: -1, Key: []byte(fmt.Sprint(id % 97)),
-			Value: frame(g.t, g.id, eventSchema, fmt.Sprintf(`{"id":%d,"payload":"event %d %s"}`, id, id, strings.Repeat("x", int(id%40))))}
+		recs[i] = g.record(g.next.Add(1))
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	if err := g.cl.ProduceSync(ctx, recs...).FirstErr(); err != nil {
-		g.t.Fatalf("producing: %v", err)
+		return err
 	}
 	g.produced.Add(int64(n))
+	return nil
+}
+
+// produce writes n records and waits for them; failing, it fails the test.
+func (g *loadGen) produce(n int) {
+	g.t.Helper()
+	if err := g.send(n); err != nil {
+		g.t.Fatalf("producing: %v", err)
+	}
 }
 
 func tableOf(topic string) string { return strings.NewReplacer("-", "_", ".", "_").Replace(topic) }

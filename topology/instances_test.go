@@ -9,14 +9,12 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"github.com/minipipe/minipipe/internal/kafka"
 	"github.com/minipipe/minipipe/sinks/fs"
 	"github.com/minipipe/minipipe/sinks/manifest"
 	"github.com/minipipe/minipipe/testkit"
@@ -36,45 +34,20 @@ func instanceOf(t *testing.T, base topology.Config) topology.Config {
 	return c
 }
 
-// spreadGen produces records whose timestamps fall on eight days, so that rows spread over eight table
+// newSpreadGen produces records whose timestamps fall on eight days, so that rows spread over eight table
 // partitions and so over the commit partitions.
-type spreadGen struct {
-	t        *testing.T
-	cl       *kgo.Client
-	topic    string
-	id       int
-	next     atomic.Int64
-	produced atomic.Int64
-}
-
-func newSpreadGen(t *testing.T, brokers []string, topic string, schemaID int) *spreadGen {
-	cl, err := (kafka.Config{Brokers: brokers}).NewProducer("minipipe-loadgen")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(cl.Close)
-	return &spreadGen{t: t, cl: cl, topic: topic, id: schemaID}
-}
-
-func (g *spreadGen) produce(n int) error {
-	recs := make([]*kgo.Record, n)
-	for i := range recs {
-		id := g.next.Add(1)
+func newSpreadGen(t *testing.T, brokers []string, topic string, schemaID int) *loadGen {
+	g := newLoadGen(t, brokers, topic, schemaID)
+	g.record = func(id int64) *kgo.Record {
 		day := time.Date(2026, 11, 1+int(id%8), 12, 0, 0, 0, time.UTC)
-		recs[i] = &kgo.Record{Topic: g.topic, Partition: -1, Key: []byte(fmt.Sprint(id % 101)),
+		return &kgo.Record{Topic: g.topic, Partition: -1, Key: []byte(fmt.Sprint(id % 101)),
 			Value: frame(g.t, g.id, tsSchema, fmt.Sprintf(`{"id":%d,"ts":%d,"payload":"event %d"}`, id, day.UnixMilli(), id))}
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	if err := g.cl.ProduceSync(ctx, recs...).FirstErr(); err != nil {
-		return err
-	}
-	g.produced.Add(int64(n))
-	return nil
+	return g
 }
 
 // steady produces about rate records a second until the returned stop is called.
-func (g *spreadGen) steady(rate int) (stop func()) {
+func (g *loadGen) steady(rate int) (stop func()) {
 	done := make(chan struct{})
 	var wg sync.WaitGroup
 	wg.Add(1)
@@ -88,7 +61,7 @@ func (g *spreadGen) steady(rate int) (stop func()) {
 				return
 			case <-tick.C:
 			}
-			if err := g.produce(rate / 10); err != nil {
+			if err := g.send(rate / 10); err != nil {
 				g.t.Errorf("producing: %v", err)
 				return
 			}

@@ -2,8 +2,9 @@ package bucket
 
 import (
 	"encoding/json"
-	"fmt"
 	"time"
+
+	"github.com/minipipe/minipipe/state"
 )
 
 // WatermarkKey is the key of a source partition's watermark in the ingest processor's group table.
@@ -22,16 +23,7 @@ type Watermark struct {
 func NewWatermark() Watermark { return Watermark{Through: -1} }
 
 // DecodeWatermark reads a stored watermark (nil: none yet).
-func DecodeWatermark(b []byte) (Watermark, error) {
-	w := NewWatermark()
-	if b == nil {
-		return w, nil
-	}
-	if err := json.Unmarshal(b, &w); err != nil {
-		return NewWatermark(), fmt.Errorf("watermark: %w", err)
-	}
-	return w, nil
-}
+func DecodeWatermark(b []byte) (Watermark, error) { return state.DecodeJSON(b, NewWatermark(), "watermark") }
 
 // Encode is the stored form.
 func (w *Watermark) Encode() []byte {

@@ -193,11 +193,12 @@ func (r *reader) fail(what string) {
 	}
 }
 
-func (r *reader) uvarint() uint64 {
+// num reads one varint with read (binary.Uvarint or binary.Varint's shape).
+func num[T uint64 | int64](r *reader, read func([]byte) (T, int)) T {
 	if r.err != nil {
 		return 0
 	}
-	v, n := binary.Uvarint(r.b[r.p:])
+	v, n := read(r.b[r.p:])
 	if n <= 0 {
 		r.fail("varint")
 		return 0
@@ -206,18 +207,8 @@ func (r *reader) uvarint() uint64 {
 	return v
 }
 
-func (r *reader) varint() int64 {
-	if r.err != nil {
-		return 0
-	}
-	v, n := binary.Varint(r.b[r.p:])
-	if n <= 0 {
-		r.fail("varint")
-		return 0
-	}
-	r.p += n
-	return v
-}
+func (r *reader) uvarint() uint64 { return num(r, binary.Uvarint) }
+func (r *reader) varint() int64   { return num(r, binary.Varint) }
 
 func (r *reader) bytes() []byte {
 	n := r.uvarint()

@@ -2,8 +2,9 @@ package validate
 
 import (
 	"encoding/json"
-	"fmt"
 	"sort"
+
+	"github.com/minipipe/minipipe/state"
 )
 
 // StatsKey is the key of a source partition's validation stats in the ingest processor's group table.
@@ -34,16 +35,7 @@ type SchemaUsage struct {
 func NewStats() Stats { return Stats{Through: -1} }
 
 // DecodeStats reads stats stored by Encode (nil: none yet).
-func DecodeStats(b []byte) (Stats, error) {
-	s := NewStats()
-	if b == nil {
-		return s, nil
-	}
-	if err := json.Unmarshal(b, &s); err != nil {
-		return NewStats(), fmt.Errorf("validation stats: %w", err)
-	}
-	return s, nil
-}
+func DecodeStats(b []byte) (Stats, error) { return state.DecodeJSON(b, NewStats(), "validation stats") }
 
 // Encode is the stored form.
 func (s *Stats) Encode() []byte {
