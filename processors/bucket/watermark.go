@@ -23,7 +23,9 @@ type Watermark struct {
 func NewWatermark() Watermark { return Watermark{Through: -1} }
 
 // DecodeWatermark reads a stored watermark (nil: none yet).
-func DecodeWatermark(b []byte) (Watermark, error) { return state.DecodeJSON(b, NewWatermark(), "watermark") }
+func DecodeWatermark(b []byte) (Watermark, error) {
+	return state.DecodeJSON(b, NewWatermark(), "watermark")
+}
 
 // Encode is the stored form.
 func (w *Watermark) Encode() []byte {
