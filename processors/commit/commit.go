@@ -226,9 +226,10 @@ type partWriter struct {
 	// catalogWake nudges the catalog applier after a commit with catalog changes.
 	catalogWake chan struct{}
 
-	marks     map[string]*tableMarks // source partitions' watermarks, by table generation
-	complete  map[string]bool        // table partitions marked complete, by key
-	completeQ []completion           // complete partitions the metastore does not know yet
+	marks      map[string]*tableMarks // source partitions' watermarks, by table generation
+	complete   map[string]bool        // table partitions marked complete, by key
+	incomplete map[string]bool        // committed table partitions not (yet) complete, by key
+	completeQ  []completion           // complete partitions the metastore does not know yet
 }
 
 type openFile struct {
@@ -263,7 +264,8 @@ func (c *Committer) part(ctx goka.Context) *partWriter {
 	// A new assignment (or a restarted processor) starts afresh; a previous one still finishing its
 	// revocation keeps its own state until it is done.
 	p := &partWriter{c: c, id: pid, ctx: ctx.Context(), acks: acks.NewQueue(), files: map[string]*openFile{}, sealSent: map[string]string{},
-		seen: map[string]int64{}, catalogWake: make(chan struct{}, 1), marks: map[string]*tableMarks{}, complete: map[string]bool{}}
+		seen: map[string]int64{}, catalogWake: make(chan struct{}, 1), marks: map[string]*tableMarks{}, complete: map[string]bool{},
+		incomplete: map[string]bool{}}
 	c.parts[pid] = p
 	go p.run(ctx.Context())
 	if c.cfg.Catalog != nil {
@@ -620,6 +622,9 @@ func (p *partWriter) commit(f *openFile) error {
 	p.st.Apply(intent)
 	p.st.Apply(done)
 	delete(p.sealSent, f.key)
+	if c.cfg.AllowedLateness > 0 && !p.complete[f.key] {
+		p.incomplete[f.key] = true
+	}
 	p.commits++
 	if p.commits%c.cfg.CompactEvery == 0 {
 		if err := p.log.Compact(p.st, p.epoch, c.cfg.Instance); err != nil {
@@ -767,6 +772,11 @@ func (p *partWriter) recover(ctx context.Context) error {
 		removed++
 	}
 	p.ready = true
+	if c.cfg.AllowedLateness > 0 {
+		for key := range p.st.Keys {
+			p.incomplete[key] = true // until a watermark says otherwise (_SUCCESS written before is found)
+		}
+	}
 	c.cfg.Log.Info("partition recovered", "partition", p.id, "epoch", p.epoch, "intents_settled", len(seqs), "orphans_removed", removed, "keys", len(p.st.Keys))
 	return nil
 }

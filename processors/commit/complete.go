@@ -92,17 +92,24 @@ func (p *partWriter) watermark(w envelope.Watermark) error {
 			}
 		}
 	}
-	for key, ks := range p.st.Keys {
-		if ks.Table != w.Table || ks.Generation != w.Generation || p.complete[key] || !done(key, ks.Partitions) {
+	for key := range p.incomplete {
+		ks := p.st.Keys[key]
+		if ks == nil || ks.Table != w.Table || ks.Generation != w.Generation {
 			continue
 		}
-		if _, open := p.files[key]; open {
+		if _, ok := tbl.Spec.End(ks.Partitions); !ok {
+			delete(p.incomplete, key) // not partitioned by time: never complete
+			continue
+		}
+		if _, open := p.files[key]; open || !done(key, ks.Partitions) {
 			continue
 		}
 		if err := p.markComplete(key, ks.Table, ks.Generation, ks.Path, ks.Partitions, eff); err != nil {
 			// Not data: the partition stays incomplete here and is tried again at the next watermark.
 			c.cfg.Log.Warn("marking a table partition complete failed; trying again at the next watermark", "table", ks.Table, "partition", ks.Path, "error", err)
+			continue
 		}
+		delete(p.incomplete, key)
 	}
 	return nil
 }
