@@ -31,6 +31,7 @@ import (
 	"github.com/minipipe/minipipe/processors/bucket"
 	"github.com/minipipe/minipipe/processors/dlq"
 	"github.com/minipipe/minipipe/processors/envelope"
+	"github.com/minipipe/minipipe/processors/workers"
 	"github.com/minipipe/minipipe/sinks/fs"
 	"github.com/minipipe/minipipe/sinks/manifest"
 	"github.com/minipipe/minipipe/sinks/parquet"
@@ -138,8 +139,7 @@ func ownerEpoch(name string) (uint64, bool) {
 // Committer is the commit stage.
 type Committer struct {
 	cfg   Config
-	mu    sync.Mutex
-	parts map[int32]*partWriter
+	parts workers.Set[*partWriter]
 
 	schemaMu sync.Mutex
 	schemas  map[int]*avro.Schema
@@ -169,7 +169,7 @@ func New(cfg Config) *Committer {
 		cfg.Log = slog.Default()
 	}
 	cfg.Log = cfg.Log.With("component", "commit")
-	return &Committer{cfg: cfg, parts: map[int32]*partWriter{}, schemas: map[int]*avro.Schema{}}
+	return &Committer{cfg: cfg, schemas: map[int]*avro.Schema{}}
 }
 
 // Process is the goka callback of the repartition topic.
@@ -256,21 +256,17 @@ type openFile struct {
 
 func (c *Committer) part(ctx goka.Context) *partWriter {
 	pid := ctx.Partition()
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if p := c.parts[pid]; p != nil && p.ctx == ctx.Context() {
-		return p
-	}
 	// A new assignment (or a restarted processor) starts afresh; a previous one still finishing its
 	// revocation keeps its own state until it is done.
-	p := &partWriter{c: c, id: pid, ctx: ctx.Context(), acks: acks.NewQueue(), files: map[string]*openFile{}, sealSent: map[string]string{},
-		seen: map[string]int64{}, catalogWake: make(chan struct{}, 1), marks: map[string]*tableMarks{}, complete: map[string]bool{},
-		incomplete: map[string]bool{}}
-	c.parts[pid] = p
-	go p.run(ctx.Context())
-	if c.cfg.Catalog != nil {
-		go p.applyCatalog(ctx.Context())
-	}
+	p, _ := c.parts.Get(pid, ctx.Context(), func() (*partWriter, error) {
+		p := &partWriter{c: c, id: pid, ctx: ctx.Context(), acks: acks.NewQueue(), files: map[string]*openFile{}, sealSent: map[string]string{},
+			seen: map[string]int64{}, catalogWake: make(chan struct{}, 1), marks: map[string]*tableMarks{}, complete: map[string]bool{},
+			incomplete: map[string]bool{}}
+		if c.cfg.Catalog != nil {
+			go p.applyCatalog(p.ctx)
+		}
+		return p, nil
+	}, func(p *partWriter) { p.run(p.ctx) })
 	return p
 }
 
@@ -813,11 +809,6 @@ func (p *partWriter) run(ctx context.Context) {
 			wctx, cancel := context.WithTimeout(context.Background(), 45*time.Second)
 			_ = p.acks.Wait(wctx)
 			cancel()
-			c.mu.Lock()
-			if c.parts[p.id] == p {
-				delete(c.parts, p.id)
-			}
-			c.mu.Unlock()
 			return
 		}
 	}

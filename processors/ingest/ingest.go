@@ -27,6 +27,7 @@ import (
 	"github.com/minipipe/minipipe/processors/dlq"
 	"github.com/minipipe/minipipe/processors/envelope"
 	"github.com/minipipe/minipipe/processors/validate"
+	"github.com/minipipe/minipipe/processors/workers"
 	"github.com/minipipe/minipipe/state"
 )
 
@@ -89,8 +90,7 @@ type Config struct {
 type Ingest struct {
 	cfg Config
 
-	mu    sync.Mutex
-	parts map[int32]*part
+	parts workers.Set[*part]
 }
 
 // New prepares a topic's ingest processor.
@@ -120,7 +120,7 @@ func New(cfg Config) *Ingest {
 		cfg.Log = slog.Default()
 	}
 	cfg.Log = cfg.Log.With("component", "ingest", "topic", cfg.Table.Topic, "table", cfg.Table.Name, "generation", cfg.Table.Generation)
-	return &Ingest{cfg: cfg, parts: map[int32]*part{}}
+	return &Ingest{cfg: cfg}
 }
 
 // Process is the goka callback of the source topic: ingest → validate → bucket, fused.
@@ -220,28 +220,23 @@ func rowBytes(r *envelope.Row) int { return 24 + len(r.Payload) }
 
 func (in *Ingest) part(ctx goka.Context) (*part, error) {
 	pid := ctx.Partition()
-	in.mu.Lock()
-	defer in.mu.Unlock()
-	if p := in.parts[pid]; p != nil && p.ctx == ctx.Context() {
-		return p, nil
-	}
-	var sp *state.Partition
-	if in.cfg.Tables != nil {
-		st := in.cfg.Tables.Store(in.TableTopic(), pid)
-		if st == nil {
-			return nil, fmt.Errorf("no state store open for %s/%d", in.TableTopic(), pid)
+	return in.parts.Get(pid, ctx.Context(), func() (*part, error) {
+		var sp *state.Partition
+		if in.cfg.Tables != nil {
+			st := in.cfg.Tables.Store(in.TableTopic(), pid)
+			if st == nil {
+				return nil, fmt.Errorf("no state store open for %s/%d", in.TableTopic(), pid)
+			}
+			sp = &state.Partition{Store: st, Topic: in.TableTopic(), Partition: pid, Producer: in.cfg.Producer}
 		}
-		sp = &state.Partition{Store: st, Topic: in.TableTopic(), Partition: pid, Producer: in.cfg.Producer}
-	}
-	ps, err := loadState(sp, in.cfg.IdempotencyWindow, in.cfg.AllowedLateness)
-	if err != nil {
-		return nil, fmt.Errorf("reading the state of partition %d: %w", pid, err)
-	}
-	p := in.newPart(pid, ctx.Context())
-	p.state = ps
-	in.parts[pid] = p
-	go p.run(ctx.Context())
-	return p, nil
+		ps, err := loadState(sp, in.cfg.IdempotencyWindow, in.cfg.AllowedLateness)
+		if err != nil {
+			return nil, fmt.Errorf("reading the state of partition %d: %w", pid, err)
+		}
+		p := in.newPart(pid, ctx.Context())
+		p.state = ps
+		return p, nil
+	}, func(p *part) { p.run(p.ctx) })
 }
 
 func (in *Ingest) newPart(id int32, ctx context.Context) *part {
@@ -280,11 +275,6 @@ func (p *part) run(ctx context.Context) {
 			p.room.Broadcast() // a process call waiting for room gives up
 			p.mu.Unlock()
 			p.drain()
-			p.in.mu.Lock()
-			if p.in.parts[p.id] == p {
-				delete(p.in.parts, p.id)
-			}
-			p.in.mu.Unlock()
 			return
 		}
 		if wait > 0 && !t.Stop() {
