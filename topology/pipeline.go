@@ -370,6 +370,11 @@ func (p *Pipeline) discover(ctx context.Context) error {
 	sort.Strings(missing)
 	for _, key := range missing {
 		t := want[key]
+		if table := IngestProcessor(p.cfg, t, wantGen[key]).Table; len(table) > 249 {
+			p.log.Error("the topic's name is too long for its processor's state table (Kafka takes 249 characters); it is not ingested",
+				"topic", t.Topic, "state_table", table)
+			continue
+		}
 		if err := p.ensureDLQ(t.Topic); err != nil {
 			p.log.Warn("creating the dead-letter topic", "topic", dlq.Topic(t.Topic), "error", err)
 			continue

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"regexp"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/minipipe/minipipe/internal/layout"
@@ -56,6 +57,7 @@ type TableRules struct {
 	declared map[string]TableConfig // by topic
 	defaults TableConfig
 	internal func(string) bool
+	mu       sync.RWMutex // byName is read by the commit stage while discovery adds to it
 	byName   map[string]Table
 }
 
@@ -123,12 +125,18 @@ func (c *TableRules) ForTopic(topic string) (Table, bool, error) {
 
 // ByName returns a declared or already seen table.
 func (c *TableRules) ByName(name string) (Table, bool) {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
 	t, ok := c.byName[name]
 	return t, ok
 }
 
 // Remember records a table resolved from a topic, so that the commit stage finds its policy by name.
-func (c *TableRules) Remember(t Table) { c.byName[t.Name] = t }
+func (c *TableRules) Remember(t Table) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.byName[t.Name] = t
+}
 
 func (c *TableRules) resolve(tc TableConfig) (Table, error) {
 	d := c.defaults

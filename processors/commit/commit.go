@@ -272,6 +272,12 @@ func (c *Committer) part(ctx goka.Context) *partWriter {
 
 // process is the goka callback.
 func (c *Committer) process(ctx goka.Context, msg interface{}) {
+	// goka may still hand over a buffered message once the assignment is over: it is left to the next
+	// owner, and no partition writer (which would claim the partition again) is made for it.
+	if ctx.Context().Err() != nil {
+		ctx.DeferCommit()(errors.New("the partition's assignment is over"))
+		return
+	}
 	p := c.part(ctx)
 	e := p.acks.Push(ctx.DeferCommit())
 	defer p.acks.Release(e, nil)

@@ -25,38 +25,50 @@ import (
 // SuccessFile is the name of the completeness marker in a partition's directory.
 const SuccessFile = "_SUCCESS"
 
-// tableMarks is what a commit partition has heard of one table generation's source partitions.
+// tableMarks is what a commit partition has heard of one table generation's source partitions, by source
+// topic (two topics may feed one table).
 type tableMarks struct {
-	first time.Time
+	first   time.Time
+	sources map[string]*sourceMarks
+}
+
+type sourceMarks struct {
 	n     int32
 	parts map[int32]envelope.Watermark
 }
 
-// effective is the table's watermark: the lowest of the source partitions that hold it back (the highest
-// of all when every one is idle); false while a partition not heard from may still hold it back.
+// effective is the table's watermark: the lowest of the source partitions that are not idle (the highest
+// of all when every one is); false while a partition not heard from may still hold it back (for the
+// lateness after this assignment first heard of the table).
 func (m *tableMarks) effective(now time.Time, lateness time.Duration) (int64, bool) {
 	low, high := int64(math.MaxInt64), int64(0)
 	holding := 0
-	for q := int32(0); q < m.n; q++ {
-		w, ok := m.parts[q]
-		if !ok {
-			if now.Sub(m.first) <= lateness {
-				return 0, false
+	for _, src := range m.sources {
+		for q := int32(0); q < src.n; q++ {
+			w, ok := src.parts[q]
+			if !ok {
+				if now.Sub(m.first) <= lateness {
+					return 0, false
+				}
+				continue
 			}
-			continue
+			high = max(high, w.EventTime)
+			if w.Idle {
+				continue
+			}
+			holding++
+			low = min(low, w.EventTime)
 		}
-		high = max(high, w.EventTime)
-		if now.UnixMilli()-w.Arrived > lateness.Milliseconds() {
-			continue // idle
-		}
-		holding++
-		low = min(low, w.EventTime)
 	}
 	if holding == 0 {
 		return high, high > 0
 	}
 	return low, true
 }
+
+// maxCompletionsPerMarker bounds the _SUCCESS files one watermark writes (after a restart every committed
+// partition is looked at again), so that the partition's lock is never held for long.
+const maxCompletionsPerMarker = 100
 
 // watermark applies a watermark marker and completes the table partitions it closes (with p.mu held).
 func (p *partWriter) watermark(w envelope.Watermark) error {
@@ -67,12 +79,17 @@ func (p *partWriter) watermark(w envelope.Watermark) error {
 	tk := envelope.WatermarkKey(w.Table, w.Generation)
 	m := p.marks[tk]
 	if m == nil {
-		m = &tableMarks{first: time.Now(), parts: map[int32]envelope.Watermark{}}
+		m = &tableMarks{first: time.Now(), sources: map[string]*sourceMarks{}}
 		p.marks[tk] = m
 	}
-	m.n = max(m.n, w.Partitions)
-	if old, ok := m.parts[w.Source.Partition]; !ok || old.Through <= w.Through {
-		m.parts[w.Source.Partition] = w
+	src := m.sources[w.Source.Topic]
+	if src == nil {
+		src = &sourceMarks{parts: map[int32]envelope.Watermark{}}
+		m.sources[w.Source.Topic] = src
+	}
+	src.n = max(src.n, w.Partitions)
+	if old, ok := src.parts[w.Source.Partition]; !ok || old.Through <= w.Through {
+		src.parts[w.Source.Partition] = w
 	}
 	eff, ok := m.effective(time.Now(), c.cfg.AllowedLateness)
 	if !ok {
@@ -92,7 +109,11 @@ func (p *partWriter) watermark(w envelope.Watermark) error {
 			}
 		}
 	}
+	tried := 0
 	for key := range p.incomplete {
+		if tried == maxCompletionsPerMarker {
+			break
+		}
 		ks := p.st.Keys[key]
 		if ks == nil || ks.Table != w.Table || ks.Generation != w.Generation {
 			continue
@@ -104,6 +125,7 @@ func (p *partWriter) watermark(w envelope.Watermark) error {
 		if _, open := p.files[key]; open || !done(key, ks.Partitions) {
 			continue
 		}
+		tried++
 		if err := p.markComplete(key, ks.Table, ks.Generation, ks.Path, ks.Partitions, eff); err != nil {
 			// Not data: the partition stays incomplete here and is tried again at the next watermark.
 			c.cfg.Log.Warn("marking a table partition complete failed; trying again at the next watermark", "table", ks.Table, "partition", ks.Path, "error", err)

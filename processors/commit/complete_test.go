@@ -12,7 +12,7 @@ func TestEffectiveWatermark(t *testing.T) {
 	ms := func(d time.Duration) int64 { return now.Add(d).UnixMilli() }
 	lateness := time.Minute
 	mark := func(q int32, ev, arrived time.Duration) envelope.Watermark {
-		return envelope.Watermark{Source: envelope.Source{Partition: q}, EventTime: ms(ev), Arrived: ms(arrived)}
+		return envelope.Watermark{Source: envelope.Source{Topic: "t", Partition: q}, EventTime: ms(ev), Arrived: ms(arrived), Idle: -arrived > lateness}
 	}
 	cases := []struct {
 		name  string
@@ -29,9 +29,10 @@ func TestEffectiveWatermark(t *testing.T) {
 		{"and not after the lateness", -2 * time.Minute, 2, []envelope.Watermark{mark(0, -5*time.Minute, 0)}, ms(-5 * time.Minute), true},
 	}
 	for _, c := range cases {
-		m := &tableMarks{first: now.Add(c.first), n: c.n, parts: map[int32]envelope.Watermark{}}
+		src := &sourceMarks{n: c.n, parts: map[int32]envelope.Watermark{}}
+		m := &tableMarks{first: now.Add(c.first), sources: map[string]*sourceMarks{"t": src}}
 		for _, w := range c.marks {
-			m.parts[w.Source.Partition] = w
+			src.parts[w.Source.Partition] = w
 		}
 		got, ok := m.effective(now, lateness)
 		if ok != c.ok || ok && got != c.want {

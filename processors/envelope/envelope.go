@@ -84,6 +84,9 @@ type Watermark struct {
 	Through    int64 // the last source offset placed
 	EventTime  int64 // the latest event time placed, Unix ms
 	Arrived    int64 // wall-clock time the source partition's last record arrived, Unix ms
+	// Idle says the source partition's processor has read nothing (nor waited for anything) for longer than
+	// the allowed lateness, by its own clock: it holds no watermark back.
+	Idle bool
 }
 
 // EncodeWatermark renders a watermark marker.
@@ -99,6 +102,11 @@ func EncodeWatermark(m Watermark) []byte {
 	w.varint(m.Through)
 	w.varint(m.EventTime)
 	w.varint(m.Arrived)
+	idle := uint64(0)
+	if m.Idle {
+		idle = 1
+	}
+	w.uvarint(idle)
 	return w.b
 }
 
@@ -112,6 +120,13 @@ func DecodeWatermark(b []byte) (Watermark, error) {
 	m.Source = Source{Topic: r.str(), TopicID: r.str(), Partition: int32(r.varint())}
 	m.Partitions = int32(r.varint())
 	m.Through, m.EventTime, m.Arrived = r.varint(), r.varint(), r.varint()
+	switch r.uvarint() {
+	case 0:
+	case 1:
+		m.Idle = true
+	default:
+		r.fail("idle flag")
+	}
 	if r.err == nil && r.p != len(b) {
 		r.fail("trailing bytes")
 	}

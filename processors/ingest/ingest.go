@@ -151,12 +151,16 @@ type part struct {
 	pending int        // bytes of rows gathered or sent and not yet confirmed (with mu)
 	room    *sync.Cond // on mu: pending fell below MaxPendingBytes, or the partition was revoked
 
-	state *partState // the steps' state of this partition (with mu)
+	state    *partState // the steps' state of this partition (with mu)
+	draining bool       // the assignment is over: nothing more is taken (with mu)
+	active   time.Time  // when a record was last read, or the callback last waited for something (with mu)
+	blocked  bool       // the callback waits for room (backpressure): not idle (with mu)
 
-	acked    atomic.Int64 // the last offset acknowledged
-	mark     *envelope.Watermark
-	markSent time.Time
-	markedAt int64 // Through of the last marker sent
+	acked      atomic.Int64 // the last offset acknowledged
+	mark       *envelope.Watermark
+	markSent   time.Time
+	markedAt   int64 // Through of the last marker sent
+	markedIdle bool  // whether it said the partition was idle
 }
 
 // outcome is what the producer said of one send of a batch.
@@ -245,6 +249,7 @@ func (in *Ingest) newPart(id int32, ctx context.Context) *part {
 	p.room = sync.NewCond(&p.mu)
 	p.acked.Store(-1)
 	p.markedAt = -1
+	p.active = time.Now() // a new assignment is busy until it has been quiet for the lateness
 	return p
 }
 
@@ -346,10 +351,14 @@ func (p *part) watermarkMarker(now time.Time) time.Duration {
 		return 0
 	}
 	wm := p.state.wm
-	if p.mark == nil && wm.Through >= 0 && (wm.Through > p.markedAt && now.Sub(p.markSent) >= stateFlush || now.Sub(p.markSent) >= time.Second) {
+	// Idle is judged here, by this partition's own clock and activity: no record read (nor waited for) for
+	// longer than the lateness.
+	idle := now.Sub(p.active) > in.cfg.AllowedLateness && !p.blocked
+	moved := wm.Through > p.markedAt && now.Sub(p.markSent) >= time.Second
+	if p.mark == nil && wm.Through >= 0 && (moved || idle != p.markedIdle || now.Sub(p.markSent) >= 10*time.Second) {
 		t := in.cfg.Table
 		p.mark = &envelope.Watermark{Table: t.Name, Generation: t.Generation, Source: envelope.Source{Topic: t.Topic, TopicID: t.TopicID, Partition: p.id},
-			Partitions: max(in.cfg.SourcePartitions, p.id+1), Through: wm.Through, EventTime: wm.EventTime, Arrived: wm.Arrived}
+			Partitions: max(in.cfg.SourcePartitions, p.id+1), Through: wm.Through, EventTime: wm.EventTime, Arrived: wm.Arrived, Idle: idle}
 	}
 	if p.mark == nil || p.acked.Load() < p.mark.Through {
 		return stateFlush
@@ -359,11 +368,11 @@ func (p *part) watermarkMarker(now time.Time) time.Duration {
 	for r := 0; r < in.cfg.RowsPartitions; r++ {
 		in.cfg.Producer.Produce(context.Background(), &kgo.Record{Topic: in.cfg.RowsTopic, Partition: int32(r), Key: key, Value: value}, func(_ *kgo.Record, err error) {
 			if err != nil {
-				in.cfg.Log.Debug("a watermark marker was not produced; the next one follows within a second", "error", err)
+				in.cfg.Log.Debug("a watermark marker was not produced; the next one follows within seconds", "error", err)
 			}
 		})
 	}
-	p.markedAt, p.markSent, p.mark = p.mark.Through, now, nil
+	p.markedAt, p.markedIdle, p.markSent, p.mark = p.mark.Through, p.mark.Idle, now, nil
 	return stateFlush
 }
 
@@ -372,6 +381,7 @@ func (p *part) watermarkMarker(now time.Time) time.Duration {
 // acknowledged with an error, and the next owner redoes it from the committed offset.
 func (p *part) drain() {
 	p.mu.Lock()
+	p.draining = true // a message goka still hands over is not taken
 	p.state.flush()
 	for k, b := range p.batches {
 		delete(p.batches, k)
@@ -616,9 +626,17 @@ func (b *pending) split(i int) (*pending, *pending) {
 
 // process is the goka callback: ingest → validate → bucket, fused.
 func (in *Ingest) process(ctx goka.Context, msg interface{}) {
+	// goka may still hand over a buffered message once the assignment is over: it is not acknowledged
+	// (the next owner redoes it), and no worker is made for the dead assignment.
+	if ctx.Context().Err() != nil {
+		ctx.DeferCommit()(errRevoked)
+		return
+	}
 	p, err := in.part(ctx)
 	if err != nil {
+		ctx.DeferCommit()(err)
 		ctx.Fail(err)
+		return
 	}
 	commit, off := ctx.DeferCommit(), ctx.Offset()
 	e := p.acks.Push(func(err error) {
@@ -639,6 +657,12 @@ func (in *Ingest) process(ctx goka.Context, msg interface{}) {
 	// ingest: the record's state is written before it can be acknowledged; a retry of an Idempotency-Key
 	// request seen before is dropped.
 	p.mu.Lock()
+	if p.draining {
+		p.mu.Unlock()
+		p.acks.Fail(e, errRevoked)
+		return
+	}
+	p.active = time.Now()
 	p.state.begin(p.acks, e)
 	if value == nil {
 		p.state.count(offset, func(s *validate.Stats) { s.Tombstones++ })
@@ -681,6 +705,9 @@ func (in *Ingest) process(ctx goka.Context, msg interface{}) {
 		if attempt%20 == 0 {
 			in.cfg.Log.Warn("schema registry unavailable; the partition waits", "partition", src.Partition, "offset", ctx.Offset(), "error", err)
 		}
+		p.mu.Lock()
+		p.active = time.Now() // waiting is not idle: the watermark must not pass this record
+		p.mu.Unlock()
 		select {
 		case <-ctx.Context().Done():
 			p.acks.Fail(e, fmt.Errorf("stopped while waiting for the schema registry: %w", err))
@@ -690,6 +717,7 @@ func (in *Ingest) process(ctx goka.Context, msg interface{}) {
 	}
 	dead := func(rej *validate.Rejection) {
 		p.mu.Lock()
+		p.state.begin(p.acks, e)
 		p.state.count(offset, func(s *validate.Stats) { s.Reject(rej.Code) })
 		p.mu.Unlock()
 		p.acks.Hold(e)
@@ -736,6 +764,12 @@ func (in *Ingest) process(ctx goka.Context, msg interface{}) {
 	limit := min(in.cfg.BatchBytes, in.cfg.Rows.MaxBytes()-kafka.RecordOverhead-len(key))
 
 	p.mu.Lock()
+	if p.draining {
+		p.mu.Unlock()
+		p.acks.Fail(e, errRevoked)
+		return
+	}
+	p.state.begin(p.acks, e)
 	p.state.count(offset, func(s *validate.Stats) { s.Accept(offset, ctx.Timestamp().UnixMilli(), id) })
 	if p.state.observe(offset, ts) {
 		in.cfg.Metrics.late.Inc()
@@ -743,7 +777,9 @@ func (in *Ingest) process(ctx goka.Context, msg interface{}) {
 	// Backpressure: while the repartition topic does not take rows (a chain waits to send again), this
 	// partition stops reading rather than holding an unbounded backlog.
 	for p.pending >= in.cfg.MaxPendingBytes && p.ctx.Err() == nil {
+		p.blocked = true
 		p.room.Wait()
+		p.blocked = false
 	}
 	b := p.batches[key]
 	if b != nil && b.bytes+size > limit {
@@ -779,6 +815,10 @@ func (p *part) deadLetter(e *acks.Entry, key string, value []byte, partition int
 	rec := dlq.Record(dlq.Source{Topic: in.cfg.Table.Topic, Partition: partition, Offset: offset, Timestamp: timestamp, Key: key}, value, rej.Code, rej.Reason)
 	p.acks.Release(e, dlq.Produce(p.ctx, in.cfg.Producer, rec, in.cfg.RetryBackoff, in.cfg.Log))
 }
+
+// errRevoked acknowledges a message goka hands over after its partition's assignment ended: not committed,
+// the next owner redoes it.
+var errRevoked = errors.New("the partition's assignment is over")
 
 // Metrics are the ingest stage's Prometheus metrics, shared by every topic's processor.
 type Metrics struct {

@@ -3,6 +3,7 @@ package ingest
 import (
 	"encoding/binary"
 	"fmt"
+	"log/slog"
 	"strconv"
 	"sync"
 	"time"
@@ -102,14 +103,15 @@ func loadState(st *state.Partition, window, lateness time.Duration) (*partState,
 	if err != nil {
 		return nil, err
 	}
+	// Counters and watermarks that do not parse start over (they are not data); the defaults come back.
 	if s.stats, err = validate.DecodeStats(b); err != nil {
-		return nil, err
+		slog.Warn("validation stats unreadable; counting again from here", "table", st.Topic, "partition", st.Partition, "error", err)
 	}
 	if b, err = st.Get(bucket.WatermarkKey); err != nil {
 		return nil, err
 	}
 	if s.wm, err = bucket.DecodeWatermark(b); err != nil {
-		return nil, err
+		slog.Warn("watermark unreadable; starting it again", "table", st.Topic, "partition", st.Partition, "error", err)
 	}
 	return s, nil
 }
@@ -206,10 +208,11 @@ func (s *partState) admit(key string, idx uint64, offset int64, ts time.Time) (b
 		if first < offset && ts.UnixMilli()-firstTS <= s.window.Milliseconds() {
 			return true, nil
 		}
-		if first == offset {
-			return false, nil // the same record again (a redo): already remembered
+		if first != offset {
+			s.set(timeKey(firstTS, key, idx), nil)
 		}
-		s.set(timeKey(firstTS, key, idx), nil)
+		// first == offset: the same record again (a redo). It is written again all the same: the first
+		// time's change may have reached the local store and not Kafka.
 	}
 	val := binary.BigEndian.AppendUint64(make([]byte, 0, 16), uint64(offset))
 	val = binary.BigEndian.AppendUint64(val, uint64(ts.UnixMilli()))
@@ -218,13 +221,24 @@ func (s *partState) admit(key string, idx uint64, offset int64, ts time.Time) (b
 	return false, nil
 }
 
-// sweep removes idempotency keys older than the window before now (record time), at most once a minute.
-func (s *partState) sweep(now time.Time) error {
-	if s.st == nil || s.period == nil || now.Sub(s.lastSweep) < sweepEvery {
+// sweepGrace is how long past the window a key is kept: a redo after a crash (within that time) finds every
+// key its first run decided with.
+const sweepGrace = time.Hour
+
+// sweep removes idempotency keys older than the window and its grace, at most once a minute (wall clock).
+// Age is measured against the record's time, but never a time ahead of this machine's clock: one record
+// from the future does not expire every key.
+func (s *partState) sweep(recordTime time.Time) error {
+	wall := time.Now()
+	if s.st == nil || s.period == nil || wall.Sub(s.lastSweep) < sweepEvery {
 		return nil
 	}
-	s.lastSweep = now
-	cutoff := now.Add(-s.window).UnixMilli()
+	s.lastSweep = wall
+	now := recordTime
+	if now.After(wall) {
+		now = wall
+	}
+	cutoff := now.Add(-s.window - sweepGrace).UnixMilli()
 	var expired []string
 	err := s.st.Scan(prefixTime, func(key, _ []byte) bool {
 		if len(key) < len(prefixTime)+8+10 {

@@ -134,16 +134,22 @@ func TestIdempotencyDecisions(t *testing.T) {
 	})
 }
 
-// TestSweepForgetsExpiredKeys: keys older than the window are removed, locally and in the changelog.
+// TestSweepForgetsExpiredKeys: keys older than the window (and its grace) are removed, locally and in the
+// changelog; a record from the future does not expire the recent ones.
 func TestSweepForgetsExpiredKeys(t *testing.T) {
 	log := &changelog{}
 	q := acks.NewQueue()
 	s := newState(t, pebble(t), log)
-	base := time.Date(2026, 11, 28, 10, 0, 0, 0, time.UTC)
-	for i := 0; i < 5; i++ {
+	old := time.Date(2026, 11, 1, 10, 0, 0, 0, time.UTC)
+	recent := time.Now()
+	for i := 0; i < 6; i++ {
 		e := q.Push(func(error) {})
 		s.begin(q, e)
-		if _, err := s.admit("old", uint64(i), int64(i), base); err != nil {
+		at, key := old, "old"
+		if i == 5 {
+			at, key = recent, "recent"
+		}
+		if _, err := s.admit(key, uint64(i), int64(i), at); err != nil {
 			t.Fatal(err)
 		}
 		s.flush()
@@ -158,22 +164,22 @@ func TestSweepForgetsExpiredKeys(t *testing.T) {
 		}
 		return n
 	}
-	if n := keys(&state.Partition{Store: log.replay(t)}); n != 10 {
-		t.Fatalf("%d keys in the changelog before the sweep, want 10", n)
+	if n := keys(&state.Partition{Store: log.replay(t)}); n != 12 {
+		t.Fatalf("%d keys in the changelog before the sweep, want 12", n)
 	}
 	e := q.Push(func(error) {})
 	s.begin(q, e)
 	s.lastSweep = time.Time{}
-	if err := s.sweep(base.Add(2 * time.Hour)); err != nil {
+	if err := s.sweep(recent.Add(30 * 24 * time.Hour)); err != nil { // a record from a clock a month ahead
 		t.Fatal(err)
 	}
 	s.flush()
 	q.Release(e, nil)
-	if n := keys(s.st); n != 0 {
-		t.Errorf("%d keys left after the sweep, want 0", n)
+	if n := keys(s.st); n != 2 {
+		t.Errorf("%d keys left after the sweep, want the recent key's 2", n)
 	}
-	if n := keys(&state.Partition{Store: log.replay(t)}); n != 0 {
-		t.Errorf("%d keys left in the replayed changelog, want 0", n)
+	if n := keys(&state.Partition{Store: log.replay(t)}); n != 2 {
+		t.Errorf("%d keys left in the replayed changelog, want 2", n)
 	}
 }
 
