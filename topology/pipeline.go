@@ -478,8 +478,22 @@ func (p *Pipeline) ensureTablePartitions(decl Processor) error {
 		return fmt.Errorf("partitions of %s: %w", decl.Input, err)
 	}
 	have, err := p.client.Partitions(decl.Table)
-	if err != nil || len(have) == 0 || len(have) >= len(src) {
-		return nil // missing: goka creates it with the source's partitions
+	if err != nil || len(have) == 0 {
+		// Missing: created here rather than by goka, whose creation fails (and restarts the processor) when
+		// several instances start at once and another one's creation wins.
+		replication, rerr := kafka.ResolveReplication(context.Background(), p.admin, p.cfg.ReplicationFactor)
+		if rerr != nil {
+			return rerr
+		}
+		cerr := p.admin.CreateTopic(decl.Table, &sarama.TopicDetail{NumPartitions: int32(len(src)), ReplicationFactor: int16(replication),
+			ConfigEntries: map[string]*string{"cleanup.policy": ptr("compact")}}, false)
+		if cerr != nil && !isTopicExists(cerr) {
+			return fmt.Errorf("creating the state table %s: %w", decl.Table, cerr)
+		}
+		return p.client.RefreshMetadata(decl.Table)
+	}
+	if len(have) >= len(src) {
+		return nil
 	}
 	p.log.Info("the source topic has more partitions than its state table; adding partitions", "topic", decl.Input, "table", decl.Table, "partitions", len(src))
 	if err := p.admin.CreatePartitions(decl.Table, int32(len(src)), nil, false); err != nil && !strings.Contains(err.Error(), "already has") {

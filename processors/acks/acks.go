@@ -110,6 +110,13 @@ func (q *Queue) Fail(e *Entry, err error) {
 	q.mu.Unlock()
 }
 
+// Failed is the first error an entry was acknowledged with (nil: none).
+func (q *Queue) Failed() error {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.failed
+}
+
 // Len is the number of entries not yet acknowledged.
 func (q *Queue) Len() int {
 	q.mu.Lock()

@@ -258,7 +258,7 @@ func (c *Committer) part(ctx goka.Context) *partWriter {
 	pid := ctx.Partition()
 	// A new assignment (or a restarted processor) starts afresh; a previous one still finishing its
 	// revocation keeps its own state until it is done.
-	p, _ := c.parts.Get(pid, ctx.Context(), func() (*partWriter, error) {
+	p, _ := c.parts.Get(pid, ctx.Context(), func(*partWriter, bool) (*partWriter, error) {
 		p := &partWriter{c: c, id: pid, ctx: ctx.Context(), acks: acks.NewQueue(), files: map[string]*openFile{}, sealSent: map[string]string{},
 			seen: map[string]int64{}, catalogWake: make(chan struct{}, 1), marks: map[string]*tableMarks{}, complete: map[string]bool{},
 			incomplete: map[string]bool{}}
@@ -272,12 +272,6 @@ func (c *Committer) part(ctx goka.Context) *partWriter {
 
 // process is the goka callback.
 func (c *Committer) process(ctx goka.Context, msg interface{}) {
-	// goka may still hand over a buffered message once the assignment is over: it is left to the next
-	// owner, and no partition writer (which would claim the partition again) is made for it.
-	if ctx.Context().Err() != nil {
-		ctx.DeferCommit()(errors.New("the partition's assignment is over"))
-		return
-	}
 	p := c.part(ctx)
 	e := p.acks.Push(ctx.DeferCommit())
 	defer p.acks.Release(e, nil)

@@ -151,10 +151,9 @@ type part struct {
 	pending int        // bytes of rows gathered or sent and not yet confirmed (with mu)
 	room    *sync.Cond // on mu: pending fell below MaxPendingBytes, or the partition was revoked
 
-	state    *partState // the steps' state of this partition (with mu)
-	draining bool       // the assignment is over: nothing more is taken (with mu)
-	active   time.Time  // when a record was last read, or the callback last waited for something (with mu)
-	blocked  bool       // the callback waits for room (backpressure): not idle (with mu)
+	state   *partState // the steps' state of this partition (with mu)
+	active  time.Time  // when a record was last read, or the callback last waited for something (with mu)
+	blocked bool       // the callback waits for room (backpressure): not idle (with mu)
 
 	acked      atomic.Int64 // the last offset acknowledged
 	mark       *envelope.Watermark
@@ -224,7 +223,15 @@ func rowBytes(r *envelope.Row) int { return 24 + len(r.Payload) }
 
 func (in *Ingest) part(ctx goka.Context) (*part, error) {
 	pid := ctx.Partition()
-	return in.parts.Get(pid, ctx.Context(), func() (*part, error) {
+	return in.parts.Get(pid, ctx.Context(), func(prev *part, ended bool) (*part, error) {
+		// A message goka hands over after this assignment's worker drained: it is taken by a new worker
+		// (whose run drains it at once), unless the ended one failed a record — acknowledging this one
+		// would then commit past it.
+		if ended {
+			if err := prev.acks.Failed(); err != nil {
+				return nil, fmt.Errorf("an earlier record of this assignment failed: %w", err)
+			}
+		}
 		var sp *state.Partition
 		if in.cfg.Tables != nil {
 			st := in.cfg.Tables.Store(in.TableTopic(), pid)
@@ -380,17 +387,22 @@ func (p *part) watermarkMarker(now time.Time) time.Duration {
 // waits up to 45s for the acknowledgements; what cannot finish (a chain waiting to resend, Kafka down) is
 // acknowledged with an error, and the next owner redoes it from the committed offset.
 func (p *part) drain() {
-	p.mu.Lock()
-	p.draining = true // a message goka still hands over is not taken
-	p.state.flush()
-	for k, b := range p.batches {
-		delete(p.batches, k)
-		p.produce(b)
+	// goka may still hand over a message or two once the assignment is over: they are taken, and what they
+	// gather is sent by this loop.
+	flush := func() {
+		p.state.flush()
+		for k, b := range p.batches {
+			delete(p.batches, k)
+			p.produce(b)
+		}
 	}
+	p.mu.Lock()
+	flush()
 	p.mu.Unlock()
 	deadline := time.Now().Add(45 * time.Second)
 	for p.acks.Len() > 0 && time.Now().Before(deadline) {
 		p.mu.Lock()
+		flush()
 		p.applyOutcomes()
 		stuck := p.unsent() && !p.inFlight()
 		p.mu.Unlock()
@@ -626,16 +638,9 @@ func (b *pending) split(i int) (*pending, *pending) {
 
 // process is the goka callback: ingest → validate → bucket, fused.
 func (in *Ingest) process(ctx goka.Context, msg interface{}) {
-	// goka may still hand over a buffered message once the assignment is over: it is not acknowledged
-	// (the next owner redoes it), and no worker is made for the dead assignment.
-	if ctx.Context().Err() != nil {
-		ctx.DeferCommit()(errRevoked)
-		return
-	}
 	p, err := in.part(ctx)
 	if err != nil {
 		ctx.DeferCommit()(err)
-		ctx.Fail(err)
 		return
 	}
 	commit, off := ctx.DeferCommit(), ctx.Offset()
@@ -657,11 +662,6 @@ func (in *Ingest) process(ctx goka.Context, msg interface{}) {
 	// ingest: the record's state is written before it can be acknowledged; a retry of an Idempotency-Key
 	// request seen before is dropped.
 	p.mu.Lock()
-	if p.draining {
-		p.mu.Unlock()
-		p.acks.Fail(e, errRevoked)
-		return
-	}
 	p.active = time.Now()
 	p.state.begin(p.acks, e)
 	if value == nil {
@@ -764,11 +764,6 @@ func (in *Ingest) process(ctx goka.Context, msg interface{}) {
 	limit := min(in.cfg.BatchBytes, in.cfg.Rows.MaxBytes()-kafka.RecordOverhead-len(key))
 
 	p.mu.Lock()
-	if p.draining {
-		p.mu.Unlock()
-		p.acks.Fail(e, errRevoked)
-		return
-	}
 	p.state.begin(p.acks, e)
 	p.state.count(offset, func(s *validate.Stats) { s.Accept(offset, ctx.Timestamp().UnixMilli(), id) })
 	if p.state.observe(offset, ts) {
@@ -815,10 +810,6 @@ func (p *part) deadLetter(e *acks.Entry, key string, value []byte, partition int
 	rec := dlq.Record(dlq.Source{Topic: in.cfg.Table.Topic, Partition: partition, Offset: offset, Timestamp: timestamp, Key: key}, value, rej.Code, rej.Reason)
 	p.acks.Release(e, dlq.Produce(p.ctx, in.cfg.Producer, rec, in.cfg.RetryBackoff, in.cfg.Log))
 }
-
-// errRevoked acknowledges a message goka hands over after its partition's assignment ended: not committed,
-// the next owner redoes it.
-var errRevoked = errors.New("the partition's assignment is over")
 
 // Metrics are the ingest stage's Prometheus metrics, shared by every topic's processor.
 type Metrics struct {

@@ -59,12 +59,8 @@ func TestProcessSteps(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c, err := avro.NewCodec(s)
-	if err != nil {
-		t.Fatal(err)
-	}
 	record := func(id int) []byte {
-		b, err := c.AppendBinaryFromJSON(avro.AppendWireHeader(nil, 1), []byte(fmt.Sprintf(`{"id":%d}`, id)))
+		b, err := avro.EncodeJSON(schema, 1, fmt.Sprintf(`{"id":%d}`, id))
 		if err != nil {
 			t.Fatal(err)
 		}

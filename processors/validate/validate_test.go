@@ -42,11 +42,7 @@ func TestCheck(t *testing.T) {
 		5: parse(`{"type":"record","name":"R","fields":[{"name":"self","type":"R"}]}`)},
 		subjects: map[string][]int{"t-value": {1}}}
 	enc := func(id int, schema, datum string) []byte {
-		c, err := avro.NewCodec(parse(schema))
-		if err != nil {
-			t.Fatal(err)
-		}
-		b, err := c.AppendBinaryFromJSON(avro.AppendWireHeader(nil, id), []byte(datum))
+		b, err := avro.EncodeJSON(schema, id, datum)
 		if err != nil {
 			t.Fatal(err)
 		}

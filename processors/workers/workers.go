@@ -17,20 +17,29 @@ type Set[W any] struct {
 }
 
 type slot[W any] struct {
-	ctx context.Context
-	w   W
+	ctx   context.Context
+	w     W
+	ended bool
 }
 
 // Get returns the worker of a partition for the assignment ctx belongs to. When there is none yet, it makes
-// one with make and runs run in a goroutine of its own; once run returns (the assignment is over, run has
-// finished its work), the worker is forgotten, unless a newer assignment already has another.
-func (s *Set[W]) Get(partition int32, ctx context.Context, make func() (W, error), run func(W)) (W, error) {
+// one with make and runs run in a goroutine of its own. A worker whose run has returned (its assignment is
+// over) stays known until a newer assignment of the partition comes: a message goka hands over late, for
+// the assignment that is over, gets a new worker made with the ended one as prev (ended true), so that
+// make can carry over what the ended one knew (a failure).
+func (s *Set[W]) Get(partition int32, ctx context.Context, make func(prev W, ended bool) (W, error), run func(W)) (W, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if cur, ok := s.m[partition]; ok && cur.ctx == ctx {
+	cur, ok := s.m[partition]
+	if ok && cur.ctx == ctx && !cur.ended {
 		return cur.w, nil
 	}
-	w, err := make()
+	var prev W
+	ended := ok && cur.ctx == ctx
+	if ended {
+		prev = cur.w
+	}
+	w, err := make(prev, ended)
 	if err != nil {
 		return w, err
 	}
@@ -42,16 +51,23 @@ func (s *Set[W]) Get(partition int32, ctx context.Context, make func() (W, error
 		run(w)
 		s.mu.Lock()
 		if cur, ok := s.m[partition]; ok && cur.ctx == ctx {
-			delete(s.m, partition)
+			cur.ended = true
+			s.m[partition] = cur
 		}
 		s.mu.Unlock()
 	}()
 	return w, nil
 }
 
-// Len is the number of partitions with a worker.
-func (s *Set[W]) Len() int {
+// Running is the number of partitions whose worker runs.
+func (s *Set[W]) Running() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return len(s.m)
+	n := 0
+	for _, sl := range s.m {
+		if !sl.ended {
+			n++
+		}
+	}
+	return n
 }

@@ -9,7 +9,7 @@ import (
 func TestOneWorkerPerAssignment(t *testing.T) {
 	var s Set[*int]
 	made := 0
-	mk := func() (*int, error) { made++; v := made; return &v, nil }
+	mk := func(*int, bool) (*int, error) { made++; v := made; return &v, nil }
 	ran := make(chan int, 4)
 	run := func(w *int) { ran <- *w }
 
@@ -40,13 +40,24 @@ func TestOneWorkerPerAssignment(t *testing.T) {
 		}
 	}
 	deadline := time.Now().Add(5 * time.Second)
-	for s.Len() != 1 && time.Now().Before(deadline) {
+	for s.Running() != 1 && time.Now().Before(deadline) {
 		time.Sleep(time.Millisecond)
 	}
-	if s.Len() != 1 {
-		t.Fatalf("%d workers after the old assignment ended, want 1", s.Len())
+	if s.Running() != 1 {
+		t.Fatalf("%d workers running after the old assignment ended, want 1", s.Running())
 	}
 	if cur, _ := s.Get(0, a2, mk, run); cur != w2 {
 		t.Fatal("the new assignment's worker was forgotten")
+	}
+	// A late message of the ended assignment of partition 1: a new worker, made knowing the ended one.
+	var sawPrev *int
+	late, _ := s.Get(1, a1, func(prev *int, ended bool) (*int, error) {
+		if ended {
+			sawPrev = prev
+		}
+		return mk(prev, ended)
+	}, func(*int) {})
+	if sawPrev != other || late == other {
+		t.Fatalf("the late message's worker was made with prev %v (want the ended worker %v)", sawPrev, other)
 	}
 }
