@@ -19,6 +19,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/minipipe/minipipe/internal/kafka"
+	"github.com/minipipe/minipipe/internal/layout"
 	"github.com/minipipe/minipipe/internal/query"
 	"github.com/minipipe/minipipe/sinks/fs"
 )
@@ -151,7 +152,7 @@ func topologyCommand(stdout, stderr io.Writer) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			var sources []Table
+			var sources []layout.Table
 			kcfg := kafka.Config{Brokers: cfg.Brokers, ClientID: "minipipe-topology"}
 			sc := kcfg.Sarama()
 			sc.Net.DialTimeout = 2 * time.Second
@@ -237,7 +238,7 @@ func ints(xs []int) string {
 
 // QueryTables makes the DuckDB views of a warehouse's tables: each reads its current generation's
 // committed files, by column name, with the partition columns as strings.
-func QueryTables(wh fs.FS) ([]query.Table, error) {
+func QueryTables(wh fs.FS) ([]query.View, error) {
 	local, ok := wh.(interface{ LocalPath(string) (string, error) })
 	if !ok {
 		return nil, fmt.Errorf("minipipe query reads local warehouses (file://); query tables on HDFS through the Hive Metastore with Trino or Spark")
@@ -246,9 +247,9 @@ func QueryTables(wh fs.FS) ([]query.Table, error) {
 	if err != nil {
 		return nil, err
 	}
-	var out []query.Table
+	var out []query.View
 	for _, t := range tables {
-		qt := query.Table{Name: t.Name, PartitionFields: t.PartitionColumns}
+		qt := query.View{Name: t.Name, PartitionFields: t.PartitionColumns}
 		if t.Files > 0 {
 			dir, err := local.LocalPath(t.Location)
 			if err != nil {

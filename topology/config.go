@@ -156,7 +156,7 @@ func (c *Config) runFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&c.Timezone, "timezone", c.Timezone, "time zone of daily and hourly partitions")
 	fs.StringVar(&c.TimestampField, "timestamp-field", c.TimestampField, "record field giving the row's time for partitioning (default: the Kafka record timestamp)")
 	fs.Int64Var(&c.FlushSize, "flush-size", c.FlushSize, "records per Parquet file")
-	fs.Int64Var(&c.MaxFileBytes, "max-file-bytes", c.MaxFileBytes, "bytes per Parquet file (encoded size)")
+	fs.Int64Var(&c.MaxFileBytes, "max-file-bytes", c.MaxFileBytes, "Avro bytes of the rows per file (Parquet compresses them)")
 	fs.DurationVar(&c.RotateInterval, "rotate-interval", c.RotateInterval, "a file is committed at most this long after its first record, with or without new traffic")
 	fs.IntVar(&c.RowsPartitions, "rows-partitions", c.RowsPartitions, "partitions of the repartition topic (the commit stage's parallelism) when minipipe creates it")
 	fs.DurationVar(&c.IdempotencyWindow, "idempotency-window", c.IdempotencyWindow, "how long the retries of a REST produce request with an Idempotency-Key header are recognised and dropped")

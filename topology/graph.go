@@ -71,16 +71,16 @@ type Source struct {
 
 // Declare is the topology of a configuration: the commit processor, and an ingest processor for each
 // source topic given (for none, one for a placeholder topic).
-func Declare(cfg Config, sources []Table) Topology {
+func Declare(cfg Config, sources []layout.Table) Topology {
 	top := Topology{Pipeline: cfg.PipelineName, Sink: cfg.WarehouseURL()}
-	shown := append([]Table(nil), sources...)
+	shown := append([]layout.Table(nil), sources...)
 	sort.Slice(shown, func(i, j int) bool { return shown[i].Topic < shown[j].Topic })
 	for _, t := range shown {
 		top.Sources = append(top.Sources, Source{Topic: t.Topic, Table: t.Name, PartitionBy: t.Spec.String()})
 	}
 	if len(shown) == 0 {
 		spec, _ := layout.ParseSpec(cfg.PartitionBy, cfg.Timezone)
-		shown = []Table{{Name: "<table>", Topic: "<topic>", Spec: spec, TimestampField: cfg.TimestampField}}
+		shown = []layout.Table{{Name: "<table>", Topic: "<topic>", Spec: spec, TimestampField: cfg.TimestampField}}
 	}
 	for _, t := range shown {
 		top.Processors = append(top.Processors, IngestProcessor(cfg, t, 1))
@@ -90,7 +90,7 @@ func Declare(cfg Config, sources []Table) Topology {
 }
 
 // IngestProcessor is the declaration of a source topic's processor for a table generation.
-func IngestProcessor(cfg Config, t Table, gen int) Processor {
+func IngestProcessor(cfg Config, t layout.Table, gen int) Processor {
 	n := Names{cfg.PipelineName}
 	group := n.IngestGroup(t.Topic, gen)
 	table := string(goka.GroupTable(goka.Group(group)))
@@ -108,7 +108,7 @@ func IngestProcessor(cfg Config, t Table, gen int) Processor {
 		Input: t.Topic,
 		Table: table,
 		Outputs: []Output{
-			{Topic: n.RowsTopic(), What: "repartition: key = table@generation/partition, batches of rows; with --allowed-lateness, watermark markers to every partition"},
+			{Topic: n.RowsTopic(), What: "repartition: key = table@generation/partition, batches of rows and the seals that end files; with --allowed-lateness, watermark markers to every partition"},
 			{Topic: dlq.Topic(t.Topic), What: "dead letters, reason in headers"},
 		},
 		Steps: []Step{
@@ -116,8 +116,9 @@ func IngestProcessor(cfg Config, t Table, gen int) Processor {
 				State: fmt.Sprintf("idempotency keys per source partition for %s (%s keys i/, t/)", cfg.IdempotencyWindow, table)},
 			{Name: "validate", Package: "processors/validate", Does: "Confluent framing, schema id known, schema the table can take, datum decodes; else → " + dlq.Topic(t.Topic),
 				State: fmt.Sprintf("schema ids seen, records accepted and rejected by reason, per source partition (%s key v/); schemas from the registry view %s", table, cfg.RegistryTopic)},
-			{Name: "bucket", Package: "processors/bucket", Does: fmt.Sprintf("table %s, partition %s from %s", t.Name, t.Spec, ts),
-				State: fmt.Sprintf("event-time watermark per source partition (%s key w/); %s", table, lateness)},
+			{Name: "bucket", Package: "processors/bucket", Does: fmt.Sprintf("table %s, partition %s from %s; end a file (a seal on its last batch) after %d rows, %d Avro bytes, %s after its first row, or at a new schema",
+				t.Name, t.Spec, ts, t.Rotation.MaxRecords, t.Rotation.MaxBytes, t.Rotation.Interval),
+				State: fmt.Sprintf("event-time watermark per source partition (%s key w/); %s; file boundaries per table partition (key f/)", table, lateness)},
 		},
 		PerTopic: true,
 	}
@@ -135,10 +136,8 @@ func CommitProcessor(cfg Config) Processor {
 		Name:    "commit",
 		Group:   n.CommitGroup(),
 		Input:   n.RowsTopic(),
-		Outputs: []Output{{Topic: n.RowsTopic(), What: "seal markers that close idle files"}},
 		Steps: []Step{
-			{Name: "rotate", Package: "processors/bucket", Does: fmt.Sprintf("close a file after %d rows, %d bytes or %s after its first row", cfg.FlushSize, cfg.MaxFileBytes, cfg.RotateInterval)},
-			{Name: "commit", Package: "processors/commit", Does: "write Parquet to staging → manifest intent → publish (rename) → committed → catalog → acknowledge input in offset order",
+			{Name: "commit", Package: "processors/commit", Does: "write each table partition's rows from each source partition into a Parquet file until its seal → staging → manifest intent → publish (rename) → committed → catalog → acknowledge input in offset order",
 				State: "write-ahead manifest " + cfg.WarehouseURL() + "/_minipipe/manifests/" + n.RowsTopic() + "/<partition> (in the warehouse: it commits with the files)"},
 			complete,
 		},

@@ -21,6 +21,7 @@ import (
 
 	"github.com/minipipe/minipipe/internal/avro"
 	"github.com/minipipe/minipipe/internal/kafka"
+	"github.com/minipipe/minipipe/internal/layout"
 	"github.com/minipipe/minipipe/internal/supervise"
 	"github.com/minipipe/minipipe/processors/commit"
 	"github.com/minipipe/minipipe/processors/dlq"
@@ -85,7 +86,7 @@ type Pipeline struct {
 }
 
 type runningIngest struct {
-	table   Table
+	table   layout.Table
 	gen     int
 	topicID string
 	cancel  context.CancelFunc
@@ -189,13 +190,13 @@ func (p *Pipeline) Run(ctx context.Context) error {
 		Group:     p.names.CommitGroup(),
 		RowsTopic: p.names.RowsTopic(),
 		FS:        p.wh,
-		Tables: func(name string) commit.Table {
+		Tables: func(name string) layout.Table {
 			if t, ok := p.catalog.ByName(name); ok {
-				return t.Commit()
+				return t
 			}
 			t, _, _ := p.catalog.ForTopic(name)
 			t.Name = name
-			return t.Commit()
+			return t
 		},
 		Schemas:         schemas{p.reg},
 		Producer:        p.producer,
@@ -203,7 +204,6 @@ func (p *Pipeline) Run(ctx context.Context) error {
 		Cluster:         p.claimCluster(),
 		Pipeline:        p.cfg.PipelineName,
 		Parquet:         parquet.Options{Compression: p.cfg.ParquetCompression},
-		SealCheck:       min(max(p.cfg.RotateInterval/4, 100*time.Millisecond), time.Second),
 		CompactEvery:    p.cfg.CheckpointEvery,
 		AllowedLateness: p.cfg.AllowedLateness,
 		Failpoint:       failpoint(),
@@ -319,7 +319,7 @@ func (p *Pipeline) discover(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	want := map[string]Table{} // by topic@generation
+	want := map[string]layout.Table{} // by topic@generation
 	wantGen := map[string]int{}
 	for _, topic := range topics {
 		t, ok, err := p.catalog.ForTopic(topic)
@@ -412,17 +412,17 @@ func (p *Pipeline) ensureDLQ(topic string) error {
 	return nil
 }
 
-func (p *Pipeline) startIngest(ctx context.Context, key string, t Table, gen int, topicID string) {
+func (p *Pipeline) startIngest(ctx context.Context, key string, t layout.Table, gen int, topicID string) {
 	p.catalog.Remember(t)
 	drop := map[string]bool{}
-	for _, c := range partitionFieldColumns(t.Spec) {
+	for _, c := range t.FieldColumns() {
 		drop[c] = true
 	}
 	decl := IngestProcessor(p.cfg, t, gen)
 	rowsParts, _ := p.client.Partitions(p.names.RowsTopic())
 	srcParts, _ := p.client.Partitions(t.Topic)
 	in := ingest.New(ingest.Config{
-		Table:             ingest.Table{Name: t.Name, Generation: gen, Topic: t.Topic, TopicID: topicID, Spec: t.Spec, TimestampField: t.TimestampField},
+		Table:             ingest.Feed{Table: t, Generation: gen, TopicID: topicID},
 		Group:             decl.Group,
 		RowsTopic:         p.names.RowsTopic(),
 		Rows:              p.rows,

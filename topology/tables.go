@@ -8,8 +8,6 @@ import (
 	"time"
 
 	"github.com/minipipe/minipipe/internal/layout"
-	"github.com/minipipe/minipipe/processors/bucket"
-	"github.com/minipipe/minipipe/processors/commit"
 )
 
 // TableConfig declares a table in the config file's `tables:` list. Anything left out takes the value of
@@ -21,33 +19,8 @@ type TableConfig struct {
 	Timezone       string        `yaml:"timezone"`        // of daily and hourly partitions; default UTC
 	TimestampField string        `yaml:"timestamp-field"` // default: the Kafka record timestamp
 	FlushSize      int64         `yaml:"flush-size"`      // records per file
-	MaxFileBytes   int64         `yaml:"max-file-bytes"`  // bytes per file (encoded)
+	MaxFileBytes   int64         `yaml:"max-file-bytes"`  // Avro bytes of the rows per file
 	RotateInterval time.Duration `yaml:"rotate-interval"` // a file closes at most this long after its first record
-}
-
-// Table is a resolved table: where it comes from and how it is cut.
-type Table struct {
-	Name           string
-	Topic          string
-	Spec           layout.Spec
-	TimestampField string
-	Policy         bucket.Policy
-}
-
-// Subject is the registry subject of the table's values (Confluent's TopicNameStrategy).
-func (t Table) Subject() string { return t.Topic + "-value" }
-
-// Commit is the commit stage's view of the table.
-func (t Table) Commit() commit.Table {
-	return commit.Table{Name: t.Name, Policy: t.Policy, PartitionColumns: partitionFieldColumns(t.Spec), Spec: t.Spec}
-}
-
-// partitionFieldColumns are data fields that become partition columns (and so leave the files).
-func partitionFieldColumns(s layout.Spec) []string {
-	if s.Kind == layout.Field {
-		return []string{s.Field}
-	}
-	return nil
 }
 
 // TableRules decide which topics are tables, with which name, partitioning and rotation (--topics, the
@@ -58,7 +31,7 @@ type TableRules struct {
 	defaults TableConfig
 	internal func(string) bool
 	mu       sync.RWMutex // byName is read by the commit stage while discovery adds to it
-	byName   map[string]Table
+	byName   map[string]layout.Table
 }
 
 // NewTableRules builds the table rules from the configuration.
@@ -71,7 +44,7 @@ func NewTableRules(cfg Config) (*TableRules, error) {
 	if err != nil {
 		return nil, fmt.Errorf("--topics %q: %w", cfg.Topics, err)
 	}
-	c := &TableRules{topics: re, declared: map[string]TableConfig{}, byName: map[string]Table{},
+	c := &TableRules{topics: re, declared: map[string]TableConfig{}, byName: map[string]layout.Table{},
 		defaults: TableConfig{PartitionBy: cfg.PartitionBy, Timezone: cfg.Timezone, TimestampField: cfg.TimestampField,
 			FlushSize: cfg.FlushSize, MaxFileBytes: cfg.MaxFileBytes, RotateInterval: cfg.RotateInterval},
 		internal: func(t string) bool { return InternalTopic(t, cfg.RegistryTopic) },
@@ -108,23 +81,23 @@ func InternalTopic(topic, registryTopic string) bool {
 }
 
 // ForTopic returns the table a topic feeds, or false when the topic is not a source.
-func (c *TableRules) ForTopic(topic string) (Table, bool, error) {
+func (c *TableRules) ForTopic(topic string) (layout.Table, bool, error) {
 	tc, declared := c.declared[topic]
 	if !declared {
 		if c.internal(topic) || !c.topics.MatchString(topic) {
-			return Table{}, false, nil
+			return layout.Table{}, false, nil
 		}
 		tc = TableConfig{Topic: topic}
 	}
 	t, err := c.resolve(tc)
 	if err != nil {
-		return Table{}, false, err
+		return layout.Table{}, false, err
 	}
 	return t, true, nil
 }
 
 // ByName returns a declared or already seen table.
-func (c *TableRules) ByName(name string) (Table, bool) {
+func (c *TableRules) ByName(name string) (layout.Table, bool) {
 	c.mu.RLock()
 	defer c.mu.RUnlock()
 	t, ok := c.byName[name]
@@ -132,13 +105,13 @@ func (c *TableRules) ByName(name string) (Table, bool) {
 }
 
 // Remember records a table resolved from a topic, so that the commit stage finds its policy by name.
-func (c *TableRules) Remember(t Table) {
+func (c *TableRules) Remember(t layout.Table) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.byName[t.Name] = t
 }
 
-func (c *TableRules) resolve(tc TableConfig) (Table, error) {
+func (c *TableRules) resolve(tc TableConfig) (layout.Table, error) {
 	d := c.defaults
 	pick := func(v, def string) string {
 		if v != "" {
@@ -148,13 +121,13 @@ func (c *TableRules) resolve(tc TableConfig) (Table, error) {
 	}
 	name := pick(tc.Name, layout.TableName(tc.Topic))
 	if !layout.ValidTable(name) {
-		return Table{}, fmt.Errorf("table name %q: use 1 to 128 characters from [a-z0-9_]", name)
+		return layout.Table{}, fmt.Errorf("table name %q: use 1 to 128 characters from [a-z0-9_]", name)
 	}
 	spec, err := layout.ParseSpec(pick(tc.PartitionBy, d.PartitionBy), pick(tc.Timezone, d.Timezone))
 	if err != nil {
-		return Table{}, fmt.Errorf("table %s: %w", name, err)
+		return layout.Table{}, fmt.Errorf("table %s: %w", name, err)
 	}
-	policy := bucket.Policy{MaxRecords: d.FlushSize, MaxBytes: d.MaxFileBytes, Interval: d.RotateInterval}
+	policy := layout.Rotation{MaxRecords: d.FlushSize, MaxBytes: d.MaxFileBytes, Interval: d.RotateInterval}
 	if tc.FlushSize > 0 {
 		policy.MaxRecords = tc.FlushSize
 	}
@@ -165,7 +138,7 @@ func (c *TableRules) resolve(tc TableConfig) (Table, error) {
 		policy.Interval = tc.RotateInterval
 	}
 	if policy.MaxRecords <= 0 && policy.MaxBytes <= 0 && policy.Interval <= 0 {
-		return Table{}, fmt.Errorf("table %s: files would never close: set --flush-size, --max-file-bytes or --rotate-interval", name)
+		return layout.Table{}, fmt.Errorf("table %s: files would never close: set --flush-size, --max-file-bytes or --rotate-interval", name)
 	}
-	return Table{Name: name, Topic: tc.Topic, Spec: spec, TimestampField: pick(tc.TimestampField, d.TimestampField), Policy: policy}, nil
+	return layout.Table{Name: name, Topic: tc.Topic, Spec: spec, TimestampField: pick(tc.TimestampField, d.TimestampField), Rotation: policy}, nil
 }

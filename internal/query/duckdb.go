@@ -18,8 +18,8 @@ import (
 	_ "github.com/duckdb/duckdb-go/v2" // registers the "duckdb" driver
 )
 
-// Table is a table to expose as a view: its name and committed files (absolute local paths).
-type Table struct {
+// View is a table as DuckDB shows it: a view over its committed files (absolute local paths).
+type View struct {
 	Name            string
 	Files           []string
 	PartitionFields []string // Hive partition columns, typed VARCHAR
@@ -31,7 +31,7 @@ type DB struct {
 }
 
 // Open starts DuckDB and creates the views.
-func Open(ctx context.Context, tables []Table) (*DB, error) {
+func Open(ctx context.Context, tables []View) (*DB, error) {
 	db, err := sql.Open("duckdb", "")
 	if err != nil {
 		return nil, fmt.Errorf("duckdb: %w", err)
@@ -50,7 +50,7 @@ func quoteIdent(s string) string { return `"` + strings.ReplaceAll(s, `"`, `""`)
 
 func quoteString(s string) string { return `'` + strings.ReplaceAll(s, `'`, `''`) + `'` }
 
-func createView(ctx context.Context, db *sql.DB, t Table) error {
+func createView(ctx context.Context, db *sql.DB, t View) error {
 	var stmt string
 	if len(t.Files) == 0 {
 		// A table with no committed file yet: an empty view with only its partition columns.

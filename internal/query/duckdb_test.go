@@ -85,7 +85,7 @@ func TestViews(t *testing.T) {
 	}
 	raw.Close()
 
-	db, err := Open(ctx, []Table{
+	db, err := Open(ctx, []View{
 		{Name: "users", Files: []string{f1, f2}, PartitionFields: []string{"dt"}},
 		{Name: "empty", PartitionFields: []string{"dt"}},
 	})

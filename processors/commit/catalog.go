@@ -189,7 +189,7 @@ func (p *partWriter) reconcile(ctx context.Context, tables []CatalogTable) error
 		}
 		tbl := c.cfg.Tables(t.Table)
 		drop := map[string]bool{}
-		for _, col := range tbl.PartitionColumns {
+		for _, col := range tbl.FieldColumns() {
 			drop[col] = true
 		}
 		if t.Cols, err = parquet.ArrowSchema(schema, drop); err != nil {

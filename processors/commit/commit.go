@@ -1,10 +1,10 @@
 // Package commit is the last stage of the topology: a goka processor on the repartition topic that writes
 // each table partition's rows into Parquet files and commits them exactly once through the write-ahead
-// manifest (sinks/manifest). Its rotation decisions come from the bucket policy: a file closes after N
-// rows, M bytes, or an interval after its first row — then by a seal marker this stage produces into its
-// own input, so that idle files close without new traffic and a redo after a crash meets the seal at the
-// same place. Input is acknowledged, per partition in offset order, only once the file holding it is
-// committed.
+// manifest (sinks/manifest). A file holds the rows of one table partition from one source partition; where
+// it ends is decided upstream by the bucket step and arrives in the stream as a seal on a batch, so a redo
+// after a crash cuts the same files. This stage only ends a file on its own when it must: a row its schema
+// cannot read, too many open files, or the partition moving away (minipipe_commit_unplanned_ends_total).
+// Input is acknowledged, per partition in offset order, only once the file holding it is committed.
 package commit
 
 import (
@@ -28,7 +28,6 @@ import (
 	"github.com/minipipe/minipipe/internal/avro"
 	"github.com/minipipe/minipipe/internal/layout"
 	"github.com/minipipe/minipipe/processors/acks"
-	"github.com/minipipe/minipipe/processors/bucket"
 	"github.com/minipipe/minipipe/processors/dlq"
 	"github.com/minipipe/minipipe/processors/envelope"
 	"github.com/minipipe/minipipe/processors/workers"
@@ -36,14 +35,6 @@ import (
 	"github.com/minipipe/minipipe/sinks/manifest"
 	"github.com/minipipe/minipipe/sinks/parquet"
 )
-
-// Table is what the commit stage needs to know of a table.
-type Table struct {
-	Name             string
-	Policy           bucket.Policy
-	PartitionColumns []string
-	Spec             layout.Spec // how the table is partitioned (completeness needs the time range of a partition)
-}
 
 // Schemas resolves schema ids.
 type Schemas interface {
@@ -82,9 +73,9 @@ type Config struct {
 	Group     string
 	RowsTopic string
 	FS        fs.FS
-	Tables    func(name string) Table
+	Tables    func(name string) layout.Table
 	Schemas   Schemas
-	Producer  *kgo.Client // produces seal markers into RowsTopic, and dead letters
+	Producer  *kgo.Client // produces dead letters
 	Instance  string
 	// Cluster and Pipeline are recorded in every claim of a commit partition.
 	Cluster  string
@@ -92,8 +83,6 @@ type Config struct {
 	Parquet  parquet.Options
 	// MaxOpenFiles per partition; past it the least recently written file is committed (default 64).
 	MaxOpenFiles int
-	// SealCheck is how often idle files are checked for their rotate interval (default 1s).
-	SealCheck time.Duration
 	// CompactEvery commits a checkpoint every so many commits (default 64).
 	CompactEvery int
 	// Failpoint is called at each step of the protocol with its name (crash tests kill the process there).
@@ -150,9 +139,6 @@ func New(cfg Config) *Committer {
 	if cfg.MaxOpenFiles <= 0 {
 		cfg.MaxOpenFiles = 64
 	}
-	if cfg.SealCheck <= 0 {
-		cfg.SealCheck = time.Second
-	}
 	if cfg.CompactEvery <= 0 {
 		cfg.CompactEvery = 64
 	}
@@ -208,15 +194,14 @@ type partWriter struct {
 	ctx  context.Context // goka's context of this assignment of the partition
 	acks *acks.Queue
 
-	mu       sync.Mutex
-	ready    bool
-	fatal    error
-	log      *manifest.Log
-	st       *manifest.State
-	epoch    uint64
-	staging  string // this owner's staging directory
-	files    map[string]*openFile
-	sealSent map[string]string
+	mu      sync.Mutex
+	ready   bool
+	fatal   error
+	log     *manifest.Log
+	st      *manifest.State
+	epoch   uint64
+	staging string               // this owner's staging directory
+	files   map[string]*openFile // by table partition key and source (fileKey)
 	// seen is the highest offset of each table partition and source partition that this assignment has
 	// seen (committed, in an open file, a duplicate or a dead letter): a batch whose Prev is beyond it
 	// follows a lost one.
@@ -233,7 +218,9 @@ type partWriter struct {
 }
 
 type openFile struct {
-	key        string
+	key        string // the table partition's
+	fkey       string // in partWriter.files
+	src        string
 	table      string
 	gen        int
 	path       string
@@ -251,15 +238,17 @@ type openFile struct {
 	sources    map[string]*manifest.SourceRange
 	order      []string
 	entries    []*acks.Entry
-	policy     bucket.Policy
 }
+
+// fileKey is an open file's key: a file holds the rows of one table partition from one source partition.
+func fileKey(key, src string) string { return key + "\x00" + src }
 
 func (c *Committer) part(ctx goka.Context) *partWriter {
 	pid := ctx.Partition()
 	// A new assignment (or a restarted processor) starts afresh; a previous one still finishing its
 	// revocation keeps its own state until it is done.
 	p, _ := c.parts.Get(pid, ctx.Context(), func(*partWriter, bool) (*partWriter, error) {
-		p := &partWriter{c: c, id: pid, ctx: ctx.Context(), acks: acks.NewQueue(), files: map[string]*openFile{}, sealSent: map[string]string{},
+		p := &partWriter{c: c, id: pid, ctx: ctx.Context(), acks: acks.NewQueue(), files: map[string]*openFile{},
 			seen: map[string]int64{}, catalogWake: make(chan struct{}, 1), marks: map[string]*tableMarks{}, complete: map[string]bool{},
 			incomplete: map[string]bool{}}
 		if c.cfg.Catalog != nil {
@@ -310,9 +299,12 @@ func (p *partWriter) handle(ctx context.Context, value []byte, e *acks.Entry, of
 			c.cfg.Log.Error("skipping a malformed seal", "error", err)
 			return
 		}
-		if f := p.files[s.Key]; f != nil && f.id == s.FileID {
-			if err := p.commit(f); err != nil {
-				p.die(e, err)
+		for _, f := range p.files {
+			if f.key == s.Key && f.id == s.FileID {
+				if err := p.commit(f); err != nil {
+					p.die(e, err)
+				}
+				break
 			}
 		}
 	case envelope.KindWatermark:
@@ -360,7 +352,7 @@ func (p *partWriter) add(ctx context.Context, b *envelope.Batch, e *acks.Entry) 
 	src := b.Source.String()
 	tbl := c.cfg.Tables(b.Table)
 	hwm := p.st.HWM(key, src)
-	seenKey := key + "\x00" + src
+	seenKey := fileKey(key, src)
 	seen, ok := p.seen[seenKey]
 	if !ok || seen < hwm {
 		seen = hwm
@@ -379,7 +371,7 @@ func (p *partWriter) add(ctx context.Context, b *envelope.Batch, e *acks.Entry) 
 			c.cfg.Metrics.duplicates.Inc()
 			continue
 		}
-		f := p.files[key]
+		f := p.files[seenKey]
 		if f != nil {
 			if r := f.sources[src]; r != nil && row.Offset <= r.Last {
 				c.cfg.Metrics.duplicates.Inc()
@@ -398,6 +390,7 @@ func (p *partWriter) add(ctx context.Context, b *envelope.Batch, e *acks.Entry) 
 				dec, _ = f.decoder(schema, row.SchemaID)
 			}
 			if dec == nil {
+				c.cfg.Metrics.unplanned.WithLabelValues("schema").Inc()
 				if err := p.commit(f); err != nil {
 					return err
 				}
@@ -406,7 +399,7 @@ func (p *partWriter) add(ctx context.Context, b *envelope.Batch, e *acks.Entry) 
 			}
 		}
 		if f == nil {
-			if f, err = p.open(key, b, schema, row.SchemaID, row.Offset, tbl); err != nil {
+			if f, err = p.open(key, src, b, schema, row.SchemaID, row.Offset, tbl); err != nil {
 				var rowErr *parquet.RowError
 				if errors.As(err, &rowErr) {
 					if err := p.deadLetter(b, row, err); err != nil {
@@ -452,11 +445,16 @@ func (p *partWriter) add(ctx context.Context, b *envelope.Batch, e *acks.Entry) 
 			p.acks.Hold(e)
 			f.entries = append(f.entries, e)
 		}
-		if f.policy.Full(f.w.Rows(), f.w.Bytes()) {
-			if err := p.commit(f); err != nil {
-				return err
+	}
+	// The bucket step's seal ends the file with the row at SealAt. A file that already holds rows past it
+	// meets a seal of a redo (a duplicate batch): its own seal comes later in the stream.
+	if b.Seal {
+		if f := p.files[seenKey]; f != nil {
+			if r := f.sources[src]; r == nil || r.Last <= b.SealAt {
+				if err := p.commit(f); err != nil {
+					return err
+				}
 			}
-			hwm = p.st.HWM(key, src)
 		}
 	}
 	return nil
@@ -489,7 +487,7 @@ func (f *openFile) decoder(s *avro.Schema, id int) (*parquet.Decoder, error) {
 	return d, nil
 }
 
-func (p *partWriter) open(key string, b *envelope.Batch, schema *avro.Schema, schemaID int, first int64, tbl Table) (*openFile, error) {
+func (p *partWriter) open(key, src string, b *envelope.Batch, schema *avro.Schema, schemaID int, first int64, tbl layout.Table) (*openFile, error) {
 	c := p.c
 	if len(p.files) >= c.cfg.MaxOpenFiles {
 		var lru *openFile
@@ -498,12 +496,13 @@ func (p *partWriter) open(key string, b *envelope.Batch, schema *avro.Schema, sc
 				lru = f
 			}
 		}
+		c.cfg.Metrics.unplanned.WithLabelValues("open-files").Inc()
 		if err := p.commit(lru); err != nil {
 			return nil, err
 		}
 	}
 	drop := map[string]bool{}
-	for _, col := range tbl.PartitionColumns {
+	for _, col := range tbl.FieldColumns() {
 		drop[col] = true
 	}
 	cols, err := parquet.ArrowSchema(schema, drop)
@@ -533,18 +532,17 @@ func (p *partWriter) open(key string, b *envelope.Batch, schema *avro.Schema, sc
 		return nil, err
 	}
 	now := time.Now()
-	f := &openFile{key: key, table: b.Table, gen: b.Generation, path: b.Path, partitions: b.Partitions, schemaID: schemaID, schema: schema,
+	f := &openFile{key: key, fkey: fileKey(key, src), src: src, table: b.Table, gen: b.Generation, path: b.Path, partitions: b.Partitions, schemaID: schemaID, schema: schema,
 		cols: cols, decoders: map[int]*parquet.Decoder{}, staging: staging, file: file, w: w, id: envelope.FileID(b.Source, first),
-		opened: now, written: now, sources: map[string]*manifest.SourceRange{}, policy: tbl.Policy}
-	p.files[key] = f
+		opened: now, written: now, sources: map[string]*manifest.SourceRange{}}
+	p.files[f.fkey] = f
 	c.cfg.Metrics.open.Inc()
 	return f, nil
 }
 
 // discard drops an open file (its staging file too).
 func (p *partWriter) discard(f *openFile) {
-	delete(p.files, f.key)
-	delete(p.sealSent, f.key)
+	delete(p.files, f.fkey)
 	p.c.cfg.Metrics.open.Dec()
 	f.w.Abort()
 	_ = f.file.Close()
@@ -560,7 +558,7 @@ func (p *partWriter) commit(f *openFile) error {
 		p.discard(f)
 		return nil
 	}
-	delete(p.files, f.key)
+	delete(p.files, f.fkey)
 	c.cfg.Metrics.open.Dec()
 	rows := f.w.Rows()
 	if err := f.w.Close(); err != nil {
@@ -617,7 +615,6 @@ func (p *partWriter) commit(f *openFile) error {
 	c.cfg.Failpoint("commit.committed")
 	p.st.Apply(intent)
 	p.st.Apply(done)
-	delete(p.sealSent, f.key)
 	if c.cfg.AllowedLateness > 0 && !p.complete[f.key] {
 		p.incomplete[f.key] = true
 	}
@@ -777,73 +774,33 @@ func (p *partWriter) recover(ctx context.Context) error {
 	return nil
 }
 
-// run seals files whose rotate interval has passed, and commits everything on revocation.
+// run commits what is open when the partition is revoked (the next owner would redo it all otherwise).
 func (p *partWriter) run(ctx context.Context) {
 	c := p.c
-	t := time.NewTicker(c.cfg.SealCheck)
-	defer t.Stop()
-	for {
-		select {
-		case <-t.C:
-			p.seal()
-		case <-ctx.Done():
-			p.mu.Lock()
-			if p.fatal == nil && p.ready {
-				for _, f := range p.files {
-					if err := p.commit(f); err != nil {
-						c.cfg.Log.Warn("committing the open files of a revoked partition failed; the owner after this one redoes their rows", "partition", p.id, "error", err)
-						p.fatal = err
-						break
-					}
-				}
+	<-ctx.Done()
+	p.mu.Lock()
+	if p.fatal == nil && p.ready {
+		for _, f := range p.files {
+			c.cfg.Metrics.unplanned.WithLabelValues("revoked").Inc()
+			if err := p.commit(f); err != nil {
+				c.cfg.Log.Warn("committing the open files of a revoked partition failed; the owner after this one redoes their rows", "partition", p.id, "error", err)
+				p.fatal = err
+				break
 			}
-			if p.fatal != nil {
-				for _, f := range p.files {
-					f.w.Abort()
-					_ = f.file.Close()
-				}
-				p.files = map[string]*openFile{}
-				p.acks.FailAll(p.fatal)
-			}
-			p.mu.Unlock()
-			wctx, cancel := context.WithTimeout(context.Background(), 45*time.Second)
-			_ = p.acks.Wait(wctx)
-			cancel()
-			return
 		}
 	}
-}
-
-// seal produces a seal marker for every open file past its rotate interval.
-func (p *partWriter) seal() {
-	now := time.Now()
-	p.mu.Lock()
-	var seals []envelope.Seal
-	for key, f := range p.files {
-		if f.policy.Due(f.opened, now) && p.sealSent[key] != f.id {
-			p.sealSent[key] = f.id
-			seals = append(seals, envelope.Seal{Key: key, FileID: f.id})
+	if p.fatal != nil {
+		for _, f := range p.files {
+			f.w.Abort()
+			_ = f.file.Close()
 		}
+		p.files = map[string]*openFile{}
+		p.acks.FailAll(p.fatal)
 	}
 	p.mu.Unlock()
-	for _, s := range seals {
-		s := s
-		p.c.cfg.Producer.Produce(context.Background(), &kgo.Record{Topic: p.c.cfg.RowsTopic, Key: []byte(s.Key), Value: envelope.EncodeSeal(s), Partition: -1},
-			func(_ *kgo.Record, err error) {
-				if err != nil {
-					p.c.cfg.Log.Warn("producing a seal marker failed; retrying at the next check", "key", s.Key, "error", err)
-					// Not in the promise: it must never wait for the partition's lock (the producer's promises
-					// run one at a time, and a dead letter produced with that lock held waits for its own).
-					go func() {
-						p.mu.Lock()
-						if p.sealSent[s.Key] == s.FileID {
-							delete(p.sealSent, s.Key)
-						}
-						p.mu.Unlock()
-					}()
-				}
-			})
-	}
+	wctx, cancel := context.WithTimeout(context.Background(), 45*time.Second)
+	_ = p.acks.Wait(wctx)
+	cancel()
 }
 
 // Metrics are the commit stage's Prometheus metrics.
@@ -864,6 +821,7 @@ type Metrics struct {
 
 	completed     prometheus.Counter
 	afterComplete prometheus.Counter
+	unplanned     *prometheus.CounterVec
 }
 
 // NewMetrics registers the metrics with reg (nil: unregistered).
@@ -886,11 +844,14 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help: "Rows committed into a table partition already marked complete (late rows; they are in the table)."}),
 		catalogPending: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "minipipe_catalog_pending_commits",
 			Help: "Committed intents whose metastore changes are not applied yet, by commit partition."}, []string{"partition"}),
+		unplanned: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "minipipe_commit_unplanned_ends_total",
+			Help: "Files the commit stage ended without a seal from the bucket step: a row of a schema the file cannot read (schema), too many open files (open-files), the partition revoked (revoked)."},
+			[]string{"reason"}),
 		catalogErrors:  prometheus.NewCounter(prometheus.CounterOpts{Name: "minipipe_catalog_errors_total", Help: "Failed attempts to update the metastore (retried)."}),
 		catalogApplied: prometheus.NewCounter(prometheus.CounterOpts{Name: "minipipe_catalog_changes_applied_total", Help: "Metastore changes applied."}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.files, m.rows, m.bytes, m.duplicates, m.gaps, m.deadLetters, m.recovered, m.open, m.latency, m.catalogPending, m.catalogErrors, m.catalogApplied, m.completed, m.afterComplete)
+		reg.MustRegister(m.files, m.rows, m.bytes, m.duplicates, m.gaps, m.deadLetters, m.recovered, m.open, m.latency, m.catalogPending, m.catalogErrors, m.catalogApplied, m.completed, m.afterComplete, m.unplanned)
 	}
 	return m
 }

@@ -15,8 +15,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/minipipe/minipipe/internal/avro"
+	"github.com/minipipe/minipipe/internal/layout"
 	"github.com/minipipe/minipipe/processors/acks"
-	"github.com/minipipe/minipipe/processors/bucket"
 	"github.com/minipipe/minipipe/processors/envelope"
 	"github.com/minipipe/minipipe/sinks/fs"
 	"github.com/minipipe/minipipe/sinks/manifest"
@@ -40,27 +40,31 @@ func (f fakeSchemas) Schema(id int) (*avro.Schema, error) {
 	return nil, fmt.Errorf("schema %d unknown", id)
 }
 
+// harness drives one commit partition. It plays the bucket step coarsely: a batch that brings its file
+// (table partition and source partition) to rot.MaxRecords rows not seen before carries the seal.
 type harness struct {
-	t     *testing.T
-	fs    fs.FS
-	c     *Committer
-	p     *partWriter
-	acked []string
-	codec map[int]*avro.Codec
+	t      *testing.T
+	rot    layout.Rotation
+	counts map[string]*[2]int64 // rows counted and the last offset counted, by path and source
+	fs     fs.FS
+	c      *Committer
+	p      *partWriter
+	acked  []string
+	codec  map[int]*avro.Codec
 }
 
-func newHarness(t *testing.T, policy bucket.Policy, maxOpen int) *harness {
+func newHarness(t *testing.T, rot layout.Rotation, maxOpen int) *harness {
 	t.Helper()
 	l, err := fs.NewLocal(t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}
-	return newHarnessFS(t, l, policy, maxOpen, 0)
+	return newHarnessFS(t, l, rot, maxOpen, 0)
 }
 
-func newHarnessFS(t *testing.T, l fs.FS, policy bucket.Policy, maxOpen, compactEvery int) *harness {
+func newHarnessFS(t *testing.T, l fs.FS, rot layout.Rotation, maxOpen, compactEvery int) *harness {
 	t.Helper()
-	h := &harness{t: t, fs: l, codec: map[int]*avro.Codec{}}
+	h := &harness{t: t, fs: l, codec: map[int]*avro.Codec{}, rot: rot, counts: map[string]*[2]int64{}}
 	schemas := fakeSchemas{}
 	for id, text := range map[int]string{1: v1, 2: v2} {
 		s, err := avro.Parse(text)
@@ -71,14 +75,14 @@ func newHarnessFS(t *testing.T, l fs.FS, policy bucket.Policy, maxOpen, compactE
 		h.codec[id], _ = avro.NewCodec(s)
 	}
 	h.c = New(Config{Group: "g", RowsTopic: "rows", FS: l, Schemas: schemas, Instance: "test", MaxOpenFiles: maxOpen, CompactEvery: compactEvery,
-		Tables: func(name string) Table { return Table{Name: name, Policy: policy} },
+		Tables: func(name string) layout.Table { return layout.Table{Name: name} },
 		Log:    slog.New(slog.NewTextHandler(io.Discard, nil))})
 	h.p = h.newPart()
 	return h
 }
 
 func (h *harness) newPart() *partWriter {
-	return &partWriter{c: h.c, id: 0, ctx: context.Background(), acks: acks.NewQueue(), files: map[string]*openFile{}, sealSent: map[string]string{}, seen: map[string]int64{}}
+	return &partWriter{c: h.c, id: 0, ctx: context.Background(), acks: acks.NewQueue(), files: map[string]*openFile{}, seen: map[string]int64{}}
 }
 
 // batch makes a batch of rows for table t, partition path.
@@ -97,7 +101,27 @@ func (h *harness) linked(path string, src int32, schema int, prev int64, offsets
 		}
 		b.Rows = append(b.Rows, envelope.Row{Offset: o, Timestamp: 1, SchemaID: schema, Payload: payload})
 	}
+	ck := fmt.Sprint(path, src)
+	c := h.counts[ck]
+	if c == nil {
+		c = &[2]int64{0, -1}
+		h.counts[ck] = c
+	}
+	for _, o := range offsets {
+		if o > c[1] {
+			c[0], c[1] = c[0]+1, o
+		}
+	}
+	if h.rot.MaxRecords > 0 && c[0] >= h.rot.MaxRecords {
+		b.Seal, c[0] = true, 0
+	}
 	return envelope.EncodeBatch(b)
+}
+
+// sealOnly sends a seal without rows: the file of path from source src ends with the row at offset at.
+func (h *harness) sealOnly(p *partWriter, rOffset int64, path string, src int32, at int64) {
+	h.send(p, rOffset, envelope.EncodeBatch(&envelope.Batch{Table: "t", Generation: 1, Path: path,
+		Source: envelope.Source{Topic: "src", TopicID: "id", Partition: src}, Prev: -1, Seal: true, SealAt: at}))
 }
 
 // send hands one record of the repartition topic to the partition, as goka would.
@@ -109,6 +133,7 @@ func (h *harness) send(p *partWriter, rOffset int64, value []byte) {
 	p.acks.Release(e, nil)
 }
 
+// seal sends a seal marker of minipipe before version 3 (the file whose first row is first).
 func (h *harness) seal(p *partWriter, rOffset int64, path string, src int32, first int64) {
 	h.send(p, rOffset, envelope.EncodeSeal(envelope.Seal{Key: envelope.Key("t", 1, path), FileID: envelope.FileID(envelope.Source{Topic: "src", TopicID: "id", Partition: src}, first)}))
 }
@@ -142,7 +167,7 @@ func name(path string, src int32, first int64) string {
 
 func TestRotationByCount(t *testing.T) {
 	// DataWriterAvroTest.testWriteRecord: 7 records, flush size 3 → [0-2], [3-5]; record 6 waits.
-	h := newHarness(t, bucket.Policy{MaxRecords: 3}, 64)
+	h := newHarness(t, layout.Rotation{MaxRecords: 3}, 64)
 	for i := int64(0); i < 7; i++ {
 		h.send(h.p, i, h.batch("dt=d1", 0, 1, i))
 	}
@@ -153,7 +178,7 @@ func TestRotationByCount(t *testing.T) {
 	if fmt.Sprint(h.acked) != "[0 1 2 3 4 5]" {
 		t.Fatalf("acknowledged %v: only what is committed, in order", h.acked)
 	}
-	// testFlushPartialFile / G4: the seal marker (the idle timer's) closes the open file.
+	// testFlushPartialFile / G4: a seal marker of an earlier version closes the open file.
 	h.seal(h.p, 7, "dt=d1", 0, 6)
 	if got := h.committed(); len(got) != 3 || fmt.Sprint(h.acked) != "[0 1 2 3 4 5 6 7]" {
 		t.Fatalf("after the seal: %v, acked %v", got, h.acked)
@@ -169,29 +194,38 @@ func TestRotationByCount(t *testing.T) {
 }
 
 func TestNonZeroOffsetsAndInterleavedSources(t *testing.T) {
-	h := newHarness(t, bucket.Policy{MaxRecords: 3}, 64)
-	// Source partition 0 from offset 9, partition 1 from 100, interleaved in the repartition topic.
+	h := newHarness(t, layout.Rotation{MaxRecords: 3}, 64)
+	// Source partition 0 from offset 9, partition 1 from 100, interleaved in the repartition topic. A file
+	// holds one source partition's rows: the seal of one does not end the other's.
 	h.send(h.p, 0, h.batch("dt=d1", 0, 1, 9, 10))
 	h.send(h.p, 1, h.batch("dt=d1", 1, 1, 100))
-	h.send(h.p, 2, h.batch("dt=d1", 1, 1, 101, 102))
-	h.send(h.p, 3, h.batch("dt=d1", 0, 1, 11, 12, 13))
-	// Files fill across sources: [9 10 100], [101 102 11]; [12 13] stays open.
-	want := []string{name("dt=d1", 0, 9), name("dt=d1", 1, 101)}
+	h.send(h.p, 2, h.batch("dt=d1", 1, 1, 101, 102)) // sealed
+	if got, want := h.committed(), []string{name("dt=d1", 1, 100)}; fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("files %v, want %v", got, want)
+	}
+	h.send(h.p, 3, h.batch("dt=d1", 0, 1, 11, 12, 13)) // sealed
+	want := []string{name("dt=d1", 0, 9), name("dt=d1", 1, 100)}
 	if got := h.committed(); fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Fatalf("files %v, want %v", got, want)
 	}
 	k := h.p.st.Keys[envelope.Key("t", 1, "dt=d1")]
-	if k.HWM["src:id:0"] != 11 || k.HWM["src:id:1"] != 102 {
-		t.Fatalf("high-water marks %v", k.HWM)
+	if k.HWM["src:id:0"] != 13 || k.HWM["src:id:1"] != 102 || k.Files != 2 || k.Rows != 8 {
+		t.Fatalf("manifest %+v", k)
 	}
 }
 
 func TestDuplicatesDropped(t *testing.T) {
 	// An at-least-once upstream re-sends what was committed: only the new rows count.
-	h := newHarness(t, bucket.Policy{MaxRecords: 3}, 64)
+	h := newHarness(t, layout.Rotation{MaxRecords: 3}, 64)
 	h.send(h.p, 0, h.batch("dt=d1", 0, 1, 0, 1, 2))
 	h.send(h.p, 1, h.batch("dt=d1", 0, 1, 0, 1, 2, 3, 4)) // a replay, then two new rows
-	h.send(h.p, 2, h.batch("dt=d1", 0, 1, 4, 5))          // 4 again (still open), then 5
+	// A redo's seal for a file already committed, meeting an open file with rows past it, ends nothing.
+	h.send(h.p, 2, envelope.EncodeBatch(&envelope.Batch{Table: "t", Generation: 1, Path: "dt=d1",
+		Source: envelope.Source{Topic: "src", TopicID: "id", Partition: 0}, Prev: -1, Seal: true, SealAt: 2}))
+	if k := h.p.st.Keys[envelope.Key("t", 1, "dt=d1")]; k.Files != 1 {
+		t.Fatalf("a stale seal ended the open file: %+v", k)
+	}
+	h.send(h.p, 3, h.batch("dt=d1", 0, 1, 4, 5)) // 4 again (still open), then 5: sealed
 	k := h.p.st.Keys[envelope.Key("t", 1, "dt=d1")]
 	if k.Rows != 6 || k.Files != 2 {
 		t.Fatalf("rows %d files %d, want 6 and 2", k.Rows, k.Files)
@@ -199,15 +233,16 @@ func TestDuplicatesDropped(t *testing.T) {
 }
 
 func TestSchemaVersions(t *testing.T) {
-	// A newer schema starts a new file; an older one is read into the open newer file (projected).
-	h := newHarness(t, bucket.Policy{MaxRecords: 100}, 64)
+	// A newer schema starts a new file; an older one is read into the open newer file (projected). Here the
+	// commit stage ends the file itself (the bucket step would have sealed it).
+	h := newHarness(t, layout.Rotation{MaxRecords: 100}, 64)
 	h.send(h.p, 0, h.batch("dt=d1", 0, 1, 0, 1))
 	h.send(h.p, 1, h.batch("dt=d1", 0, 2, 2))
 	h.send(h.p, 2, h.batch("dt=d1", 0, 1, 3))
 	if got := h.committed(); fmt.Sprint(got) != fmt.Sprint([]string{name("dt=d1", 0, 0)}) {
 		t.Fatalf("files %v", got)
 	}
-	h.seal(h.p, 3, "dt=d1", 0, 2)
+	h.sealOnly(h.p, 3, "dt=d1", 0, 3)
 	k := h.p.st.Keys[envelope.Key("t", 1, "dt=d1")]
 	if k.Files != 2 || k.Rows != 4 || fmt.Sprint(k.SchemaIDs) != "[1 2]" {
 		t.Fatalf("state %+v", k)
@@ -215,7 +250,7 @@ func TestSchemaVersions(t *testing.T) {
 }
 
 func TestKeysAckInOrderAndMaxOpenFiles(t *testing.T) {
-	h := newHarness(t, bucket.Policy{MaxRecords: 2}, 2)
+	h := newHarness(t, layout.Rotation{MaxRecords: 2}, 2)
 	h.send(h.p, 0, h.batch("dt=a", 0, 1, 0))
 	h.send(h.p, 1, h.batch("dt=b", 0, 1, 1))
 	h.send(h.p, 2, h.batch("dt=b", 0, 1, 2)) // dt=b fills and commits; dt=a (offset 0) is still open
@@ -235,7 +270,7 @@ func TestKeysAckInOrderAndMaxOpenFiles(t *testing.T) {
 
 func TestLateData(t *testing.T) {
 	// G5: a row for an old day lands in that day's partition.
-	h := newHarness(t, bucket.Policy{MaxRecords: 1}, 64)
+	h := newHarness(t, layout.Rotation{MaxRecords: 1}, 64)
 	h.send(h.p, 0, h.batch("dt=2026-11-25", 0, 1, 0))
 	h.send(h.p, 1, h.batch("dt=2026-11-20", 0, 1, 1))
 	if got := h.committed(); fmt.Sprint(got) != fmt.Sprint([]string{name("dt=2026-11-20", 0, 1), name("dt=2026-11-25", 0, 0)}) {
@@ -244,7 +279,7 @@ func TestLateData(t *testing.T) {
 }
 
 func TestRecovery(t *testing.T) {
-	h := newHarness(t, bucket.Policy{MaxRecords: 2}, 64)
+	h := newHarness(t, layout.Rotation{MaxRecords: 2}, 64)
 	h.send(h.p, 0, h.batch("dt=d1", 0, 1, 0, 1))
 	dir := ManifestDir("rows", 0)
 	log, st, err := manifest.Load(h.fs, dir)
@@ -310,14 +345,14 @@ func TestBatchAfterALostOne(t *testing.T) {
 	// The ingest stage sent b1, b2, b3; b2's produce failed, b3's landed. b3 links to b2's last row, which the
 	// commit stage never saw: it is dropped. The ingest stage sends b2 and b3 again; b3's first send may
 	// still land late, after the resends: then it is a duplicate.
-	h := newHarness(t, bucket.Policy{MaxRecords: 100}, 64)
+	h := newHarness(t, layout.Rotation{MaxRecords: 100}, 64)
 	h.send(h.p, 0, h.linked("dt=d1", 0, 1, -1, 0, 1))   // b1
 	h.send(h.p, 1, h.linked("dt=d1", 0, 1, 3, 4, 5))    // b3, after the lost b2
 	h.send(h.p, 2, h.linked("dt=d1", 0, 1, 1, 2, 3))    // b2 again
 	h.send(h.p, 3, h.linked("dt=d1", 0, 1, 3, 4, 5))    // b3 again
 	h.send(h.p, 4, h.linked("dt=d1", 0, 1, 3, 4, 5, 6)) // b3 with a row more (split differently): 6 is new
 	h.send(h.p, 5, h.linked("dt=d1", 1, 1, 7, 8))       // another source: its own chain, 7 never seen
-	h.seal(h.p, 6, "dt=d1", 0, 0)
+	h.sealOnly(h.p, 6, "dt=d1", 0, 6)
 	k := h.p.st.Keys[envelope.Key("t", 1, "dt=d1")]
 	if k == nil || k.Rows != 7 || k.HWM["src:id:0"] != 6 {
 		t.Fatalf("committed %+v, want rows 0..6 once each", k)
@@ -334,7 +369,7 @@ func TestBatchAfterALostOne(t *testing.T) {
 // long enough to compact the manifest past the old owner's next record number, then wakes the old owner:
 // it must neither publish a file nor leave a manifest record that counts.
 func zombieAfterCompaction(t *testing.T, f fs.FS) {
-	h := newHarnessFS(t, f, bucket.Policy{MaxRecords: 2}, 64, 4)
+	h := newHarnessFS(t, f, layout.Rotation{MaxRecords: 2}, 64, 4)
 	zombie := h.newPart()
 	h.send(zombie, 0, h.batch("dt=z", 0, 1, 1000)) // claims, and holds row 1000 in an open file
 	owner := h.newPart()
@@ -399,7 +434,7 @@ func TestPoisonRowIsADeadLetter(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer cl.Close()
-	h := newHarness(t, bucket.Policy{MaxRecords: 100}, 64)
+	h := newHarness(t, layout.Rotation{MaxRecords: 100}, 64)
 	h.c.cfg.Producer = cl
 	dec := `{"type":"record","name":"E","fields":[{"name":"id","type":"long"},{"name":"d","type":{"type":"bytes","logicalType":"decimal","precision":4,"scale":0}}]}`
 	s, err := avro.Parse(dec)
@@ -418,7 +453,7 @@ func TestPoisonRowIsADeadLetter(t *testing.T) {
 	h.send(h.p, 1, bad(1, 1, []byte{0xff}))             // not a long
 	h.send(h.p, 2, bad(2, 3, []byte{4, 2, 0x27, 0x10})) // id 2, decimal 10000 in decimal(4)
 	h.send(h.p, 3, h.batch("dt=d1", 0, 1, 3, 4))        // the decimal schema's file got no row: 3 starts a new one
-	h.seal(h.p, 4, "dt=d1", 0, 3)
+	h.sealOnly(h.p, 4, "dt=d1", 0, 4)
 	if h.p.fatal != nil {
 		t.Fatalf("the partition stopped: %v", h.p.fatal)
 	}

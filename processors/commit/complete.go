@@ -102,8 +102,8 @@ func (p *partWriter) watermark(w envelope.Watermark) error {
 	}
 	// Open files of partitions now complete are committed first; so are files of late rows in partitions
 	// already complete: late rows become visible at the next watermark rather than at the rotate interval.
-	for key, f := range p.files {
-		if f.table == w.Table && f.gen == w.Generation && (p.complete[key] || done(key, f.partitions)) {
+	for _, f := range p.files {
+		if f.table == w.Table && f.gen == w.Generation && (p.complete[f.key] || done(f.key, f.partitions)) {
 			if err := p.commit(f); err != nil {
 				return err
 			}
@@ -122,7 +122,7 @@ func (p *partWriter) watermark(w envelope.Watermark) error {
 			delete(p.incomplete, key) // not partitioned by time: never complete
 			continue
 		}
-		if _, open := p.files[key]; open || !done(key, ks.Partitions) {
+		if p.openIn(key) || !done(key, ks.Partitions) {
 			continue
 		}
 		tried++
@@ -187,4 +187,14 @@ func (p *partWriter) applyCompletions(ctx context.Context) error {
 	p.completeQ = p.completeQ[len(q):]
 	p.mu.Unlock()
 	return nil
+}
+
+// openIn reports whether a file of table partition key is open.
+func (p *partWriter) openIn(key string) bool {
+	for _, f := range p.files {
+		if f.key == key {
+			return true
+		}
+	}
+	return false
 }

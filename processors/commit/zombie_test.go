@@ -11,7 +11,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"github.com/minipipe/minipipe/processors/bucket"
+	"github.com/minipipe/minipipe/internal/layout"
 	"github.com/minipipe/minipipe/processors/envelope"
 	"github.com/minipipe/minipipe/sinks/fs"
 )
@@ -48,7 +48,7 @@ func newPaused(t *testing.T) (*fs.Local, *pauseFS) {
 // there; it must notice the newer records and claim anew (or give up), never publish beside the owner.
 func TestStalledClaimAfterCompaction(t *testing.T) {
 	_, pf := newPaused(t)
-	h := newHarnessFS(t, pf, bucket.Policy{MaxRecords: 2}, 64, 4)
+	h := newHarnessFS(t, pf, layout.Rotation{MaxRecords: 2}, 64, 4)
 	stalled := h.newPart()
 	done := make(chan struct{})
 	go func() {
@@ -76,7 +76,7 @@ func TestStalledClaimAfterCompaction(t *testing.T) {
 // owner also writes, which the owner's recovery would then count with the owner's rows.
 func TestSameEpochZombieCannotPassItsFileOff(t *testing.T) {
 	l, pf := newPaused(t)
-	h := newHarnessFS(t, pf, bucket.Policy{MaxRecords: 3}, 64, 4)
+	h := newHarnessFS(t, pf, layout.Rotation{MaxRecords: 3}, 64, 4)
 	stalled := h.newPart()
 	done := make(chan struct{})
 	go func() {
@@ -130,7 +130,7 @@ func TestDeadLetterBeforeLaterRowsCommit(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer cl.Close()
-	h := newHarness(t, bucket.Policy{MaxRecords: 3}, 64)
+	h := newHarness(t, layout.Rotation{MaxRecords: 3}, 64)
 	h.c.cfg.Producer = cl
 	ctx, cancel := context.WithCancel(context.Background())
 	h.p.ctx = ctx
@@ -139,6 +139,7 @@ func TestDeadLetterBeforeLaterRowsCommit(t *testing.T) {
 			Source: envelope.Source{Topic: "src", TopicID: "id", Partition: 0}, Prev: -1}
 		good, _ := envelope.DecodeBatch(h.batch("dt=d1", 0, 1, 0, 2, 3))
 		b.Rows = append(b.Rows, good.Rows[0], envelope.Row{Offset: 1, SchemaID: 1, Payload: []byte{0xff}}, good.Rows[1], good.Rows[2])
+		b.Seal = true
 		return envelope.EncodeBatch(b)
 	}
 	go func() { time.Sleep(500 * time.Millisecond); cancel() }() // revoked while the dead letter cannot land

@@ -1,6 +1,6 @@
 // Package envelope is the format of the records on the repartition topic between the ingest and commit
-// stages: a batch of validated rows of one source partition for one table partition (the record key), or a
-// seal marker that closes a file. Every row keeps its source identity (topic, topic id, partition, offset)
+// stages: a batch of validated rows of one source partition for one table partition (the record key), which
+// may carry the seal that ends its file, or a source partition's watermark. Every row keeps its source identity (topic, topic id, partition, offset)
 // so that the commit stage can drop what it has already committed.
 package envelope
 
@@ -21,8 +21,8 @@ const (
 
 const (
 	magic = 'M'
-	// version 2 added Batch.Prev; version 1 records (no Prev) still decode.
-	version = 2
+	// version 2 added Batch.Prev, version 3 Batch.SealAt; older records still decode.
+	version = 3
 )
 
 // Source is a source topic partition.
@@ -59,6 +59,11 @@ type Batch struct {
 	// arrives after a lost one (a produce that failed) and is dropped: the ingest stage sends it again.
 	Prev int64
 	Rows []Row
+	// Seal closes a file: the bucket step decided that the file of this table partition from this source
+	// partition ends with the row at SealAt — the batch's last row (set by DecodeBatch), or, in a batch
+	// without rows, the file's last row, sent before.
+	Seal   bool
+	SealAt int64
 }
 
 // Key is the repartition key of a table partition: table@generation/path.
@@ -66,7 +71,8 @@ func Key(table string, gen int, path string) string {
 	return table + "@" + strconv.Itoa(gen) + "/" + path
 }
 
-// Seal closes the file whose first row is FileID, if it is still open.
+// Seal closes the file whose first row is FileID, if it is still open: the seal marker of minipipe before
+// the bucket step decided file boundaries (version 2), still read from repartition topics written then.
 type Seal struct {
 	Key    string
 	FileID string
@@ -181,13 +187,22 @@ func EncodeBatch(b *Batch) []byte {
 		w.uvarint(uint64(r.SchemaID))
 		w.bytes(r.Payload)
 	}
+	switch {
+	case !b.Seal:
+		w.uvarint(0)
+	case len(b.Rows) > 0:
+		w.uvarint(1)
+	default:
+		w.uvarint(2)
+		w.varint(b.SealAt)
+	}
 	return w.b
 }
 
 // EncodeSeal renders a seal marker.
 func EncodeSeal(s Seal) []byte {
 	w := writer{}
-	w.b = append(w.b, magic, version, KindSeal)
+	w.b = append(w.b, magic, 2, KindSeal)
 	w.str(s.Key)
 	w.str(s.FileID)
 	return w.b
@@ -290,6 +305,22 @@ func DecodeBatch(b []byte) (*Batch, error) {
 		}
 		prev = off
 		out.Rows = append(out.Rows, Row{Offset: off, Timestamp: r.varint(), SchemaID: int(r.uvarint()), Payload: r.bytes()})
+	}
+	if b[1] >= 3 {
+		switch seal := r.uvarint(); {
+		case seal == 0:
+		case seal == 1 && len(out.Rows) > 0:
+			out.Seal, out.SealAt = true, prev
+		case seal == 2 && len(out.Rows) == 0:
+			out.Seal, out.SealAt = true, r.varint()
+		default:
+			r.fail("seal")
+		}
+		if n == 0 && !out.Seal {
+			r.fail("row count") // only a seal comes without rows
+		}
+	} else if n == 0 {
+		r.fail("row count") // only seals come without rows
 	}
 	if r.err == nil && r.p != len(b) {
 		r.fail("trailing bytes")

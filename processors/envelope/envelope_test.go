@@ -38,6 +38,28 @@ func TestBatchRoundTrip(t *testing.T) {
 	}
 }
 
+// Seals ride on batches: after a batch's last row, or alone (a batch without rows) at a given offset.
+func TestBatchSeal(t *testing.T) {
+	src := Source{Topic: "t", TopicID: "id", Partition: 1}
+	for _, b := range []*Batch{
+		{Table: "t", Generation: 1, Path: "dt=x", Source: src, Prev: 4, Rows: []Row{{Offset: 5}, {Offset: 9}}, Seal: true, SealAt: 9},
+		{Table: "t", Generation: 1, Path: "dt=x", Source: src, Prev: 9, Seal: true, SealAt: 9},
+		{Table: "t", Generation: 1, Path: "dt=x", Source: src, Prev: -1, Seal: true, SealAt: 0},
+	} {
+		got, err := DecodeBatch(EncodeBatch(b))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.Seal != b.Seal || got.SealAt != b.SealAt || got.Prev != b.Prev || len(got.Rows) != len(b.Rows) {
+			t.Fatalf("got %+v\nwant %+v", got, b)
+		}
+	}
+	// A batch without rows and without a seal is nothing: refused.
+	if _, err := DecodeBatch(EncodeBatch(&Batch{Table: "t", Source: src, Prev: 3})); err == nil {
+		t.Fatal("an empty batch without a seal decoded")
+	}
+}
+
 // A batch written by an earlier version (no Prev) still decodes, with Prev -1.
 func TestBatchVersion1(t *testing.T) {
 	v1 := []byte{'M', 1, KindRows, 1, 't', 1, 3, 'd', '=', '1', 0, 1, 't', 0, 2, 1, 20, 0, 2, 0}
@@ -53,12 +75,14 @@ func TestBatchVersion1(t *testing.T) {
 func FuzzDecodeEnvelope(f *testing.F) {
 	f.Add(EncodeBatch(&Batch{Table: "t", Path: "dt=x", Source: Source{Topic: "t"}, Rows: []Row{{Offset: 1, Payload: []byte("ab")}}}))
 	f.Add(EncodeSeal(Seal{Key: "t@1/", FileID: "t+0+1"}))
+	f.Add(EncodeBatch(&Batch{Table: "t", Path: "dt=x", Source: Source{Topic: "t"}, Rows: []Row{{Offset: 1, Payload: []byte("ab")}}, Seal: true}))
+	f.Add(EncodeBatch(&Batch{Table: "t", Path: "dt=x", Source: Source{Topic: "t"}, Prev: 7, Seal: true, SealAt: 7}))
 	f.Add([]byte{'M', 1, 1, 0xff, 0xff, 0xff, 0xff, 0x0f})
 	f.Add(EncodeWatermark(Watermark{Table: "t", Generation: 1, Source: Source{Topic: "t", Partition: 2}, Partitions: 4, Through: 9, EventTime: 1e12, Arrived: 1e12}))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		if batch, err := DecodeBatch(b); err == nil {
 			again, err := DecodeBatch(EncodeBatch(batch))
-			if err != nil || len(again.Rows) != len(batch.Rows) {
+			if err != nil || len(again.Rows) != len(batch.Rows) || again.Seal != batch.Seal || again.SealAt != batch.SealAt {
 				t.Fatalf("re-encoded batch differs: %v", err)
 			}
 		}

@@ -23,7 +23,6 @@ import (
 	"github.com/minipipe/minipipe/internal/kafka"
 	"github.com/minipipe/minipipe/internal/layout"
 	"github.com/minipipe/minipipe/processors/acks"
-	"github.com/minipipe/minipipe/processors/bucket"
 	"github.com/minipipe/minipipe/processors/dlq"
 	"github.com/minipipe/minipipe/processors/envelope"
 	"github.com/minipipe/minipipe/processors/validate"
@@ -31,14 +30,11 @@ import (
 	"github.com/minipipe/minipipe/state"
 )
 
-// Table is what the ingest stage needs to know of the table a topic feeds.
-type Table struct {
-	Name           string
-	Generation     int
-	Topic          string
-	TopicID        string
-	Spec           layout.Spec
-	TimestampField string // "" for the Kafka record timestamp
+// Feed is what a topic's processor feeds: a generation of a table.
+type Feed struct {
+	layout.Table
+	Generation int
+	TopicID    string
 	// From decides whether a record (partition, offset) goes to this generation; nil: all. A generation
 	// being replayed takes from the live pipeline only the offsets the replay does not cover.
 	From func(partition int32, offset int64) bool
@@ -56,7 +52,7 @@ type Rows interface {
 
 // Config configures one topic's ingest processor.
 type Config struct {
-	Table      Table
+	Table      Feed
 	Group      string      // the goka group (consumer group) of this topic's processor
 	RowsTopic  string      // the repartition topic
 	Rows       Rows        // produces row batches to RowsTopic
@@ -206,8 +202,13 @@ func (b *pending) rowBytes() int {
 	return n
 }
 
-// last is the offset of the batch's last row.
-func (b *pending) last() int64 { return b.batch.Rows[len(b.batch.Rows)-1].Offset }
+// last is the offset of the batch's last row; a seal without rows passes on the link it was sent with.
+func (b *pending) last() int64 {
+	if len(b.batch.Rows) == 0 {
+		return b.batch.Prev
+	}
+	return b.batch.Rows[len(b.batch.Rows)-1].Offset
+}
 
 // headerBytes estimates the encoded batch's bytes before its rows.
 func headerBytes(b *envelope.Batch) int {
@@ -252,7 +253,7 @@ func (in *Ingest) part(ctx goka.Context) (*part, error) {
 
 func (in *Ingest) newPart(id int32, ctx context.Context) *part {
 	p := &part{in: in, id: id, ctx: ctx, acks: acks.NewQueue(), batches: map[string]*pending{}, chains: map[string]*chain{},
-		kick: make(chan struct{}, 1), done: make(chan struct{}), state: &partState{stats: validate.NewStats(), wm: bucket.NewWatermark()}}
+		kick: make(chan struct{}, 1), done: make(chan struct{}), state: newPartState()}
 	p.room = sync.NewCond(&p.mu)
 	p.acked.Store(-1)
 	p.markedAt = -1
@@ -312,12 +313,15 @@ func (p *part) tick() time.Duration {
 		}
 	}
 	due(p.watermarkMarker(now))
+	due(p.sealDue(now))
 	if d := p.state.due(now); d > 0 {
 		if d <= time.Millisecond {
-			p.state.flush()
+			p.state.flush(p.acked.Load())
 		} else {
 			due(d)
 		}
+	} else if len(p.state.dirtyFiles) > 0 {
+		p.state.flush(p.acked.Load())
 	}
 	for k, b := range p.batches {
 		if wait := p.in.cfg.Linger - now.Sub(b.since); wait <= 0 {
@@ -390,7 +394,7 @@ func (p *part) drain() {
 	// goka may still hand over a message or two once the assignment is over: they are taken, and what they
 	// gather is sent by this loop.
 	flush := func() {
-		p.state.flush()
+		p.state.flush(p.acked.Load())
 		for k, b := range p.batches {
 			delete(p.batches, k)
 			p.produce(b)
@@ -558,10 +562,22 @@ func (p *part) failed(c *chain, b *pending, size int, err error) {
 		b.tooBig++
 		c.backoff = min(max(c.backoff*2, in.cfg.RetryBackoff), 30*time.Second)
 		backoff = c.backoff
+	case kafka.IsTooLarge(err) && len(b.batch.Rows) == 0:
+		// A seal alone cannot be too large: the producer's limit is wrong. Sent again like any failure.
+		c.backoff = min(max(c.backoff*2, in.cfg.RetryBackoff), 30*time.Second)
+		backoff = c.backoff
 	case kafka.IsTooLarge(err):
-		// One row alone is larger than the repartition topic takes: it becomes a dead letter.
-		c.items = append(c.items[:idx], c.items[idx+1:]...)
+		// One row alone is larger than the repartition topic takes: it becomes a dead letter. A seal after
+		// it is sent on its own.
 		row := b.batch.Rows[0]
+		if b.batch.Seal {
+			seal := &pending{batch: b.batch, since: b.since}
+			seal.batch.Rows, seal.batch.SealAt = nil, row.Offset
+			seal.bytes = headerBytes(&seal.batch)
+			c.items[idx] = seal
+		} else {
+			c.items = append(c.items[:idx], c.items[idx+1:]...)
+		}
 		value := avro.AppendWireHeader(make([]byte, 0, avro.WireHeaderSize+len(row.Payload)), row.SchemaID)
 		value = append(value, row.Payload...)
 		rej := &validate.Rejection{Code: dlq.CodeTooLarge, Reason: fmt.Sprintf("the row of %d bytes is larger than the repartition topic %s takes (max.message.bytes %d): %v",
@@ -633,6 +649,7 @@ func (b *pending) split(i int) (*pending, *pending) {
 	}
 	b2.bytes = b.bytes - b1.bytes + headerBytes(&b2.batch)
 	b1.tooBig, b2.tooBig = 0, 0
+	b1.batch.Seal = false // a seal ends the file after the batch's last row: it stays with b2
 	return &b1, &b2
 }
 
@@ -769,6 +786,10 @@ func (in *Ingest) process(ctx goka.Context, msg interface{}) {
 	if p.state.observe(offset, ts) {
 		in.cfg.Metrics.late.Inc()
 	}
+	cut := p.state.file(key).Add(offset, len(payload), id, time.Now(), t.Rotation, in.cfg.Validator.NewFile)
+	if cut.Before {
+		p.seal(key, cut.BeforeAt)
+	}
 	// Backpressure: while the repartition topic does not take rows (a chain waits to send again), this
 	// partition stops reading rather than holding an unbounded backlog.
 	for p.pending >= in.cfg.MaxPendingBytes && p.ctx.Err() == nil {
@@ -794,11 +815,60 @@ func (in *Ingest) process(ctx goka.Context, msg interface{}) {
 	p.acks.Hold(e)
 	b.entries = append(b.entries, e)
 	b.keys = append(b.keys, ctx.Key())
-	if len(b.batch.Rows) >= in.cfg.BatchRows || b.bytes >= limit {
+	if cut.After {
+		b.batch.Seal = true
+		in.cfg.Metrics.seals.Inc()
+	}
+	if cut.After || len(b.batch.Rows) >= in.cfg.BatchRows || b.bytes >= limit {
 		delete(p.batches, key)
 		p.produce(b)
 	}
 	p.mu.Unlock()
+}
+
+// seal ends the file of table partition key from this source partition after the row at offset at: the
+// batch gathering its rows carries the seal when it ends there, else a seal without rows follows it.
+// Called with p.mu held.
+func (p *part) seal(key string, at int64) {
+	p.in.cfg.Metrics.seals.Inc()
+	b := p.batches[key]
+	if b != nil {
+		delete(p.batches, key)
+		if b.last() == at {
+			b.batch.Seal = true
+			p.produce(b)
+			return
+		}
+		p.produce(b)
+	}
+	t := p.in.cfg.Table
+	s := &pending{batch: envelope.Batch{Table: t.Name, Generation: t.Generation, Source: envelope.Source{Topic: t.Topic, TopicID: t.TopicID, Partition: p.id},
+		Seal: true, SealAt: at}, since: time.Now()}
+	if tk, gen, path, err := envelope.SplitKey(key); err == nil && tk == t.Name && gen == t.Generation {
+		s.batch.Path = path
+	}
+	s.bytes = headerBytes(&s.batch)
+	p.produce(s)
+}
+
+// sealDue ends the files that reached the rotate interval, with or without new rows, and returns how long
+// until the next one does (0: none open). Called with p.mu held.
+func (p *part) sealDue(now time.Time) time.Duration {
+	policy := p.in.cfg.Table.Rotation
+	var next time.Duration
+	for key, f := range p.state.files {
+		if f.Due(policy, now) {
+			at := f.Last
+			f.Seal()
+			p.state.dirtyFiles[key] = true
+			p.seal(key, at)
+			continue
+		}
+		if d := f.Until(policy, now); d > 0 && (next == 0 || d < next) {
+			next = d
+		}
+	}
+	return next
 }
 
 // deadLetter sends a record that cannot become a row to the topic's dead-letter topic and releases its
@@ -821,6 +891,7 @@ type Metrics struct {
 	splits  prometheus.Counter
 	repeats prometheus.Counter
 	late    prometheus.Counter
+	seals   prometheus.Counter
 	dlq     *prometheus.CounterVec
 }
 
@@ -835,11 +906,13 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		splits:  prometheus.NewCounter(prometheus.CounterOpts{Name: "minipipe_ingest_batch_splits_total", Help: "Row batches split because the repartition topic refused them as too large."}),
 		repeats: prometheus.NewCounter(prometheus.CounterOpts{Name: "minipipe_ingest_idempotent_repeats_total", Help: "Records dropped as retries of an Idempotency-Key request already taken."}),
 		late:    prometheus.NewCounter(prometheus.CounterOpts{Name: "minipipe_late_rows_total", Help: "Rows whose event time is behind their source partition's watermark by more than --allowed-lateness (still committed)."}),
+		seals: prometheus.NewCounter(prometheus.CounterOpts{Name: "minipipe_bucket_seals_total",
+			Help: "Files ended by the bucket step: full (--flush-size, --max-file-bytes), due (--rotate-interval) or a new schema."}),
 		dlq: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "minipipe_dlq_records_total", Help: "Records sent to dead-letter topics, by topic and reason."},
 			[]string{"topic", "reason"}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.records, m.rows, m.batches, m.skipped, m.retries, m.splits, m.repeats, m.late, m.dlq)
+		reg.MustRegister(m.records, m.rows, m.batches, m.skipped, m.retries, m.splits, m.repeats, m.late, m.seals, m.dlq)
 	}
 	return m
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/minipipe/minipipe/internal/layout"
 	"github.com/minipipe/minipipe/processors/envelope"
 )
 
@@ -79,7 +80,7 @@ func chainScenario(t *testing.T, seed uint64) {
 	defer dlqClient.Close()
 
 	rows := &fakeRows{limit: 4000}
-	in := New(Config{Table: Table{Name: "t", Generation: 1, Topic: "src"}, RowsTopic: "rows", Rows: rows, Producer: dlqClient,
+	in := New(Config{Table: Feed{Table: layout.Table{Name: "t", Topic: "src"}, Generation: 1}, RowsTopic: "rows", Rows: rows, Producer: dlqClient,
 		RetryBackoff: time.Millisecond, Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -278,7 +279,7 @@ func TestFullProducerBufferDoesNotDeadlock(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer cl.Close()
-	in := New(Config{Table: Table{Name: "t", Generation: 1, Topic: "src"}, RowsTopic: "rows", Rows: kgoRows{cl},
+	in := New(Config{Table: Feed{Table: layout.Table{Name: "t", Topic: "src"}, Generation: 1}, RowsTopic: "rows", Rows: kgoRows{cl},
 		RetryBackoff: time.Millisecond, Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"slices"
 	"strconv"
 	"testing"
 	"time"
@@ -69,7 +70,8 @@ func TestProcessSteps(t *testing.T) {
 	spec, _ := layout.ParseSpec("hourly", "")
 	tables := state.NewTables(nil)
 	tt := tester.New(t)
-	in := New(Config{Table: Table{Name: "src", Generation: 1, Topic: "src", Spec: spec}, Group: group, RowsTopic: "rows", Rows: kgoRows{cl},
+	rot := layout.Rotation{MaxRecords: 2, Interval: time.Second}
+	in := New(Config{Table: Feed{Table: layout.Table{Name: "src", Topic: "src", Spec: spec, Rotation: rot}, Generation: 1}, Group: group, RowsTopic: "rows", Rows: kgoRows{cl},
 		Producer: cl, Validator: validate.New(oneSchema{s}, "src-value", nil), Tables: tables, AllowedLateness: time.Minute, RowsPartitions: 1, SourcePartitions: 1,
 		Linger: time.Millisecond, Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	graph := goka.DefineGroup(goka.Group(group), goka.Input("src", new(codec.Bytes), in.Process), goka.Persist(new(codec.Bytes)))
@@ -97,7 +99,7 @@ func TestProcessSteps(t *testing.T) {
 	tt.Consume("src", "", record(4), tester.WithTime(base.Add(10*time.Minute))) // late by 50 minutes
 
 	// The rows, by partition path, from the repartition topic.
-	read := func(topic string, want int) []*kgo.Record {
+	readUntil := func(topic string, enough func([]*kgo.Record) bool) []*kgo.Record {
 		t.Helper()
 		rc, err := kgo.NewClient(kgo.SeedBrokers(cluster.ListenAddrs()...), kgo.ConsumeTopics(topic))
 		if err != nil {
@@ -106,7 +108,7 @@ func TestProcessSteps(t *testing.T) {
 		defer rc.Close()
 		var out []*kgo.Record
 		deadline := time.Now().Add(10 * time.Second)
-		for len(out) < want && time.Now().Before(deadline) {
+		for !enough(out) && time.Now().Before(deadline) {
 			fctx, fcancel := context.WithTimeout(context.Background(), time.Second)
 			fs := rc.PollFetches(fctx)
 			fcancel()
@@ -114,27 +116,42 @@ func TestProcessSteps(t *testing.T) {
 		}
 		return out
 	}
-	rows := map[string][]int64{}
-	var marks int
-	for _, r := range read("rows", 4) {
-		kind, err := envelope.Kind(r.Value)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if kind == envelope.KindWatermark {
-			marks++
-			continue
-		}
-		b, err := envelope.DecodeBatch(r.Value)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, row := range b.Rows {
-			rows[b.Path] = append(rows[b.Path], row.Offset)
-		}
+	read := func(topic string, want int) []*kgo.Record {
+		return readUntil(topic, func(rs []*kgo.Record) bool { return len(rs) >= want })
 	}
+	// The rows and seals by partition path, from the repartition topic: a file ends after 2 rows, and the
+	// clock ends the others a second after their first row.
+	var rows, seals map[string][]int64
+	var marks int
+	readUntil("rows", func(rs []*kgo.Record) bool {
+		rows, seals, marks = map[string][]int64{}, map[string][]int64{}, 0
+		for _, r := range rs {
+			kind, err := envelope.Kind(r.Value)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if kind == envelope.KindWatermark {
+				marks++
+				continue
+			}
+			b, err := envelope.DecodeBatch(r.Value)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, row := range b.Rows {
+				rows[b.Path] = append(rows[b.Path], row.Offset)
+			}
+			if b.Seal {
+				seals[b.Path] = append(seals[b.Path], b.SealAt)
+			}
+		}
+		return len(seals["dt=2026-11-28/hr=07"]) >= 2 && len(seals["dt=2026-11-28/hr=08"]) >= 1
+	})
 	if fmt.Sprint(rows) != "map[dt=2026-11-28/hr=07:[0 1 5] dt=2026-11-28/hr=08:[4]]" {
 		t.Errorf("rows by partition: %v (the retry at offset 2 and the corrupt record at 3 must be missing)", rows)
+	}
+	if fmt.Sprint(seals) != "map[dt=2026-11-28/hr=07:[1 5] dt=2026-11-28/hr=08:[4]]" {
+		t.Errorf("seals by partition: %v, want the file of hr=07 to end after 2 rows (offset 1), then every file by the clock", seals)
 	}
 	dlq := read("src.dlq", 1)
 	if len(dlq) != 1 || dlq[0].Offset != 0 {
@@ -157,12 +174,15 @@ func TestProcessSteps(t *testing.T) {
 	if st.Accepted != 4 || st.Repeats != 1 || st.Rejected[validate.CodeCorrupt] != 1 || st.Schemas[1].Records != 4 {
 		t.Errorf("stats: %+v", st)
 	}
-	changelog := read(table, 5)
 	var keys []string
-	for _, r := range changelog {
-		keys = append(keys, string(r.Key[:2]))
-	}
-	if len(changelog) < 5 {
+	changelog := readUntil(table, func(rs []*kgo.Record) bool {
+		keys = keys[:0]
+		for _, r := range rs {
+			keys = append(keys, string(r.Key[:2]))
+		}
+		return len(rs) >= 5 && slices.Contains(keys, bucket.FilePrefix)
+	})
+	if len(changelog) < 5 || !slices.Contains(keys, bucket.FilePrefix) {
 		t.Errorf("table topic holds %v", keys)
 	}
 	b, err := tables.Store(table, 0).Get(bucket.WatermarkKey)
@@ -175,5 +195,16 @@ func TestProcessSteps(t *testing.T) {
 	}
 	if marks == 0 {
 		t.Error("no watermark marker reached the repartition topic")
+	}
+	// The file boundaries are state too: every file ended, the seals are kept until the source offsets
+	// pass them.
+	for _, path := range []string{"dt=2026-11-28/hr=07", "dt=2026-11-28/hr=08"} {
+		b, err := tables.Store(table, 0).Get(bucket.FilePrefix + envelope.Key("src", 1, path))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if f, err := bucket.DecodeFile(b); err != nil || f.Open() {
+			t.Errorf("file state of %s: %+v %v (%q)", path, f, err, b)
+		}
 	}
 }

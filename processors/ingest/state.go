@@ -23,6 +23,7 @@ import (
 //	t/<ts><key>\x00<index>   ingest: the same, ordered by time, so that expired keys are found by a range scan
 //	v/                       validate: validate.Stats
 //	w/                       bucket: bucket.Watermark
+//	f/<table partition key>  bucket: bucket.File, the open file's boundary state and recent seals
 //
 // Every change goes to the table topic, and a source record is acknowledged only once the changes made
 // while it was processed are in Kafka: state lost with --data-dir is rebuilt from the topic, and what it
@@ -49,6 +50,9 @@ type partState struct {
 	wm     bucket.Watermark
 	dirty  bool
 	period *period
+
+	files      map[string]*bucket.File // by table partition key
+	dirtyFiles map[string]bool
 
 	lastSweep time.Time
 }
@@ -95,7 +99,8 @@ func (pd *period) close() {
 
 // loadState reads a partition's state from its store (goka has replayed the table topic into it).
 func loadState(st *state.Partition, window, lateness time.Duration) (*partState, error) {
-	s := &partState{st: st, window: window, lateness: lateness, stats: validate.NewStats(), wm: bucket.NewWatermark(), lastSweep: time.Now()}
+	s := newPartState()
+	s.st, s.window, s.lateness = st, window, lateness
 	if st == nil {
 		return s, nil
 	}
@@ -113,7 +118,67 @@ func loadState(st *state.Partition, window, lateness time.Duration) (*partState,
 	if s.wm, err = bucket.DecodeWatermark(b); err != nil {
 		slog.Warn("watermark unreadable; starting it again", "table", st.Topic, "partition", st.Partition, "error", err)
 	}
+	var bad error
+	err = st.Scan(bucket.FilePrefix, func(k, v []byte) bool {
+		f, err := bucket.DecodeFile(v)
+		if err != nil {
+			bad = err // a boundary that does not parse starts a new file: one more file, no row lost
+			f = bucket.NewFile()
+		}
+		s.files[string(k[len(bucket.FilePrefix):])] = f
+		return true
+	})
+	if err != nil {
+		return nil, err
+	}
+	if bad != nil {
+		slog.Warn("file boundary state unreadable; those files start again", "table", st.Topic, "partition", st.Partition, "error", bad)
+	}
 	return s, nil
+}
+
+func newPartState() *partState {
+	return &partState{stats: validate.NewStats(), wm: bucket.NewWatermark(), lastSweep: time.Now(), files: map[string]*bucket.File{}, dirtyFiles: map[string]bool{}}
+}
+
+// file is the bucket step's state of a table partition's file.
+func (s *partState) file(key string) *bucket.File {
+	f := s.files[key]
+	if f == nil {
+		f = bucket.NewFile()
+		s.files[key] = f
+	}
+	s.dirtyFiles[key] = true
+	return f
+}
+
+// writeFiles writes the file states that changed, forgetting seals the committed offset has passed and
+// states left with nothing; the writes belong to period pd (nil: no record waits for them).
+func (s *partState) writeFiles(committed int64, pd *period) {
+	for key, f := range s.files {
+		if len(f.Sealed) > 0 && f.Sealed[0] <= committed {
+			s.dirtyFiles[key] = true
+		}
+		if !s.dirtyFiles[key] {
+			continue
+		}
+		delete(s.dirtyFiles, key)
+		var v []byte
+		if f.Prune(committed) {
+			delete(s.files, key)
+		} else {
+			v = f.Encode()
+		}
+		if s.st == nil {
+			continue
+		}
+		if pd == nil {
+			s.st.Set(bucket.FilePrefix+key, v, func(error) {})
+			continue
+		}
+		pd.add()
+		s.st.Set(bucket.FilePrefix+key, v, pd.done)
+	}
 }
 
 // begin makes e the record the current period's changes hold back, when no period is open.
@@ -135,11 +200,15 @@ func (s *partState) due(now time.Time) time.Duration {
 
 // flush writes the counters and the watermark if they changed, and closes the period: its record is
 // released once every change of the period is in Kafka.
-func (s *partState) flush() {
+func (s *partState) flush(committed int64) {
 	pd := s.period
 	if pd == nil {
+		if len(s.dirtyFiles) > 0 {
+			s.writeFiles(committed, nil) // seals made by the clock: no record waits for them
+		}
 		return
 	}
+	s.writeFiles(committed, pd)
 	s.period = nil
 	if s.dirty {
 		s.dirty = false

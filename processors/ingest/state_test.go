@@ -118,7 +118,7 @@ func TestIdempotencyDecisions(t *testing.T) {
 			if got != st.repeat {
 				t.Errorf("step %d (%s/%d at offset %d): repeat %v, want %v", i, st.key, st.idx, st.offset, got, st.repeat)
 			}
-			s.flush()
+			s.flush(-1)
 			q.Release(e, nil)
 		}
 	}
@@ -152,7 +152,7 @@ func TestSweepForgetsExpiredKeys(t *testing.T) {
 		if _, err := s.admit(key, uint64(i), int64(i), at); err != nil {
 			t.Fatal(err)
 		}
-		s.flush()
+		s.flush(-1)
 		q.Release(e, nil)
 	}
 	keys := func(p *state.Partition) int {
@@ -173,7 +173,7 @@ func TestSweepForgetsExpiredKeys(t *testing.T) {
 	if err := s.sweep(recent.Add(30 * 24 * time.Hour)); err != nil { // a record from a clock a month ahead
 		t.Fatal(err)
 	}
-	s.flush()
+	s.flush(-1)
 	q.Release(e, nil)
 	if n := keys(s.st); n != 2 {
 		t.Errorf("%d keys left after the sweep, want the recent key's 2", n)
@@ -200,7 +200,7 @@ func TestPeriodHoldsAcknowledgement(t *testing.T) {
 		s.count(o, func(st *validate.Stats) { st.Accept(o, 0, 1) })
 		q.Release(e, nil)
 	}
-	s.flush()
+	s.flush(-1)
 	if len(acked) != 0 {
 		t.Fatalf("%d records acknowledged before the state reached Kafka", len(acked))
 	}
@@ -212,7 +212,7 @@ func TestPeriodHoldsAcknowledgement(t *testing.T) {
 	s.begin(q, e)
 	s.count(3, func(st *validate.Stats) { st.Reject(validate.CodeCorrupt) })
 	q.Release(e, nil)
-	s.flush()
+	s.flush(-1)
 	log.confirm(context.DeadlineExceeded)
 	if len(acked) != 4 || acked[3] == nil {
 		t.Fatalf("a failed state write must fail the acknowledgement: %v", acked)

@@ -191,3 +191,24 @@ func conflict(a, b *arrow.Schema) (string, bool) {
 	}
 	return "", true
 }
+
+// NewFile reports whether a row of schema id must start a new file after rows of schema prev: a newer
+// schema always does, an older one only when the file's schema cannot read it (schema resolution). When a
+// schema is not at hand it does (a boundary too many costs a file, not a row).
+func (v *Validator) NewFile(prev, id int) bool {
+	if id == prev {
+		return false
+	}
+	if id > prev {
+		return true
+	}
+	a, err := v.verdict(prev)
+	if err != nil || a.schema == nil {
+		return true
+	}
+	b, err := v.verdict(id)
+	if err != nil || b.schema == nil {
+		return true
+	}
+	return !avro.Compatible(a.schema, b.schema)
+}

@@ -62,7 +62,7 @@ func writeFile(t *testing.T, dir, name, ws, fileSchema string, rows ...string) s
 	return path
 }
 
-func duck(t *testing.T, tables []query.Table, sql string) *query.Result {
+func duck(t *testing.T, tables []query.View, sql string) *query.Result {
 	t.Helper()
 	db, err := query.Open(context.Background(), tables)
 	if err != nil {
@@ -130,7 +130,7 @@ func TestAvroToParquetMapping(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			schema := fmt.Sprintf(`{"type":"record","name":"R%d","fields":[{"name":"v","type":%s}]}`, i, c.avro)
 			path := writeFile(t, dir, fmt.Sprintf("f%d.parquet", i), schema, schema, `{"v":`+c.json+`}`)
-			res := duck(t, []query.Table{{Name: "t", Files: []string{path}}}, "SELECT typeof(v), v::VARCHAR FROM t")
+			res := duck(t, []query.View{{Name: "t", Files: []string{path}}}, "SELECT typeof(v), v::VARCHAR FROM t")
 			if len(res.Rows) != 1 {
 				t.Fatalf("%d rows", len(res.Rows))
 			}
@@ -153,7 +153,7 @@ func TestProjection(t *testing.T) {
 		`{"name":"city","type":"string","aliases":["old_city"]},{"name":"tags","type":{"type":"array","items":"string"},"default":["x"]}]}`
 	dir := t.TempDir()
 	path := writeFile(t, dir, "p.parquet", old, newer, `{"name":"alice","n":7,"gone":"x","old_city":"Paris"}`)
-	res := duck(t, []query.Table{{Name: "t", Files: []string{path}}},
+	res := duck(t, []query.View{{Name: "t", Files: []string{path}}},
 		"SELECT name, n, typeof(n), lastname, score, city, tags::VARCHAR FROM t")
 	got := fmt.Sprint(func() []string {
 		var out []string
@@ -174,7 +174,7 @@ func TestSchemaEvolutionAcrossFiles(t *testing.T) {
 	dir := t.TempDir()
 	a := writeFile(t, dir, "a.parquet", v1, v1, `{"name":"alice"}`)
 	b := writeFile(t, dir, "b.parquet", v2, v2, `{"name":"bob","lastname":{"string":"smith"}}`)
-	res := duck(t, []query.Table{{Name: "connect_test", Files: []string{a, b}}}, "SELECT name, lastname FROM connect_test ORDER BY name")
+	res := duck(t, []query.View{{Name: "connect_test", Files: []string{a, b}}}, "SELECT name, lastname FROM connect_test ORDER BY name")
 	if len(res.Rows) != 2 || str(res.Rows[0][0]) != "alice" || res.Rows[0][1] != nil || str(res.Rows[1][1]) != "smith" {
 		t.Fatalf("rows %v", res.Rows)
 	}

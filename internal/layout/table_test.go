@@ -1,12 +1,12 @@
-package bucket
+package layout
 
 import (
 	"testing"
 	"time"
 )
 
-func TestPolicy(t *testing.T) {
-	p := Policy{MaxRecords: 3, MaxBytes: 100, Interval: time.Minute}
+func TestRotation(t *testing.T) {
+	p := Rotation{MaxRecords: 3, MaxBytes: 100, Interval: time.Minute}
 	t0 := time.Date(2026, 11, 25, 0, 0, 0, 0, time.UTC)
 	cases := []struct {
 		rows, bytes int64
@@ -27,7 +27,7 @@ func TestPolicy(t *testing.T) {
 			t.Errorf("Due(%v) = %v", c.age, got)
 		}
 	}
-	if (Policy{}).Full(1<<40, 1<<40) || (Policy{}).Due(t0, t0.Add(time.Hour)) {
+	if (Rotation{}).Full(1<<40, 1<<40) || (Rotation{}).Due(t0, t0.Add(time.Hour)) {
 		t.Error("a zero policy never closes")
 	}
 }
