@@ -133,9 +133,9 @@ func CommitProcessor(cfg Config) Processor {
 		complete.State = "source partitions' watermarks, from the markers (in memory; every source partition resends its own each second)"
 	}
 	return Processor{
-		Name:    "commit",
-		Group:   n.CommitGroup(),
-		Input:   n.RowsTopic(),
+		Name:  "commit",
+		Group: n.CommitGroup(),
+		Input: n.RowsTopic(),
 		Steps: []Step{
 			{Name: "commit", Package: "processors/commit", Does: "write each table partition's rows from each source partition into a Parquet file until its seal → staging → manifest intent → publish (rename) → committed → catalog → acknowledge input in offset order",
 				State: "write-ahead manifest " + cfg.WarehouseURL() + "/_minipipe/manifests/" + n.RowsTopic() + "/<partition> (in the warehouse: it commits with the files)"},
