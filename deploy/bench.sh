@@ -7,6 +7,9 @@
 #      days, so eight table partitions for the commit stage to share), rows/s of each and in total;
 #   4. the seed's whole stack: records produced while minipipe writes Parquet to HDFS and registers the table in
 #      the Hive Metastore, until Trino counts them all; then the peak memory of every process.
+# The pipelines run with --rotate-interval 1s (the many-instance scenario 2s): a drain of a fixed backlog ends with
+# each source partition's last, partial file, which waits for the rotate interval (a file holds the rows of one
+# table partition from one source partition), so the default 10s would measure the interval, not the pipeline.
 # Prints the machine and markdown tables. MINIPIPE_BENCH_ARGS goes to the REST scenarios,
 # MINIPIPE_BENCH_RECORDS sets the pipeline's record count (default 3,000,000), MINIPIPE_BENCH_FULL_RECORDS the
 # whole stack's (default 1,000,000), MINIPIPE_BENCH_MANY_RECORDS the many-instance scenario's (default 2,000,000).
@@ -51,7 +54,7 @@ start_minipipe --topics 'none^'
 # 2. Topic → committed Parquet.
 ./bin/minipipe-bench load --brokers 127.0.0.1:$kport --registry "http://127.0.0.1:$reg" --topic benchpipe --records "$records"
 stop_minipipe
-start_minipipe --topics benchpipe
+start_minipipe --topics benchpipe --rotate-interval 1s
 echo
 echo "| scenario | rows | seconds | rows/s | MB/s of Parquet | files |"
 echo "|---|---|---|---|---|---|"
@@ -112,7 +115,7 @@ echo
 echo "| scenario | rows | seconds | rows/s | MB/s of Parquet | files |"
 echo "|---|---|---|---|---|---|"
 start_minipipe --topics benchfull --pipeline-name benchfull --warehouse "hdfs://127.0.0.1:$hport/warehouse" --catalog hive \
-  --hive-metastore "thrift://127.0.0.1:$mport" --hive-database bench
+  --hive-metastore "thrift://127.0.0.1:$mport" --hive-database bench --rotate-interval 1s
 t0=$(date +%s.%N)
 ./bin/minipipe-bench load --brokers 127.0.0.1:$kport --registry "http://127.0.0.1:$reg" --topic benchfull --records "$full_records"
 ./bin/minipipe-bench drain --http "http://127.0.0.1:$http" --records "$full_records" --label "topic → Parquet on HDFS (Hive catalog)"

@@ -121,6 +121,13 @@ func (s Spec) Values(ts time.Time, field string) [][2]string {
 // End is the end of the time range a daily or hourly partition covers, from its values; false for other
 // partitionings (or values that are not a time).
 func (s Spec) End(values [][2]string) (time.Time, bool) {
+	_, end, ok := s.Span(values)
+	return end, ok
+}
+
+// Span is the time range [start, end) a daily or hourly partition covers, from its values; false for other
+// partitionings (or values that are not a time).
+func (s Spec) Span(values [][2]string) (start, end time.Time, ok bool) {
 	get := func(col string) string {
 		for _, kv := range values {
 			if kv[0] == col {
@@ -133,17 +140,17 @@ func (s Spec) End(values [][2]string) (time.Time, bool) {
 	case Daily:
 		d, err := time.ParseInLocation("2006-01-02", get("dt"), s.loc())
 		if err != nil {
-			return time.Time{}, false
+			return time.Time{}, time.Time{}, false
 		}
-		return d.AddDate(0, 0, 1), true
+		return d, d.AddDate(0, 0, 1), true
 	case Hourly:
 		d, err := time.ParseInLocation("2006-01-02 15", get("dt")+" "+get("hr"), s.loc())
 		if err != nil {
-			return time.Time{}, false
+			return time.Time{}, time.Time{}, false
 		}
-		return d.Add(time.Hour), true
+		return d, d.Add(time.Hour), true
 	}
-	return time.Time{}, false
+	return time.Time{}, time.Time{}, false
 }
 
 func (s Spec) loc() *time.Location {

@@ -151,6 +151,8 @@ type part struct {
 	active  time.Time  // when a record was last read, or the callback last waited for something (with mu)
 	blocked bool       // the callback waits for room (backpressure): not idle (with mu)
 
+	placed placement // the callback's (no lock)
+
 	acked      atomic.Int64 // the last offset acknowledged
 	mark       *envelope.Watermark
 	markSent   time.Time
@@ -678,16 +680,17 @@ func (in *Ingest) process(ctx goka.Context, msg interface{}) {
 
 	// ingest: the record's state is written before it can be acknowledged; a retry of an Idempotency-Key
 	// request seen before is dropped.
+	now := time.Now()
 	p.mu.Lock()
-	p.active = time.Now()
-	p.state.begin(p.acks, e)
+	p.active = now
+	p.state.begin(p.acks, e, now)
 	if value == nil {
 		p.state.count(offset, func(s *validate.Stats) { s.Tombstones++ })
 		p.mu.Unlock()
 		in.cfg.Metrics.skipped.Inc() // a tombstone is no row
 		return
 	}
-	if err := p.state.sweep(ctx.Timestamp()); err != nil {
+	if err := p.state.sweep(ctx.Timestamp(), now); err != nil {
 		in.cfg.Log.Warn("idempotency keys", "partition", ctx.Partition(), "error", err)
 	}
 	if key, idx, ok := idempotency(ctx.Headers()); ok {
@@ -734,7 +737,7 @@ func (in *Ingest) process(ctx goka.Context, msg interface{}) {
 	}
 	dead := func(rej *validate.Rejection) {
 		p.mu.Lock()
-		p.state.begin(p.acks, e)
+		p.state.begin(p.acks, e, now)
 		p.state.count(offset, func(s *validate.Stats) { s.Reject(rej.Code) })
 		p.mu.Unlock()
 		p.acks.Hold(e)
@@ -771,9 +774,7 @@ func (in *Ingest) process(ctx goka.Context, msg interface{}) {
 		}
 		fieldText = layout.FieldText(v)
 	}
-	values := t.Spec.Values(ts, fieldText)
-	path := layout.Path(values)
-	key := envelope.Key(t.Name, t.Generation, path)
+	values, path, key := p.place(ts, fieldText)
 	row := envelope.Row{Offset: ctx.Offset(), Timestamp: ts.UnixMilli(), SchemaID: id, Payload: payload}
 	size := rowBytes(&row)
 	// A batch never grows past what the repartition topic takes (a row larger than that alone goes in a
@@ -781,12 +782,12 @@ func (in *Ingest) process(ctx goka.Context, msg interface{}) {
 	limit := min(in.cfg.BatchBytes, in.cfg.Rows.MaxBytes()-kafka.RecordOverhead-len(key))
 
 	p.mu.Lock()
-	p.state.begin(p.acks, e)
+	p.state.begin(p.acks, e, now)
 	p.state.count(offset, func(s *validate.Stats) { s.Accept(offset, ctx.Timestamp().UnixMilli(), id) })
-	if p.state.observe(offset, ts) {
+	if p.state.observe(offset, ts, now) {
 		in.cfg.Metrics.late.Inc()
 	}
-	cut := p.state.file(key).Add(offset, len(payload), id, time.Now(), t.Rotation, in.cfg.Validator.NewFile)
+	cut := p.state.file(key).Add(offset, len(payload), id, now, t.Rotation, in.cfg.Validator.NewFile)
 	if cut.Before {
 		p.seal(key, cut.BeforeAt)
 	}
@@ -804,7 +805,7 @@ func (in *Ingest) process(ctx goka.Context, msg interface{}) {
 		b = nil
 	}
 	if b == nil {
-		b = &pending{batch: envelope.Batch{Table: t.Name, Generation: t.Generation, Path: path, Partitions: values, Source: src}, since: time.Now()}
+		b = &pending{batch: envelope.Batch{Table: t.Name, Generation: t.Generation, Path: path, Partitions: values, Source: src}, since: now}
 		b.bytes = headerBytes(&b.batch)
 		p.batches[key] = b
 		p.nudge()
@@ -824,6 +825,48 @@ func (in *Ingest) process(ctx goka.Context, msg interface{}) {
 		p.produce(b)
 	}
 	p.mu.Unlock()
+}
+
+// placement is the table partition of the last row placed: the rows after it mostly go to the same one.
+type placement struct {
+	lo, hi    int64 // the partition's time range, Unix ms (daily, hourly)
+	field     string
+	values    [][2]string
+	path, key string
+}
+
+// place returns a row's partition values, path and repartition key, from the last row's when it falls in
+// the same partition. Called from the callback only (one goroutine per partition).
+func (p *part) place(ts time.Time, field string) ([][2]string, string, string) {
+	t := &p.in.cfg.Table
+	c := &p.placed
+	if c.key != "" {
+		switch t.Spec.Kind {
+		case layout.Daily, layout.Hourly:
+			if ms := ts.UnixMilli(); ms >= c.lo && ms < c.hi {
+				return c.values, c.path, c.key
+			}
+		case layout.Field:
+			if field == c.field {
+				return c.values, c.path, c.key
+			}
+		default:
+			return c.values, c.path, c.key
+		}
+	}
+	values := t.Spec.Values(ts, field)
+	path := layout.Path(values)
+	*c = placement{field: field, values: values, path: path, key: envelope.Key(t.Name, t.Generation, path)}
+	if t.Spec.NeedsTime() {
+		// Cached only when the range is the one the row is in (a repeated hour at a DST change is not).
+		start, end, ok := t.Spec.Span(values)
+		if !ok || ts.Before(start) || !ts.Before(end) {
+			c.key = ""
+			return values, path, envelope.Key(t.Name, t.Generation, path)
+		}
+		c.lo, c.hi = start.UnixMilli(), end.UnixMilli()
+	}
+	return c.values, c.path, c.key
 }
 
 // seal ends the file of table partition key from this source partition after the row at offset at: the

@@ -182,12 +182,12 @@ func (s *partState) writeFiles(committed int64, pd *period) {
 }
 
 // begin makes e the record the current period's changes hold back, when no period is open.
-func (s *partState) begin(q *acks.Queue, e *acks.Entry) {
+func (s *partState) begin(q *acks.Queue, e *acks.Entry, now time.Time) {
 	if s.st == nil || s.period != nil {
 		return
 	}
 	q.Hold(e)
-	s.period = &period{q: q, entry: e, started: time.Now()}
+	s.period = &period{q: q, entry: e, started: now}
 }
 
 // due is how long until the open period is to be flushed (0: none is open).
@@ -297,8 +297,7 @@ const sweepGrace = time.Hour
 // sweep removes idempotency keys older than the window and its grace, at most once a minute (wall clock).
 // Age is measured against the record's time, but never a time ahead of this machine's clock: one record
 // from the future does not expire every key.
-func (s *partState) sweep(recordTime time.Time) error {
-	wall := time.Now()
+func (s *partState) sweep(recordTime, wall time.Time) error {
 	if s.st == nil || s.period == nil || wall.Sub(s.lastSweep) < sweepEvery {
 		return nil
 	}
@@ -343,8 +342,8 @@ func (s *partState) count(offset int64, fn func(*validate.Stats)) {
 }
 
 // observe moves the watermark past a placed row; it reports whether the row is late.
-func (s *partState) observe(offset int64, ev time.Time) bool {
-	late := s.wm.Observe(offset, ev, time.Now(), s.lateness)
+func (s *partState) observe(offset int64, ev, now time.Time) bool {
+	late := s.wm.Observe(offset, ev, now, s.lateness)
 	s.dirty = true
 	return late
 }

@@ -110,7 +110,7 @@ func TestIdempotencyDecisions(t *testing.T) {
 	run := func(s *partState, steps []step) {
 		for i, st := range steps {
 			e := q.Push(func(error) {})
-			s.begin(q, e)
+			s.begin(q, e, time.Now())
 			got, err := s.admit(st.key, st.idx, st.offset, base.Add(st.at))
 			if err != nil {
 				t.Fatal(err)
@@ -144,7 +144,7 @@ func TestSweepForgetsExpiredKeys(t *testing.T) {
 	recent := time.Now()
 	for i := 0; i < 6; i++ {
 		e := q.Push(func(error) {})
-		s.begin(q, e)
+		s.begin(q, e, time.Now())
 		at, key := old, "old"
 		if i == 5 {
 			at, key = recent, "recent"
@@ -168,9 +168,9 @@ func TestSweepForgetsExpiredKeys(t *testing.T) {
 		t.Fatalf("%d keys in the changelog before the sweep, want 12", n)
 	}
 	e := q.Push(func(error) {})
-	s.begin(q, e)
+	s.begin(q, e, time.Now())
 	s.lastSweep = time.Time{}
-	if err := s.sweep(recent.Add(30 * 24 * time.Hour)); err != nil { // a record from a clock a month ahead
+	if err := s.sweep(recent.Add(30*24*time.Hour), time.Now()); err != nil { // a record from a clock a month ahead
 		t.Fatal(err)
 	}
 	s.flush(-1)
@@ -196,7 +196,7 @@ func TestPeriodHoldsAcknowledgement(t *testing.T) {
 	}
 	for o := int64(0); o < 3; o++ {
 		e := push()
-		s.begin(q, e)
+		s.begin(q, e, time.Now())
 		s.count(o, func(st *validate.Stats) { st.Accept(o, 0, 1) })
 		q.Release(e, nil)
 	}
@@ -209,7 +209,7 @@ func TestPeriodHoldsAcknowledgement(t *testing.T) {
 		t.Fatalf("after the state reached Kafka: %v", acked)
 	}
 	e := push()
-	s.begin(q, e)
+	s.begin(q, e, time.Now())
 	s.count(3, func(st *validate.Stats) { st.Reject(validate.CodeCorrupt) })
 	q.Release(e, nil)
 	s.flush(-1)
