@@ -91,6 +91,7 @@ type runningIngest struct {
 	topicID string
 	cancel  context.CancelFunc
 	done    chan struct{}
+	in      *ingest.Ingest
 }
 
 // NewPipeline connects the pipeline's clients.
@@ -345,6 +346,7 @@ func (p *Pipeline) discover(ctx context.Context) error {
 	for key, r := range p.running {
 		if _, ok := want[key]; !ok {
 			p.log.Info("stopping an ingest processor", "topic", r.table.Topic, "generation", r.gen, "why", "topic gone or generation retired")
+			r.in.Retire()
 			r.cancel()
 			delete(p.running, key)
 		}
@@ -437,7 +439,7 @@ func (p *Pipeline) startIngest(ctx context.Context, key string, t layout.Table, 
 		Log:               p.log,
 	})
 	ictx, cancel := context.WithCancel(ctx)
-	r := &runningIngest{table: t, gen: gen, topicID: topicID, cancel: cancel, done: make(chan struct{})}
+	r := &runningIngest{table: t, gen: gen, topicID: topicID, cancel: cancel, done: make(chan struct{}), in: in}
 	p.mu.Lock()
 	p.running[key] = r
 	p.mu.Unlock()

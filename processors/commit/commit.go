@@ -774,10 +774,20 @@ func (p *partWriter) recover(ctx context.Context) error {
 	return nil
 }
 
-// run commits what is open when the partition is revoked (the next owner would redo it all otherwise).
+// run ends files whose seal is overdue, and commits what is open when the partition is revoked (the next
+// owner would redo it all otherwise).
 func (p *partWriter) run(ctx context.Context) {
 	c := p.c
-	<-ctx.Done()
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for done := false; !done; {
+		select {
+		case <-t.C:
+			p.overdue(time.Now())
+		case <-ctx.Done():
+			done = true
+		}
+	}
 	p.mu.Lock()
 	if p.fatal == nil && p.ready {
 		for _, f := range p.files {
@@ -801,6 +811,41 @@ func (p *partWriter) run(ctx context.Context) {
 	wctx, cancel := context.WithTimeout(context.Background(), 45*time.Second)
 	_ = p.acks.Wait(wctx)
 	cancel()
+}
+
+// overdueAfter is how long past its table's rotate interval an open file waits for its seal before this
+// stage ends it: the seal comes from the bucket step's clock within a moment; it never comes when the source
+// partition's processor stopped for good without sealing (a crash while its generation was retired). Its
+// rows held back the partition's acknowledgements all that time.
+func overdueAfter(interval time.Duration) time.Duration { return 2*interval + 30*time.Second }
+
+// overdue ends the open files whose seal is overdue.
+func (p *partWriter) overdue(now time.Time) {
+	c := p.c
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.fatal != nil || !p.ready {
+		return
+	}
+	for _, f := range p.files {
+		iv := c.cfg.Tables(f.table).Rotation.Interval
+		if iv <= 0 || now.Sub(f.opened) < overdueAfter(iv) {
+			continue
+		}
+		c.cfg.Metrics.unplanned.WithLabelValues("overdue").Inc()
+		c.cfg.Log.Warn("a file's seal is overdue; ending it here", "partition", p.id, "table", f.table, "path", f.path, "source", f.src, "opened", f.opened)
+		if err := p.commit(f); err != nil {
+			c.cfg.Log.Error("commit partition failed; the processor restarts and redoes what was not committed", "partition", p.id, "error", err)
+			p.fatal = err
+			for _, g := range p.files {
+				g.w.Abort()
+				_ = g.file.Close()
+			}
+			p.files = map[string]*openFile{}
+			go p.acks.FailAll(err)
+			return
+		}
+	}
 }
 
 // Metrics are the commit stage's Prometheus metrics.
@@ -845,7 +890,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		catalogPending: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "minipipe_catalog_pending_commits",
 			Help: "Committed intents whose metastore changes are not applied yet, by commit partition."}, []string{"partition"}),
 		unplanned: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "minipipe_commit_unplanned_ends_total",
-			Help: "Files the commit stage ended without a seal from the bucket step: a row of a schema the file cannot read (schema), too many open files (open-files), the partition revoked (revoked)."},
+			Help: "Files the commit stage ended without a seal from the bucket step: a row of a schema the file cannot read (schema), too many open files (open-files), the partition revoked (revoked), no seal long after the rotate interval (overdue)."},
 			[]string{"reason"}),
 		catalogErrors:  prometheus.NewCounter(prometheus.CounterOpts{Name: "minipipe_catalog_errors_total", Help: "Failed attempts to update the metastore (retried)."}),
 		catalogApplied: prometheus.NewCounter(prometheus.CounterOpts{Name: "minipipe_catalog_changes_applied_total", Help: "Metastore changes applied."}),

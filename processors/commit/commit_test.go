@@ -491,3 +491,24 @@ func TestPoisonRowIsADeadLetter(t *testing.T) {
 		t.Fatalf("dead letters %v", got)
 	}
 }
+
+// A file whose seal never comes (its source partition's processor stopped for good) is ended by this stage
+// once the table's rotate interval is long past, so its rows stop holding the acknowledgements back.
+func TestOverdueSeal(t *testing.T) {
+	h := newHarness(t, layout.Rotation{}, 64)
+	h.c.cfg.Tables = func(name string) layout.Table { return layout.Table{Name: name, Rotation: layout.Rotation{Interval: time.Second}} }
+	h.send(h.p, 0, h.batch("dt=d1", 0, 1, 0, 1))
+	h.p.overdue(time.Now().Add(overdueAfter(time.Second) - time.Second))
+	if got := h.committed(); len(got) != 0 || len(h.acked) != 0 {
+		t.Fatalf("ended before it was overdue: %v %v", got, h.acked)
+	}
+	h.p.overdue(time.Now().Add(overdueAfter(time.Second) + time.Second))
+	if got := h.committed(); fmt.Sprint(got) != fmt.Sprint([]string{name("dt=d1", 0, 0)}) || fmt.Sprint(h.acked) != "[0]" {
+		t.Fatalf("overdue: files %v, acknowledged %v", got, h.acked)
+	}
+	// Its seal, when it does come, ends nothing more.
+	h.sealOnly(h.p, 1, "dt=d1", 0, 1)
+	if got := h.committed(); len(got) != 1 || fmt.Sprint(h.acked) != "[0 1]" {
+		t.Fatalf("after the late seal: %v %v", got, h.acked)
+	}
+}

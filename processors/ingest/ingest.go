@@ -86,6 +86,8 @@ type Config struct {
 type Ingest struct {
 	cfg Config
 
+	retired atomic.Bool // the processor stops for good: its open files are sealed as it stops
+
 	parts workers.Set[*part]
 }
 
@@ -121,6 +123,10 @@ func New(cfg Config) *Ingest {
 
 // Process is the goka callback of the source topic: ingest → validate → bucket, fused.
 func (in *Ingest) Process(ctx goka.Context, msg interface{}) { in.process(ctx, msg) }
+
+// Retire says the processor is about to stop for good (its generation was replaced by a replay, or its
+// topic is gone): as each partition stops, it seals its open files, which no one would end otherwise.
+func (in *Ingest) Retire() { in.retired.Store(true) }
 
 // TableTopic is the processor's group table topic, where its steps keep their state.
 func (in *Ingest) TableTopic() string { return string(goka.GroupTable(goka.Group(in.cfg.Group))) }
@@ -403,6 +409,16 @@ func (p *part) drain() {
 		}
 	}
 	p.mu.Lock()
+	if p.in.retired.Load() {
+		for key, f := range p.state.files {
+			if f.Open() {
+				at := f.Last
+				f.Seal()
+				p.state.dirtyFiles[key] = true
+				p.seal(key, at)
+			}
+		}
+	}
 	flush()
 	p.mu.Unlock()
 	deadline := time.Now().Add(45 * time.Second)
