@@ -496,7 +496,9 @@ func TestPoisonRowIsADeadLetter(t *testing.T) {
 // once the table's rotate interval is long past, so its rows stop holding the acknowledgements back.
 func TestOverdueSeal(t *testing.T) {
 	h := newHarness(t, layout.Rotation{}, 64)
-	h.c.cfg.Tables = func(name string) layout.Table { return layout.Table{Name: name, Rotation: layout.Rotation{Interval: time.Second}} }
+	h.c.cfg.Tables = func(name string) layout.Table {
+		return layout.Table{Name: name, Rotation: layout.Rotation{Interval: time.Second}}
+	}
 	h.send(h.p, 0, h.batch("dt=d1", 0, 1, 0, 1))
 	h.p.overdue(time.Now().Add(overdueAfter(time.Second) - time.Second))
 	if got := h.committed(); len(got) != 0 || len(h.acked) != 0 {
