@@ -31,6 +31,10 @@ type File struct {
 	// Sealed are the offsets recent files ended at, kept until the source partition's committed offset
 	// passes them (Prune): a redo seals there again.
 	Sealed []int64 `json:"sealed,omitempty"`
+	// Pending are seals sent without rows (by the clock, or after a dead letter) that Kafka has not
+	// confirmed: no record waits for them, so they are kept until confirmed and sent again by the next
+	// owner (a seal that arrives twice ends nothing the second time).
+	Pending []int64 `json:"pending,omitempty"`
 }
 
 // NewFile is the state of a table partition nothing was counted in.
@@ -114,5 +118,15 @@ func (f *File) Prune(committed int64) (empty bool) {
 	if len(f.Sealed) == 0 {
 		f.Sealed = nil
 	}
-	return !f.Open() && f.Sealed == nil
+	return !f.Open() && f.Sealed == nil && f.Pending == nil
+}
+
+// Confirmed forgets a seal without rows that Kafka has confirmed.
+func (f *File) Confirmed(at int64) {
+	if i := slices.Index(f.Pending, at); i >= 0 {
+		f.Pending = slices.Delete(f.Pending, i, i+1)
+	}
+	if len(f.Pending) == 0 {
+		f.Pending = nil
+	}
 }

@@ -81,7 +81,8 @@ type Config struct {
 	Cluster  string
 	Pipeline string
 	Parquet  parquet.Options
-	// MaxOpenFiles per partition; past it the least recently written file is committed (default 64).
+	// MaxOpenFiles per partition (a file per table partition and source partition); past it the least
+	// recently written file is committed (default 256).
 	MaxOpenFiles int
 	// CompactEvery commits a checkpoint every so many commits (default 64).
 	CompactEvery int
@@ -137,7 +138,7 @@ type Committer struct {
 // New prepares the commit stage.
 func New(cfg Config) *Committer {
 	if cfg.MaxOpenFiles <= 0 {
-		cfg.MaxOpenFiles = 64
+		cfg.MaxOpenFiles = 256
 	}
 	if cfg.CompactEvery <= 0 {
 		cfg.CompactEvery = 64
@@ -202,6 +203,9 @@ type partWriter struct {
 	epoch   uint64
 	staging string               // this owner's staging directory
 	files   map[string]*openFile // by table partition key and source (fileKey)
+	// holes are the records of dead-lettered rows that no file holds, by fileKey: released when the next
+	// file of theirs commits.
+	holes map[string][]*acks.Entry
 	// seen is the highest offset of each table partition and source partition that this assignment has
 	// seen (committed, in an open file, a duplicate or a dead letter): a batch whose Prev is beyond it
 	// follows a lost one.
@@ -248,7 +252,7 @@ func (c *Committer) part(ctx goka.Context) *partWriter {
 	// A new assignment (or a restarted processor) starts afresh; a previous one still finishing its
 	// revocation keeps its own state until it is done.
 	p, _ := c.parts.Get(pid, ctx.Context(), func(*partWriter, bool) (*partWriter, error) {
-		p := &partWriter{c: c, id: pid, ctx: ctx.Context(), acks: acks.NewQueue(), files: map[string]*openFile{},
+		p := &partWriter{c: c, id: pid, ctx: ctx.Context(), acks: acks.NewQueue(), files: map[string]*openFile{}, holes: map[string][]*acks.Entry{},
 			seen: map[string]int64{}, catalogWake: make(chan struct{}, 1), marks: map[string]*tableMarks{}, complete: map[string]bool{},
 			incomplete: map[string]bool{}}
 		if c.cfg.Catalog != nil {
@@ -402,7 +406,7 @@ func (p *partWriter) add(ctx context.Context, b *envelope.Batch, e *acks.Entry) 
 			if f, err = p.open(key, src, b, schema, row.SchemaID, row.Offset, tbl); err != nil {
 				var rowErr *parquet.RowError
 				if errors.As(err, &rowErr) {
-					if err := p.deadLetter(b, row, err); err != nil {
+					if err := p.deadRow(b, row, err, seenKey, src, e); err != nil {
 						return err
 					}
 					continue
@@ -411,7 +415,7 @@ func (p *partWriter) add(ctx context.Context, b *envelope.Batch, e *acks.Entry) 
 			}
 			if dec, err = f.decoder(schema, row.SchemaID); err != nil {
 				p.discard(f)
-				if err := p.deadLetter(b, row, err); err != nil {
+				if err := p.deadRow(b, row, err, seenKey, src, e); err != nil {
 					return err
 				}
 				continue
@@ -422,7 +426,7 @@ func (p *partWriter) add(ctx context.Context, b *envelope.Batch, e *acks.Entry) 
 			if errors.As(err, &rowErr) {
 				// Validation should have refused it: the writer's refusal is final, and the row goes to the
 				// dead-letter topic instead of stopping the partition.
-				if err := p.deadLetter(b, row, err); err != nil {
+				if err := p.deadRow(b, row, err, seenKey, src, e); err != nil {
 					return err
 				}
 				continue
@@ -438,6 +442,9 @@ func (p *partWriter) add(ctx context.Context, b *envelope.Batch, e *acks.Entry) 
 			r = &manifest.SourceRange{Source: src, First: row.Offset}
 			f.sources[src] = r
 			f.order = append(f.order, src)
+			// Dead letters before this row, in no file: this file's commit moves the mark past them.
+			f.entries = append(f.entries, p.holes[seenKey]...)
+			delete(p.holes, seenKey)
 		}
 		r.Last = row.Offset
 		r.Count++
@@ -457,6 +464,26 @@ func (p *partWriter) add(ctx context.Context, b *envelope.Batch, e *acks.Entry) 
 			}
 		}
 	}
+	return nil
+}
+
+// deadRow sends a row to the dead-letter topic and keeps the high-water mark able to pass it: the open file
+// of its table partition and source takes its offset into its range (its commit moves the mark past it);
+// with no row of that source open, its record is held until the next file of it commits. Otherwise a batch
+// linked to the dead row would look, to an owner after a move, like one following a lost batch, and be
+// dropped for good.
+func (p *partWriter) deadRow(b *envelope.Batch, row *envelope.Row, cause error, fk, src string, e *acks.Entry) error {
+	if err := p.deadLetter(b, row, cause); err != nil {
+		return err
+	}
+	if f := p.files[fk]; f != nil {
+		if r := f.sources[src]; r != nil {
+			r.Last = max(r.Last, row.Offset)
+			return nil
+		}
+	}
+	p.acks.Hold(e)
+	p.holes[fk] = append(p.holes[fk], e)
 	return nil
 }
 
@@ -799,6 +826,12 @@ func (p *partWriter) run(ctx context.Context) {
 			}
 		}
 	}
+	for _, hs := range p.holes {
+		for _, e := range hs {
+			p.acks.Release(e, errors.New("revoked before the next file of a dead-lettered row committed; the next owner redoes it"))
+		}
+	}
+	p.holes = map[string][]*acks.Entry{}
 	if p.fatal != nil {
 		for _, f := range p.files {
 			f.w.Abort()

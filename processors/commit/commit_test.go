@@ -82,7 +82,7 @@ func newHarnessFS(t *testing.T, l fs.FS, rot layout.Rotation, maxOpen, compactEv
 }
 
 func (h *harness) newPart() *partWriter {
-	return &partWriter{c: h.c, id: 0, ctx: context.Background(), acks: acks.NewQueue(), files: map[string]*openFile{}, seen: map[string]int64{}}
+	return &partWriter{c: h.c, id: 0, ctx: context.Background(), acks: acks.NewQueue(), files: map[string]*openFile{}, holes: map[string][]*acks.Entry{}, seen: map[string]int64{}}
 }
 
 // batch makes a batch of rows for table t, partition path.

@@ -255,6 +255,7 @@ func (in *Ingest) part(ctx goka.Context) (*part, error) {
 		}
 		p := in.newPart(pid, ctx.Context())
 		p.state = ps
+		p.resendSeals()
 		return p, nil
 	}, func(p *part) { p.run(p.ctx) })
 }
@@ -422,7 +423,8 @@ func (p *part) drain() {
 	flush()
 	p.mu.Unlock()
 	deadline := time.Now().Add(45 * time.Second)
-	for p.acks.Len() > 0 && time.Now().Before(deadline) {
+	// Seals hold no record: the chains must be empty too, or a seal still in the producer is lost.
+	for (p.acks.Len() > 0 || p.pendingSends()) && time.Now().Before(deadline) {
 		p.mu.Lock()
 		flush()
 		p.applyOutcomes()
@@ -434,6 +436,14 @@ func (p *part) drain() {
 		time.Sleep(20 * time.Millisecond)
 	}
 	p.acks.FailAll(errors.New("partition revoked before its rows were produced"))
+}
+
+// pendingSends reports whether a chain holds a batch the producer has not confirmed (it takes p.mu).
+func (p *part) pendingSends() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.applyOutcomes()
+	return len(p.chains) > 0
 }
 
 // unsent reports whether a batch waits to be sent again (after revocation it never will be).
@@ -536,6 +546,12 @@ func (p *part) sent(c *chain, b *pending, attempt, size int, err error) {
 		c.items[0] = nil
 		c.items = c.items[1:]
 		c.base = head.last()
+		if len(head.batch.Rows) == 0 {
+			if f := p.state.files[c.key]; f != nil {
+				f.Confirmed(head.batch.SealAt)
+				p.state.dirtyFiles[c.key] = true
+			}
+		}
 		for _, e := range head.entries {
 			p.acks.Release(e, nil)
 		}
@@ -591,6 +607,10 @@ func (p *part) failed(c *chain, b *pending, size int, err error) {
 		if b.batch.Seal {
 			seal := &pending{batch: b.batch, since: b.since}
 			seal.batch.Rows, seal.batch.SealAt = nil, row.Offset
+			if f := p.state.files[c.key]; f != nil {
+				f.Pending = append(f.Pending, row.Offset)
+				p.state.dirtyFiles[c.key] = true
+			}
 			seal.bytes = headerBytes(&seal.batch)
 			c.items[idx] = seal
 		} else {
@@ -798,6 +818,14 @@ func (in *Ingest) process(ctx goka.Context, msg interface{}) {
 	limit := min(in.cfg.BatchBytes, in.cfg.Rows.MaxBytes()-kafka.RecordOverhead-len(key))
 
 	p.mu.Lock()
+	// Backpressure: while the repartition topic does not take rows (a chain waits to send again), this
+	// partition stops reading rather than holding an unbounded backlog. It waits before the row counts
+	// anywhere: the clock's seals must not end a file at a row that is not in a batch yet.
+	for p.pending >= in.cfg.MaxPendingBytes && p.ctx.Err() == nil {
+		p.blocked = true
+		p.room.Wait()
+		p.blocked = false
+	}
 	p.state.begin(p.acks, e, now)
 	p.state.count(offset, func(s *validate.Stats) { s.Accept(offset, ctx.Timestamp().UnixMilli(), id) })
 	if p.state.observe(offset, ts, now) {
@@ -806,13 +834,6 @@ func (in *Ingest) process(ctx goka.Context, msg interface{}) {
 	cut := p.state.file(key).Add(offset, len(payload), id, now, t.Rotation, in.cfg.Validator.NewFile)
 	if cut.Before {
 		p.seal(key, cut.BeforeAt)
-	}
-	// Backpressure: while the repartition topic does not take rows (a chain waits to send again), this
-	// partition stops reading rather than holding an unbounded backlog.
-	for p.pending >= in.cfg.MaxPendingBytes && p.ctx.Err() == nil {
-		p.blocked = true
-		p.room.Wait()
-		p.blocked = false
 	}
 	b := p.batches[key]
 	if b != nil && b.bytes+size > limit {
@@ -900,6 +921,24 @@ func (p *part) seal(key string, at int64) {
 		}
 		p.produce(b)
 	}
+	if f := p.state.files[key]; f != nil {
+		f.Pending = append(f.Pending, at)
+		p.state.dirtyFiles[key] = true
+	}
+	p.sealOnly(key, at)
+}
+
+// resendSeals sends again the seals without rows a previous owner sent and Kafka never confirmed.
+func (p *part) resendSeals() {
+	for key, f := range p.state.files {
+		for _, at := range f.Pending {
+			p.sealOnly(key, at)
+		}
+	}
+}
+
+// sealOnly sends a seal without rows; the file state keeps it pending until Kafka confirms it.
+func (p *part) sealOnly(key string, at int64) {
 	t := p.in.cfg.Table
 	s := &pending{batch: envelope.Batch{Table: t.Name, Generation: t.Generation, Source: envelope.Source{Topic: t.Topic, TopicID: t.TopicID, Partition: p.id},
 		Seal: true, SealAt: at}, since: time.Now()}
