@@ -12,14 +12,19 @@ import (
 	"github.com/minipipe/minipipe/processors/envelope"
 )
 
-// A file's last row (the row the seal is on) is a dead letter here; the file commits, its batch is
-// acknowledged; the next file's first batch links to the dead letter. After the partition moves, that batch
-// must not look like one following a lost batch: the committed file's range covers the dead row.
-func TestDeadLetterAtFileEndThenMove(t *testing.T) {
-	cluster, _ := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(1, "src.dlq"))
-	defer cluster.Close()
-	cl, _ := kgo.NewClient(kgo.SeedBrokers(cluster.ListenAddrs()...))
-	defer cl.Close()
+// dlqHarness is a commit partition whose dead letters go to a kfake broker, with makers of batches of
+// source partition 0 and of good rows.
+func dlqHarness(t *testing.T) (*harness, func(prev int64, seal bool, rows ...envelope.Row) []byte, func(int64) envelope.Row) {
+	cluster, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(1, "src.dlq"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cluster.Close)
+	cl, err := kgo.NewClient(kgo.SeedBrokers(cluster.ListenAddrs()...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cl.Close)
 	h := newHarness(t, layout.Rotation{}, 64)
 	h.c.cfg.Producer = cl
 	mk := func(prev int64, seal bool, rows ...envelope.Row) []byte {
@@ -27,9 +32,20 @@ func TestDeadLetterAtFileEndThenMove(t *testing.T) {
 			Source: envelope.Source{Topic: "src", TopicID: "id", Partition: 0}, Prev: prev, Rows: rows, Seal: seal})
 	}
 	good := func(o int64) envelope.Row {
-		p, _ := h.codec[1].AppendBinaryFromJSON(nil, []byte(fmt.Sprintf(`{"id":%d}`, o)))
+		p, err := h.codec[1].AppendBinaryFromJSON(nil, []byte(fmt.Sprintf(`{"id":%d}`, o)))
+		if err != nil {
+			t.Fatal(err)
+		}
 		return envelope.Row{Offset: o, Timestamp: 1, SchemaID: 1, Payload: p}
 	}
+	return h, mk, good
+}
+
+// A file's last row (the row the seal is on) is a dead letter here; the file commits, its batch is
+// acknowledged; the next file's first batch links to the dead letter. After the partition moves, that batch
+// must not look like one following a lost batch: the committed file's range covers the dead row.
+func TestDeadLetterAtFileEndThenMove(t *testing.T) {
+	h, mk, good := dlqHarness(t)
 	h.send(h.p, 0, mk(-1, true, good(0), good(1), envelope.Row{Offset: 2, Timestamp: 1, SchemaID: 1, Payload: []byte{0xff}}))
 	h.send(h.p, 1, mk(2, false, good(3), good(4)))
 	deadline := time.Now().Add(5 * time.Second)
@@ -51,20 +67,7 @@ func TestDeadLetterAtFileEndThenMove(t *testing.T) {
 // A batch whose only row is a dead letter, with no file open: its record is held until the next file of
 // that source commits, so that a move before then redoes it rather than leaving the link to it dangling.
 func TestDeadLetterAloneThenMove(t *testing.T) {
-	cluster, _ := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(1, "src.dlq"))
-	defer cluster.Close()
-	cl, _ := kgo.NewClient(kgo.SeedBrokers(cluster.ListenAddrs()...))
-	defer cl.Close()
-	h := newHarness(t, layout.Rotation{}, 64)
-	h.c.cfg.Producer = cl
-	mk := func(prev int64, seal bool, rows ...envelope.Row) []byte {
-		return envelope.EncodeBatch(&envelope.Batch{Table: "t", Generation: 1, Path: "dt=d1", Partitions: [][2]string{{"dt", "d1"}},
-			Source: envelope.Source{Topic: "src", TopicID: "id", Partition: 0}, Prev: prev, Rows: rows, Seal: seal})
-	}
-	good := func(o int64) envelope.Row {
-		p, _ := h.codec[1].AppendBinaryFromJSON(nil, []byte(fmt.Sprintf(`{"id":%d}`, o)))
-		return envelope.Row{Offset: o, Timestamp: 1, SchemaID: 1, Payload: p}
-	}
+	h, mk, good := dlqHarness(t)
 	bad := envelope.Row{Offset: 1, Timestamp: 1, SchemaID: 1, Payload: []byte{0xff}}
 	h.send(h.p, 0, mk(-1, true, good(0)))
 	h.send(h.p, 1, mk(0, false, bad))
