@@ -69,7 +69,10 @@ func (c Config) Sarama() *sarama.Config {
 	cfg.Consumer.Return.Errors = true
 	cfg.Consumer.Group.Session.Timeout = 6 * time.Second // the broker's minimum: a dead member is noticed fast
 	cfg.Consumer.Group.Heartbeat.Interval = 2 * time.Second
-	cfg.Consumer.Fetch.Default = 4 << 20
+	// 1 MiB per partition and fetch: side by side with 4 MiB on a 3M-record drain (four runs each, alternating)
+	// the same rows/s (6.5 s and 6.6 s on average) and 600 MiB of peak memory instead of 990: sarama holds a
+	// whole fetch response as parsed messages.
+	cfg.Consumer.Fetch.Default = 1 << 20
 	cfg.Consumer.MaxWaitTime = 250 * time.Millisecond
 	return cfg
 }
