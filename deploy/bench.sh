@@ -3,6 +3,7 @@
 #   1. the REST edge (cmd/minipipe-bench): records/s at 100 and at 1 record per request, latency percentiles;
 #   2. topic → committed Parquet: a topic filled beforehand, drained by a fresh pipeline;
 #   3. replay: the same table rebuilt from its topic into a new generation;
+#   3a. wide records (~1.1 KB, 30 fields) into zstd Parquet, beside franz-go's raw read of the same topic;
 #   3b. one, two and three instances of one pipeline draining the same kind of topic (rows spread over eight
 #      days, so eight table partitions for the commit stage to share), rows/s of each and in total;
 #   4. the seed's whole stack: records produced while minipipe writes Parquet to HDFS and registers the table in
@@ -67,6 +68,24 @@ start=$(date +%s.%N)
 end=$(date +%s.%N)
 awk -v n="$records" -v s="$start" -v e="$end" 'BEGIN { d = e - s; printf "| replay (request → swap) | %d | %.1f | %.0f | | |\n", n, d, n / d }'
 grep -E "level=(ERROR)" "$work/minipipe.log" | head -5 || true
+
+# 3a. Wide records: MB/s of Avro input committed as zstd Parquet, beside franz-go reading the same topic raw.
+wide=${MINIPIPE_BENCH_WIDE_RECORDS:-200000}
+wide_bytes=$(./bin/minipipe-bench load --wide --brokers 127.0.0.1:$kport --registry "http://127.0.0.1:$reg" --topic benchwide --records "$wide" \
+  | tee /dev/stderr | sed -n 's/.*(\([0-9.]*\) MB of Avro.*/\1/p' | awk '{printf "%.0f", $1 * 1e6}')
+stop_minipipe
+echo
+echo "Wide records: $wide records of ~1.1 KB (30 fields), zstd Parquet; franz-go's raw read of the same topic first:"
+echo
+echo "| scenario | rows | seconds | rows/s | MB/s (Avro values) |"
+echo "|---|---|---|---|---|"
+./bin/minipipe-bench rawread --brokers 127.0.0.1:$kport --topic benchwide --label "franz-go raw read"
+echo
+echo "| scenario | rows | seconds | rows/s | MB/s of Parquet | files | MB/s of Avro in |"
+echo "|---|---|---|---|---|---|---|"
+start_minipipe --topics benchwide --parquet-compression zstd --rotate-interval 1s
+./bin/minipipe-bench drain --http "http://127.0.0.1:$http" --records "$wide" --input-bytes "$wide_bytes" --label "wide records → zstd Parquet"
+peak_rss "minipipe (wide records)" "$mp_pid" 2>&1
 
 # 3b. One, two and three instances of one pipeline on the same kind of topic: each run is a pipeline of its own
 #     (its own groups) on a topic of its own, filled beforehand; instance i listens on base+100i.

@@ -23,7 +23,7 @@ import (
 func newFlags(name string) *flag.FlagSet { return flag.NewFlagSet(name, flag.ExitOnError) }
 
 func main() {
-	if len(os.Args) > 1 && (os.Args[1] == "load" || os.Args[1] == "drain") {
+	if len(os.Args) > 1 && (os.Args[1] == "load" || os.Args[1] == "drain" || os.Args[1] == "rawread") {
 		pipelineMain(os.Args[1:])
 		return
 	}

@@ -34,10 +34,56 @@ const spreadSchema = `{"type":"record","name":"Click","namespace":"bench","field
 	`{"name":"id","type":"long"},{"name":"user","type":"string"},{"name":"url","type":"string"},` +
 	`{"name":"ms","type":"int"},{"name":"ok","type":"boolean"},{"name":"ts","type":{"type":"long","logicalType":"timestamp-millis"}}]}`
 
-func load(brokers []string, registry, topic string, n, days int) error {
+// wideSchema is the realistic record of the Redpanda Connect and Confluent S3-sink benchmarks: about 1.1 KB
+// in 30 fields (10 strings of ~100 characters, 10 longs, 5 doubles, 4 booleans, a timestamp-millis).
+var wideSchema = func() string {
+	var f []string
+	for i := 0; i < 10; i++ {
+		f = append(f, fmt.Sprintf(`{"name":"s%d","type":"string"}`, i), fmt.Sprintf(`{"name":"l%d","type":"long"}`, i))
+	}
+	for i := 0; i < 5; i++ {
+		f = append(f, fmt.Sprintf(`{"name":"d%d","type":"double"}`, i))
+	}
+	for i := 0; i < 4; i++ {
+		f = append(f, fmt.Sprintf(`{"name":"b%d","type":"boolean"}`, i))
+	}
+	f = append(f, `{"name":"ts","type":{"type":"long","logicalType":"timestamp-millis"}}`)
+	return `{"type":"record","name":"Wide","namespace":"bench","fields":[` + strings.Join(f, ",") + `]}`
+}()
+
+// wideDatum is record i of wideSchema in Avro's JSON encoding: strings of ~100 characters drawn from a
+// vocabulary (as log lines, URLs and user agents repeat), numbers that vary.
+func wideDatum(i int) string {
+	words := []string{"alpha", "bravo", "charlie", "delta", "echo", "foxtrot", "golf", "hotel", "india", "juliet", "kilo", "lima"}
+	var b strings.Builder
+	b.WriteByte('{')
+	for j := 0; j < 10; j++ {
+		var s strings.Builder
+		for k := 0; s.Len() < 100; k++ {
+			s.WriteString(words[(i*7+j*3+k*k)%len(words)])
+			s.WriteByte('-')
+			s.WriteString(strconv.Itoa((i + k*j) % 997))
+			s.WriteByte(' ')
+		}
+		fmt.Fprintf(&b, `"s%d":%q,"l%d":%d,`, j, s.String(), j, int64(i)*int64(j+1)*7919)
+	}
+	for j := 0; j < 5; j++ {
+		fmt.Fprintf(&b, `"d%d":%g,`, j, float64(i%100000)/float64(j+3))
+	}
+	for j := 0; j < 4; j++ {
+		fmt.Fprintf(&b, `"b%d":%t,`, j, (i>>j)&1 == 1)
+	}
+	fmt.Fprintf(&b, `"ts":%d}`, time.Date(2026, 11, 1, 12, 0, 0, 0, time.UTC).UnixMilli()+int64(i))
+	return b.String()
+}
+
+func load(brokers []string, registry, topic string, n, days int, wide bool) error {
 	schema := pipelineSchema
 	if days > 0 {
 		schema = spreadSchema
+	}
+	if wide {
+		schema = wideSchema
 	}
 	body, _ := json.Marshal(map[string]string{"schema": schema})
 	resp, err := http.Post(registry+"/subjects/"+topic+"-value/versions", "application/vnd.schemaregistry.v1+json", bytes.NewReader(body))
@@ -74,6 +120,9 @@ func load(brokers []string, registry, topic string, n, days int) error {
 			ts := time.Date(2026, 11, 1, 12, 0, 0, 0, time.UTC).AddDate(0, 0, i%days).UnixMilli()
 			datum = fmt.Sprintf(`{"id":%d,"user":"user-%05d","url":"/page/%d","ms":%d,"ok":%t,"ts":%d}`, i, i%10000, i%500, i%1000, i%7 != 0, ts)
 		}
+		if wide {
+			datum = wideDatum(i)
+		}
 		v, err := codec.AppendBinaryFromJSON(avro.AppendWireHeader(nil, reg.ID), []byte(datum))
 		if err != nil {
 			return err
@@ -98,6 +147,63 @@ func load(brokers []string, registry, topic string, n, days int) error {
 	}
 	secs := time.Since(start).Seconds()
 	fmt.Printf("loaded %d records (%.1f MB of Avro, %d bytes each on average) into %s in %.1fs\n", n, float64(bytesOut)/1e6, bytesOut/int64(n), topic, secs)
+	return nil
+}
+
+// endOffsets sums a topic's end offsets (its record count when it was never truncated).
+func endOffsets(brokers []string, topic string) (int64, error) {
+	c, err := sarama.NewClient(brokers, kafka.Config{Brokers: brokers}.Sarama())
+	if err != nil {
+		return 0, err
+	}
+	defer c.Close()
+	parts, err := c.Partitions(topic)
+	if err != nil {
+		return 0, err
+	}
+	var n int64
+	for _, p := range parts {
+		o, err := c.GetOffset(topic, p, sarama.OffsetNewest)
+		if err != nil {
+			return 0, err
+		}
+		n += o
+	}
+	return n, nil
+}
+
+// rawRead reads a topic from its start to its end with franz-go alone (nothing decoded): the ceiling any
+// consumer of this broker on this machine works under. It prints records/s and MB/s of record values.
+func rawRead(brokers []string, topic, label string) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	want, err := endOffsets(brokers, topic)
+	if err != nil {
+		return err
+	}
+	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
+		kgo.FetchMaxBytes(64<<20), kgo.FetchMaxPartitionBytes(8<<20))
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	var n, bytes int64
+	var start time.Time
+	for n < want {
+		fs := cl.PollFetches(ctx)
+		if err := ctx.Err(); err != nil {
+			return fmt.Errorf("raw read of %s: %d of %d records: %w", topic, n, want, err)
+		}
+		if start.IsZero() {
+			start = time.Now()
+		}
+		fs.EachRecord(func(r *kgo.Record) {
+			n++
+			bytes += int64(len(r.Value))
+		})
+	}
+	secs := time.Since(start).Seconds()
+	fmt.Printf("| %s | %d | %.1f | %.0f | %.1f |\n", label, n, secs, float64(n)/secs, float64(bytes)/secs/1e6)
 	return nil
 }
 
@@ -134,7 +240,7 @@ func sum(bases []string, name string) (total float64, each []float64, err error)
 
 // drain waits until n rows are committed (by all the instances whose metrics addresses are given) and prints
 // the rate from the first record read (by an ingest stage) to the last row committed.
-func drain(httpBases []string, n int, timeout time.Duration, label string) error {
+func drain(httpBases []string, n int, timeout time.Duration, label string, inputBytes int64) error {
 	deadline := time.Now().Add(timeout)
 	var first time.Time
 	var baseRows, baseBytes, baseFiles float64
@@ -174,7 +280,11 @@ func drain(httpBases []string, n int, timeout time.Duration, label string) error
 				}
 				per = " (" + strings.Join(parts, " + ") + ")"
 			}
-			fmt.Printf("| %s | %d | %.1f | %.0f%s | %.1f | %.0f |\n", label, n, secs, float64(n)/secs, per, (bytes-baseBytes)/secs/1e6, files-baseFiles)
+			in := ""
+			if inputBytes > 0 {
+				in = fmt.Sprintf(" %.1f |", float64(inputBytes)/secs/1e6)
+			}
+			fmt.Printf("| %s | %d | %.1f | %.0f%s | %.1f | %.0f |%s\n", label, n, secs, float64(n)/secs, per, (bytes-baseBytes)/secs/1e6, files-baseFiles, in)
 			// A clean run redoes nothing: a dropped duplicate would mean rows reached the commit stage out of order.
 			if dups, _, _ := sum(httpBases, "minipipe_commit_duplicates_dropped_total"); dups > 0 {
 				return fmt.Errorf("%s: %.0f rows dropped as duplicates in a run without crashes", label, dups)
@@ -193,6 +303,8 @@ func pipelineMain(args []string) {
 	registry := fs.String("registry", "http://127.0.0.1:8081", "schema registry")
 	httpBase := fs.String("http", "http://127.0.0.1:8080", "minipipe's metrics address (comma-separated: several instances, summed)")
 	days := fs.Int("spread-days", 0, "load: records spread over this many days, with a ts field (--timestamp-field ts)")
+	wide := fs.Bool("wide", false, "load: records of ~1.1 KB in 30 fields instead of 5 small ones")
+	inputBytes := fs.Int64("input-bytes", 0, "drain: the topic's bytes of Avro, to print MB/s of input")
 	topic := fs.String("topic", "bench-pipeline", "topic")
 	n := fs.Int("records", 2_000_000, "records")
 	label := fs.String("label", "topic → committed Parquet", "row label")
@@ -201,9 +313,11 @@ func pipelineMain(args []string) {
 	var err error
 	switch mode {
 	case "load":
-		err = load(strings.Split(*brokers, ","), *registry, *topic, *n, *days)
+		err = load(strings.Split(*brokers, ","), *registry, *topic, *n, *days, *wide)
 	case "drain":
-		err = drain(strings.Split(*httpBase, ","), *n, *timeout, *label)
+		err = drain(strings.Split(*httpBase, ","), *n, *timeout, *label, *inputBytes)
+	case "rawread":
+		err = rawRead(strings.Split(*brokers, ","), *topic, *label)
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, mode+":", err)
