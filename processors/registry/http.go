@@ -209,7 +209,8 @@ func (h *api) liveSchema(id int, deleted bool) (*SchemaRecord, error) {
 	return rec, nil
 }
 
-func (h *api) schemaByID(c *call) (int, any, error) {
+// pathSchema is the live schema of the request path's {id}, once the registry view is ready.
+func (h *api) pathSchema(c *call) (int, *SchemaRecord, error) {
 	if err := h.ready(c); err != nil {
 		return 0, nil, err
 	}
@@ -218,6 +219,11 @@ func (h *api) schemaByID(c *call) (int, any, error) {
 		return 0, nil, err
 	}
 	rec, err := h.liveSchema(id, true)
+	return id, rec, err
+}
+
+func (h *api) schemaByID(c *call) (int, any, error) {
+	_, rec, err := h.pathSchema(c)
 	if err != nil {
 		return 0, nil, err
 	}
@@ -233,14 +239,7 @@ func (h *api) schemaByID(c *call) (int, any, error) {
 }
 
 func (h *api) rawSchemaByID(c *call) (int, any, error) {
-	if err := h.ready(c); err != nil {
-		return 0, nil, err
-	}
-	id, err := parseID(c.path("id"))
-	if err != nil {
-		return 0, nil, err
-	}
-	rec, err := h.liveSchema(id, true)
+	_, rec, err := h.pathSchema(c)
 	if err != nil {
 		return 0, nil, err
 	}
@@ -253,14 +252,8 @@ type subjectVersion struct {
 }
 
 func (h *api) idUses(c *call) ([]VersionRecord, error) {
-	if err := h.ready(c); err != nil {
-		return nil, err
-	}
-	id, err := parseID(c.path("id"))
+	id, _, err := h.pathSchema(c)
 	if err != nil {
-		return nil, err
-	}
-	if _, err := h.liveSchema(id, true); err != nil {
 		return nil, err
 	}
 	uses, err := h.r.store.Uses(id, !c.flag("deleted"))
