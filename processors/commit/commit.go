@@ -250,8 +250,14 @@ func fileKey(key, src string) string { return key + "\x00" + src }
 func (c *Committer) part(ctx goka.Context) *partWriter {
 	pid := ctx.Partition()
 	// A new assignment (or a restarted processor) starts afresh; a previous one still finishing its
-	// revocation keeps its own state until it is done.
-	p, _ := c.parts.Get(pid, ctx.Context(), func(*partWriter, bool) (*partWriter, error) {
+	// revocation keeps its own state until it is done. A message goka hands over after this assignment's
+	// writer ended its revocation goes to that same writer: a new one would claim an epoch for a partition
+	// this instance no longer owns, and its acknowledgements, in a queue of their own, could commit the
+	// partition's offset past a message the ended writer still holds.
+	p, _ := c.parts.Get(pid, ctx.Context(), func(prev *partWriter, ended bool) (*partWriter, error) {
+		if ended {
+			return prev, nil
+		}
 		p := &partWriter{c: c, id: pid, ctx: ctx.Context(), acks: acks.NewQueue(), files: map[string]*openFile{}, holes: map[string][]*acks.Entry{},
 			seen: map[string]int64{}, catalogWake: make(chan struct{}, 1), marks: map[string]*tableMarks{}, complete: map[string]bool{},
 			incomplete: map[string]bool{}}
@@ -280,6 +286,15 @@ func (p *partWriter) handle(ctx context.Context, value []byte, e *acks.Entry, of
 	if p.fatal != nil {
 		p.acks.Fail(e, p.fatal)
 		return
+	}
+	if ctx.Err() != nil {
+		// Handed over after the revocation began: whatever it adds is committed before the call returns.
+		defer p.revoked()
+		if !p.ready {
+			// Never recovered: claiming an epoch now would fence the partition's next owner.
+			p.acks.Fail(e, fmt.Errorf("commit partition %d: a message after the revocation, before this assignment recovered; the next owner redoes it", p.id))
+			return
+		}
 	}
 	if !p.ready {
 		if err := p.recover(ctx); err != nil {
@@ -456,12 +471,15 @@ func (p *partWriter) add(ctx context.Context, b *envelope.Batch, e *acks.Entry) 
 	// The bucket step's seal ends the file with the row at SealAt. A file that already holds rows past it
 	// meets a seal of a redo (a duplicate batch): its own seal comes later in the stream.
 	if b.Seal {
-		if f := p.files[seenKey]; f != nil {
-			if r := f.sources[src]; r == nil || r.Last <= b.SealAt {
-				if err := p.commit(f); err != nil {
-					return err
-				}
+		f := p.files[seenKey]
+		if f == nil {
+			c.cfg.Log.Debug("a seal with no file open", "key", key, "source", src, "seal_at", b.SealAt, "prev", b.Prev)
+		} else if r := f.sources[src]; r == nil || r.Last <= b.SealAt {
+			if err := p.commit(f); err != nil {
+				return err
 			}
+		} else {
+			c.cfg.Log.Debug("a seal of a redo: the file holds rows past it", "key", key, "source", src, "seal_at", b.SealAt, "last", r.Last)
 		}
 	}
 	return nil
@@ -655,7 +673,13 @@ func (p *partWriter) commit(f *openFile) error {
 	c.cfg.Metrics.rows.Add(float64(rows))
 	c.cfg.Metrics.bytes.Add(float64(bytes))
 	c.cfg.Metrics.latency.Observe(time.Since(start).Seconds())
-	c.cfg.Log.Debug("committed", "file", final, "rows", rows, "bytes", bytes)
+	if c.cfg.Log.Enabled(context.Background(), slog.LevelDebug) {
+		var ranges []string
+		for _, r := range mf.Sources {
+			ranges = append(ranges, fmt.Sprintf("%s:%d-%d", r.Source, r.First, r.Last))
+		}
+		c.cfg.Log.Debug("committed", "file", final, "rows", rows, "bytes", bytes, "sources", ranges, "epoch", p.epoch)
+	}
 	for _, e := range f.entries {
 		p.acks.Release(e, nil)
 	}
@@ -804,7 +828,6 @@ func (p *partWriter) recover(ctx context.Context) error {
 // run ends files whose seal is overdue, and commits what is open when the partition is revoked (the next
 // owner would redo it all otherwise).
 func (p *partWriter) run(ctx context.Context) {
-	c := p.c
 	t := time.NewTicker(time.Second)
 	defer t.Stop()
 	for done := false; !done; {
@@ -816,6 +839,20 @@ func (p *partWriter) run(ctx context.Context) {
 		}
 	}
 	p.mu.Lock()
+	p.revoked()
+	p.mu.Unlock()
+	wctx, cancel := context.WithTimeout(context.Background(), 45*time.Second)
+	_ = p.acks.Wait(wctx)
+	cancel()
+}
+
+// revoked ends the partition's work when its assignment is over (with p.mu held): the open files are
+// committed, the records of dead-lettered rows in no file are released with an error (the next owner redoes
+// them), and after a failure everything still held is. It runs when the revocation begins and again after
+// each message goka hands over late (between the revocation and its processor's stop): that message is done
+// when its call returns, so the partition's acknowledgements finish and goka's wait for them ends at once.
+func (p *partWriter) revoked() {
+	c := p.c
 	if p.fatal == nil && p.ready {
 		for _, f := range p.files {
 			c.cfg.Metrics.unplanned.WithLabelValues("revoked").Inc()
@@ -838,12 +875,8 @@ func (p *partWriter) run(ctx context.Context) {
 			_ = f.file.Close()
 		}
 		p.files = map[string]*openFile{}
-		p.acks.FailAll(p.fatal)
+		go p.acks.FailAll(p.fatal)
 	}
-	p.mu.Unlock()
-	wctx, cancel := context.WithTimeout(context.Background(), 45*time.Second)
-	_ = p.acks.Wait(wctx)
-	cancel()
 }
 
 // overdueAfter is how long past its table's rotate interval an open file waits for its seal before this

@@ -235,7 +235,9 @@ func (in *Ingest) part(ctx goka.Context) (*part, error) {
 	return in.parts.Get(pid, ctx.Context(), func(prev *part, ended bool) (*part, error) {
 		// A message goka hands over after this assignment's worker drained: it is taken by a new worker
 		// (whose run drains it at once), unless the ended one failed a record — acknowledging this one
-		// would then commit past it.
+		// would then commit past it. The new worker acknowledges through the ended one's queue: a record
+		// that reached the ended worker after its drain is still held there, and no later record may be
+		// acknowledged before it.
 		if ended {
 			if err := prev.acks.Failed(); err != nil {
 				return nil, fmt.Errorf("an earlier record of this assignment failed: %w", err)
@@ -254,6 +256,9 @@ func (in *Ingest) part(ctx goka.Context) (*part, error) {
 			return nil, fmt.Errorf("reading the state of partition %d: %w", pid, err)
 		}
 		p := in.newPart(pid, ctx.Context())
+		if ended {
+			p.acks = prev.acks
+		}
 		p.state = ps
 		p.resendSeals()
 		return p, nil
