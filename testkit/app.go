@@ -46,6 +46,9 @@ func TestConfig(t testing.TB, brokers []string) topology.Config {
 	cfg.PipelineName = Topic(t, "mp")
 	// Tests share a broker: each pipeline takes only the topics its test names with TopicPrefix.
 	cfg.Topics = regexp.QuoteMeta(TopicPrefix(t)) + ".*"
+	if lvl := os.Getenv("MINIPIPE_TEST_LOG_LEVEL"); lvl != "" { // debug, to chase a failure
+		cfg.LogLevel = lvl
+	}
 	return cfg
 }
 
@@ -177,6 +180,7 @@ func Args(cfg topology.Config) []string {
 		"--registry-timeout", cfg.RegistryTimeout.String(),
 		"--idempotency-window", cfg.IdempotencyWindow.String(),
 		"--allowed-lateness", cfg.AllowedLateness.String(),
+		"--log-level", cfg.LogLevel,
 	}
 }
 
@@ -194,8 +198,19 @@ func StartProcessEnv(t testing.TB, cfg topology.Config, env []string, extra ...s
 		log: &bytes.Buffer{}, exited: make(chan struct{})}
 	p.cmd = exec.Command(Binary(t), append(Args(cfg), extra...)...)
 	p.cmd.Env = append(os.Environ(), env...)
-	p.cmd.Stdout = &lockedWriter{p}
-	p.cmd.Stderr = &lockedWriter{p}
+	var out io.Writer = &lockedWriter{p}
+	// MINIPIPE_TEST_LOG_DIR keeps every process's whole log in a file there, named by test and port.
+	if dir := os.Getenv("MINIPIPE_TEST_LOG_DIR"); dir != "" {
+		name := strings.NewReplacer("/", "_", ":", "_").Replace(t.Name() + "-" + cfg.RestAddr + "-" + time.Now().Format("150405.000"))
+		f, err := os.Create(filepath.Join(dir, name+".log"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { f.Close() })
+		out = io.MultiWriter(out, f)
+	}
+	p.cmd.Stdout = out
+	p.cmd.Stderr = out
 	if err := p.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}

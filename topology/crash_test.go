@@ -93,6 +93,9 @@ func settle(t *testing.T, brokers []string, cfg topology.Config, topic string, d
 		t.Fatalf("counting: %v", err)
 	}
 	t.Logf("topic holds %d records (%d distinct ids produced); table: count %d, count distinct %d", want, distinct, n, d)
+	if n < want && d == n {
+		explainShortfall(t, brokers, topic, tableOf(topic), want, func(sql string) ([][]string, error) { return testkit.Query(t, wh, sql) }, "", "")
+	}
 	if n != want || d != distinct {
 		t.Fatalf("exactly once violated: %d rows, %d distinct ids; the topic holds %d records with %d distinct ids", n, d, want, distinct)
 	}

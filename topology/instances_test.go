@@ -279,6 +279,11 @@ func manyInstances(t *testing.T, base topology.Config, brokers []string) (topolo
 		default:
 		}
 	}
+	t.Cleanup(func() {
+		if t.Failed() {
+			logStageMetrics(t, procs)
+		}
+	})
 	return base, topic, int(gen.produced.Load())
 }
 
@@ -344,3 +349,19 @@ func runUntilExit(t *testing.T, cfg topology.Config, timeout time.Duration) erro
 }
 
 func quietLog() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
+
+// logStageMetrics logs what each instance's stages counted, to explain a failure.
+func logStageMetrics(t *testing.T, procs []*testkit.Proc) {
+	for i, p := range procs {
+		var b strings.Builder
+		for _, m := range []string{"minipipe_ingest_records_total", "minipipe_ingest_batches_total", "minipipe_ingest_produce_retries_total",
+			"minipipe_bucket_seals_total", "minipipe_commit_rows_total", "minipipe_commit_files_total", "minipipe_commit_open_files",
+			"minipipe_commit_duplicates_dropped_total", "minipipe_commit_batches_after_gap_total", "minipipe_commit_dead_letters_total"} {
+			fmt.Fprintf(&b, " %s=%.0f", strings.TrimPrefix(m, "minipipe_"), p.Metric(m))
+		}
+		for _, r := range []string{"schema", "open-files", "revoked", "overdue"} {
+			fmt.Fprintf(&b, " unplanned_%s=%.0f", r, p.Metric("minipipe_commit_unplanned_ends_total", `reason="`+r+`"`))
+		}
+		t.Logf("instance %d (%s):%s", i, p.Config.RestAddr, b.String())
+	}
+}

@@ -48,6 +48,10 @@ func settleTrino(t *testing.T, brokers []string, cfg topology.Config, trino, tab
 		t.Fatalf("counting through Trino: %v", err)
 	}
 	t.Logf("topic holds %d records (%d distinct ids); Trino: count %d, count distinct %d", want, distinct, n, d)
+	if n < want && d == n {
+		explainShortfall(t, brokers, topic, table, want, func(sql string) ([][]string, error) { return testkit.TrinoQuery(trino, sql) },
+			cfg.WarehouseURL(), tableOf(topic))
+	}
 	if n != want || d != distinct {
 		t.Fatalf("exactly once violated: Trino reads %d rows, %d distinct ids; the topic holds %d records with %d distinct ids", n, d, want, distinct)
 	}
