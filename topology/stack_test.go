@@ -32,16 +32,15 @@ func stackConfig(t *testing.T, brokers []string, metastore string) topology.Conf
 func settleTrino(t *testing.T, brokers []string, cfg topology.Config, trino, table, topic string, distinct int, timeout time.Duration) {
 	t.Helper()
 	want := int(testkit.EndOffsets(t, brokers, topic))
-	deadline := time.Now().Add(timeout)
 	var n, d int
 	var err error
-	for time.Now().Before(deadline) {
+	waitRows(t, timeout, want, func() int {
 		n, _, err = testkit.TrinoCountDistinct(trino, table, "id")
-		if err == nil && n >= want {
-			break
+		if err != nil {
+			return -1
 		}
-		time.Sleep(time.Second)
-	}
+		return n
+	})
 	time.Sleep(cfg.RotateInterval + time.Second)
 	n, d, err = testkit.TrinoCountDistinct(trino, table, "id")
 	if err != nil {
