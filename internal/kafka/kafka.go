@@ -49,13 +49,8 @@ func (c Config) Sarama() *sarama.Config {
 	cfg.Metadata.Retry.Backoff = 100 * time.Millisecond
 	cfg.Metadata.RefreshFrequency = time.Minute
 	cfg.Net.DialTimeout = 5 * time.Second
-	// A JoinGroup request waits at the coordinator until every member has rejoined, up to the rebalance
-	// timeout; sarama reads its answer with the plain read timeout. Shorter than the rebalance timeout, a
-	// slow rejoin (a member committing its revoked partitions' files) fails every other member's join with
-	// an i/o timeout, they restart and leave, and the group rebalances again (sarama #2820). The Java
-	// client waits the rebalance timeout plus 5 s for a join; so does this one, for every request.
+	cfg.Net.ReadTimeout = 30 * time.Second
 	cfg.Consumer.Group.Rebalance.Timeout = 60 * time.Second
-	cfg.Net.ReadTimeout = cfg.Consumer.Group.Rebalance.Timeout + 5*time.Second
 	cfg.Net.WriteTimeout = 30 * time.Second
 
 	cfg.Producer.RequiredAcks = sarama.WaitForAll
@@ -160,6 +155,13 @@ func (g *Goka) consumerGroup() goka.ConsumerGroupBuilder {
 	return func(brokers []string, group, clientID string) (sarama.ConsumerGroup, error) {
 		cfg := g.cfg.Sarama()
 		cfg.ClientID = clientID
+		// A JoinGroup request waits at the coordinator until every member has rejoined, up to the rebalance
+		// timeout; sarama reads its answer with the plain read timeout. Shorter than the rebalance timeout, a
+		// slow rejoin (a member committing its revoked partitions' files) fails every other member's join
+		// with an i/o timeout, they restart and leave, and the group rebalances again (sarama #2820). The
+		// Java client waits the rebalance timeout plus 5 s for a join; so do the group's clients (theirs
+		// only: elsewhere a hung broker is still noticed after 30 s).
+		cfg.Net.ReadTimeout = cfg.Consumer.Group.Rebalance.Timeout + 5*time.Second
 		return sarama.NewConsumerGroup(brokers, group, cfg)
 	}
 }

@@ -289,12 +289,10 @@ func (p *partWriter) handle(ctx context.Context, value []byte, e *acks.Entry, of
 	}
 	if ctx.Err() != nil {
 		// Handed over after the revocation began: whatever it adds is committed before the call returns.
+		// Even the assignment's first message may recover here: nobody gets the partition before this
+		// member rejoins the group, which it does only when its messages are done; a member the group
+		// evicted meanwhile is fenced by the next owner's newer epoch.
 		defer p.revoked()
-		if !p.ready {
-			// Never recovered: claiming an epoch now would fence the partition's next owner.
-			p.acks.Fail(e, fmt.Errorf("commit partition %d: a message after the revocation, before this assignment recovered; the next owner redoes it", p.id))
-			return
-		}
 	}
 	if !p.ready {
 		if err := p.recover(ctx); err != nil {

@@ -25,8 +25,10 @@ type slot[W any] struct {
 // Get returns the worker of a partition for the assignment ctx belongs to. When there is none yet, it makes
 // one with make and runs run in a goroutine of its own. A worker whose run has returned (its assignment is
 // over) stays known until a newer assignment of the partition comes: a message goka hands over late, for
-// the assignment that is over, gets a new worker made with the ended one as prev (ended true), so that
-// make can carry over what the ended one knew (a failure).
+// the assignment that is over, goes to make with the ended one as prev (ended true): make may return prev
+// itself (run then runs again on it) or a new worker that carries over what prev knew (a failure, its
+// acknowledgement queue). Acknowledgements of one assignment must stay in one queue: a second queue could
+// acknowledge a later message while the first still holds an earlier one, and Kafka's offset would pass it.
 func (s *Set[W]) Get(partition int32, ctx context.Context, make func(prev W, ended bool) (W, error), run func(W)) (W, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
