@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"sync"
+	"sync/atomic"
 
 	"github.com/apache/arrow/go/v15/arrow"
 	"github.com/apache/arrow/go/v15/arrow/array"
@@ -54,17 +56,20 @@ func Codec(name string) (compress.Compression, error) {
 // countingWriter counts the bytes that reach the file.
 type countingWriter struct {
 	w io.Writer
-	n int64
+	n atomic.Int64
 }
 
 func (c *countingWriter) Write(b []byte) (int, error) {
 	n, err := c.w.Write(b)
-	c.n += int64(n)
+	c.n.Add(int64(n))
 	return n, err
 }
 
 // Writer streams rows into one Parquet file: rows gather in Arrow builders, every BatchRows they are
-// encoded into the current row group, and row groups are flushed to the file as they fill.
+// encoded into the current row group, and row groups are flushed to the file as they fill. Encoding and
+// compressing a batch (most of a wide row's cost) runs on a goroutine of the file's own while the next batch
+// is decoded: a file that fills uses two cores. At most one batch waits for it, so a file's memory is its
+// builders, one batch queued, one being encoded and its open row group.
 type Writer struct {
 	opts   Options
 	schema *arrow.Schema
@@ -74,6 +79,12 @@ type Writer struct {
 	rows   int64
 	batch  int
 	closed bool
+
+	queue   chan arrow.Record // batches for the encoder; nil until the first batch fills
+	done    chan struct{}     // closed when the encoder has stopped
+	mu      sync.Mutex
+	err     error        // the encoder's first error (with mu)
+	pending atomic.Int64 // the encoded bytes of the open row group, as of the encoder's last batch
 }
 
 // NewWriter starts a Parquet file with the given columns; meta goes into the footer's key-value metadata.
@@ -118,7 +129,8 @@ func (e *RowError) Error() string { return "the row cannot be written: " + e.Err
 func (e *RowError) Unwrap() error { return e.Err }
 
 // Append decodes one Avro record into the next row. A record the file cannot take is refused with a
-// *RowError before anything of it is appended.
+// *RowError before anything of it is appended. An error of the encoder (writing the file failed) comes
+// back from a later Append, and from Close.
 func (w *Writer) Append(d *Decoder, payload []byte) error {
 	if err := d.Check(payload); err != nil {
 		return &RowError{Err: err}
@@ -134,27 +146,71 @@ func (w *Writer) Append(d *Decoder, payload []byte) error {
 	return nil
 }
 
+// flushBatch hands the gathered rows to the encoder, starting it with the file's first full batch.
 func (w *Writer) flushBatch() error {
+	if err := w.failed(); err != nil {
+		return err
+	}
 	if w.batch == 0 {
 		return nil
 	}
 	rec := w.rb.NewRecord()
-	defer rec.Release()
 	w.batch = 0
+	if w.queue == nil {
+		w.queue, w.done = make(chan arrow.Record, 1), make(chan struct{})
+		go w.encode()
+	}
+	w.queue <- rec
+	return nil
+}
+
+// encode writes the batches it is handed into the file, in order; after an error it only drops them.
+func (w *Writer) encode() {
+	defer close(w.done)
+	for rec := range w.queue {
+		if w.failed() == nil {
+			if err := w.write(rec); err != nil {
+				w.mu.Lock()
+				w.err = err
+				w.mu.Unlock()
+			}
+		}
+		rec.Release()
+	}
+}
+
+func (w *Writer) write(rec arrow.Record) error {
 	if err := w.fw.WriteBuffered(rec); err != nil {
 		return fmt.Errorf("parquet write: %w", err)
 	}
 	if w.fw.RowGroupTotalBytesWritten() >= w.opts.RowGroupBytes {
 		w.fw.NewBufferedRowGroup()
 	}
+	w.pending.Store(w.fw.RowGroupTotalBytesWritten())
 	return nil
+}
+
+func (w *Writer) failed() error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.err
+}
+
+// stop waits for the encoder to finish what it was handed.
+func (w *Writer) stop() {
+	if w.queue != nil {
+		close(w.queue)
+		<-w.done
+		w.queue = nil
+	}
 }
 
 // Rows is the number of rows appended.
 func (w *Writer) Rows() int64 { return w.rows }
 
-// Bytes estimates the file's size so far: bytes written plus the encoded row group in memory.
-func (w *Writer) Bytes() int64 { return w.out.n + w.fw.RowGroupTotalBytesWritten() }
+// Bytes estimates the file's size so far: bytes written plus the encoded row group in memory (as of the
+// last batch encoded).
+func (w *Writer) Bytes() int64 { return w.out.n.Load() + w.pending.Load() }
 
 // Close flushes everything and writes the footer; it does not close the underlying writer.
 func (w *Writer) Close() error {
@@ -162,8 +218,20 @@ func (w *Writer) Close() error {
 		return nil
 	}
 	w.closed = true
-	err := w.flushBatch()
+	var err error
+	if w.queue == nil && w.batch > 0 {
+		// A file of less than one batch is written here: no goroutine for it.
+		rec := w.rb.NewRecord()
+		err = w.write(rec)
+		rec.Release()
+	} else {
+		err = w.flushBatch()
+	}
+	w.stop()
 	w.rb.Release()
+	if err == nil {
+		err = w.failed()
+	}
 	if cerr := w.fw.Close(); err == nil {
 		err = cerr
 	}
@@ -176,5 +244,6 @@ func (w *Writer) Abort() {
 		return
 	}
 	w.closed = true
+	w.stop()
 	w.rb.Release()
 }
