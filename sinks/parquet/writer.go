@@ -98,6 +98,11 @@ func NewWriter(w io.Writer, schema *arrow.Schema, meta map[string]string, opts O
 		parquet.WithCompression(codec),
 		parquet.WithMaxRowGroupLength(opts.RowGroupRows),
 		parquet.WithDictionaryDefault(true),
+		// A column whose distinct values pass 128 KiB (ids, free text, random numbers) falls back to plain
+		// encoding after a few thousand values instead of after the first megabyte: with files that hold a
+		// few seconds of one source partition, most of their rows were hashed into a dictionary thrown away.
+		// Columns of few distinct values (codes, flags, names) stay dictionary-encoded.
+		parquet.WithDictionaryPageSizeLimit(128<<10),
 		parquet.WithStats(true),
 		parquet.WithCreatedBy("minipipe"),
 		parquet.WithAllocator(memory.DefaultAllocator),
