@@ -8,7 +8,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/apache/arrow/go/v15/arrow"
+	"github.com/apache/arrow-go/v18/arrow"
 
 	"github.com/minipipe/minipipe/internal/layout"
 	"github.com/minipipe/minipipe/processors/commit"

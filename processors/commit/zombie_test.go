@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	pqfile "github.com/apache/arrow/go/v15/parquet/file"
+	pqfile "github.com/apache/arrow-go/v18/parquet/file"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 

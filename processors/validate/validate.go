@@ -9,7 +9,7 @@ import (
 	"fmt"
 	"sync"
 
-	"github.com/apache/arrow/go/v15/arrow"
+	"github.com/apache/arrow-go/v18/arrow"
 
 	"github.com/minipipe/minipipe/internal/avro"
 	"github.com/minipipe/minipipe/sinks/parquet"

@@ -7,7 +7,7 @@ package parquet
 import (
 	"fmt"
 
-	"github.com/apache/arrow/go/v15/arrow"
+	"github.com/apache/arrow-go/v18/arrow"
 
 	"github.com/minipipe/minipipe/internal/avro"
 )
@@ -24,10 +24,10 @@ import (
 //	["null", T] (either order) → nullable T;  [T] → T
 //	other unions              → struct<member0, member1, …>, the one set being the branch used (as Spark does)
 //	date                      → date32
-//	time-millis / time-micros → time32(ms) / time64(us) (pqarrow marks Parquet TIME as UTC-adjusted)
+//	time-millis / time-micros → time32(ms) / time64(us): Parquet TIME, not UTC-adjusted (a time of day)
 //	timestamp-millis / -micros → timestamp(ms, UTC) / timestamp(us, UTC): Parquet TIMESTAMP, isAdjustedToUTC
 //	timestamp-nanos           → timestamp(us, UTC): never nanos, which Spark, Athena and older Hive cannot read
-//	local-timestamp-*         → timestamp (ms or us); pqarrow v15 writes every TIMESTAMP as UTC-adjusted
+//	local-timestamp-*         → timestamp (ms or us) without a zone: Parquet TIMESTAMP, not UTC-adjusted
 //	decimal(p, s)             → decimal128(p, s) for p ≤ 38; wider ones as exact text (engines stop at 38)
 //	uuid                      → string
 //	duration                  → fixed_size_binary(12)
