@@ -13,6 +13,7 @@ import (
 
 	"github.com/minipipe/minipipe/internal/kafka"
 	"github.com/minipipe/minipipe/sinks/hive"
+	"github.com/minipipe/minipipe/sinks/parquet"
 )
 
 // Config is everything minipipe's commands are configured with. Every field is a flag; each flag can also
@@ -63,6 +64,7 @@ type Config struct {
 	CheckpointEvery    int
 	DeliveryTimeout    time.Duration
 	ParquetCompression string
+	ParquetLevel       int
 	TopicRefresh       time.Duration
 	Tables             []TableConfig
 
@@ -165,6 +167,7 @@ func (c *Config) runFlags(fs *pflag.FlagSet) {
 	fs.DurationVar(&c.DeliveryTimeout, "kafka-delivery-timeout", c.DeliveryTimeout, "how long a record minipipe produces waits for the broker before that attempt fails (the pipeline's own records are then sent again)")
 	fs.DurationVar(&c.RowsRetention, "rows-retention", c.RowsRetention, "the least retention of the repartition topic: how long the commit stage may be down before rows acknowledged upstream are lost (minipipe refuses to start when it cannot set it)")
 	fs.StringVar(&c.ParquetCompression, "parquet-compression", c.ParquetCompression, "snappy, zstd, gzip or none")
+	fs.IntVar(&c.ParquetLevel, "parquet-compression-level", c.ParquetLevel, "zstd 1–22 or gzip 1–9; 0 is the codec's default (zstd 3)")
 	fs.DurationVar(&c.TopicRefresh, "topic-refresh", c.TopicRefresh, "how often new topics are looked for")
 }
 
@@ -297,6 +300,12 @@ func (c *Config) validate() error {
 	}
 	if !kafka.ValidCompression(c.Compression) {
 		return fmt.Errorf("--compression %q: use none, gzip, snappy, lz4 or zstd", c.Compression)
+	}
+	if _, err := parquet.Codec(c.ParquetCompression); err != nil {
+		return fmt.Errorf("--parquet-compression: %w", err)
+	}
+	if err := parquet.CheckLevel(c.ParquetCompression, c.ParquetLevel); err != nil {
+		return fmt.Errorf("--parquet-compression-level: %w", err)
 	}
 	if c.TopicPartitions < 1 {
 		return fmt.Errorf("--topic-partitions must be at least 1")

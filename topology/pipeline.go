@@ -204,7 +204,7 @@ func (p *Pipeline) Run(ctx context.Context) error {
 		Instance:        p.instance,
 		Cluster:         p.claimCluster(),
 		Pipeline:        p.cfg.PipelineName,
-		Parquet:         parquet.Options{Compression: p.cfg.ParquetCompression},
+		Parquet:         parquet.Options{Compression: p.cfg.ParquetCompression, CompressionLevel: p.cfg.ParquetLevel},
 		CompactEvery:    p.cfg.CheckpointEvery,
 		AllowedLateness: p.cfg.AllowedLateness,
 		Failpoint:       failpoint(),

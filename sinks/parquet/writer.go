@@ -19,11 +19,17 @@ import (
 type Options struct {
 	// Compression: snappy (default), zstd, gzip or none.
 	Compression string
+	// CompressionLevel: zstd 1–22 (the Go encoder has four speeds: 1, 2–3 (the default), 4–8, 9 and up),
+	// gzip 1–9; 0 is the codec's default. Snappy and none have no levels.
+	CompressionLevel int
 	// RowGroupRows caps a row group (default 256k rows); RowGroupBytes too (default 64 MiB, encoded).
 	RowGroupRows  int64
 	RowGroupBytes int64
-	// BatchRows is how many rows are gathered in Arrow builders before they are encoded (default 8192).
-	BatchRows int
+	// BatchRows is how many rows are gathered in Arrow builders before they are encoded (default 8192);
+	// BatchBytes ends a batch sooner, once its rows came from that many bytes of Avro (default 8 MiB), so
+	// that wide or large records do not multiply a file's memory.
+	BatchRows  int
+	BatchBytes int
 }
 
 func (o *Options) defaults() {
@@ -35,6 +41,9 @@ func (o *Options) defaults() {
 	}
 	if o.BatchRows <= 0 {
 		o.BatchRows = 8192
+	}
+	if o.BatchBytes <= 0 {
+		o.BatchBytes = 8 << 20
 	}
 }
 
@@ -51,6 +60,26 @@ func Codec(name string) (compress.Compression, error) {
 		return compress.Codecs.Uncompressed, nil
 	}
 	return compress.Codecs.Uncompressed, fmt.Errorf("unknown Parquet compression %q (snappy, zstd, gzip, none)", name)
+}
+
+// CheckLevel says whether level suits the compression named.
+func CheckLevel(compression string, level int) error {
+	if level == 0 {
+		return nil
+	}
+	switch strings.ToLower(compression) {
+	case "zstd":
+		if level >= 1 && level <= 22 {
+			return nil
+		}
+		return fmt.Errorf("zstd compression levels are 1–22, not %d", level)
+	case "gzip":
+		if level >= 1 && level <= 9 {
+			return nil
+		}
+		return fmt.Errorf("gzip compression levels are 1–9, not %d", level)
+	}
+	return fmt.Errorf("%s compression has no levels (only zstd and gzip do)", compression)
 }
 
 // countingWriter counts the bytes that reach the file.
@@ -78,7 +107,13 @@ type Writer struct {
 	rb     *array.RecordBuilder
 	rows   int64
 	batch  int
+	bytes  int       // Avro bytes of the batch being gathered
+	kept   []keptRow // the rows of the batch being gathered
 	closed bool
+	// The size of the last batch handed to the encoder, per column its variable-length data: the next
+	// batch's builders are reserved at once instead of growing by doubling (copying every value again).
+	lastRows int
+	lastData []int
 
 	queue   chan arrow.Record // batches for the encoder; nil until the first batch fills
 	done    chan struct{}     // closed when the encoder has stopped
@@ -94,8 +129,16 @@ func NewWriter(w io.Writer, schema *arrow.Schema, meta map[string]string, opts O
 	if err != nil {
 		return nil, err
 	}
+	if err := CheckLevel(opts.Compression, opts.CompressionLevel); err != nil {
+		return nil, err
+	}
+	level := compress.DefaultCompressionLevel
+	if opts.CompressionLevel != 0 {
+		level = opts.CompressionLevel
+	}
 	props := parquet.NewWriterProperties(
 		parquet.WithCompression(codec),
+		parquet.WithCompressionLevel(level),
 		parquet.WithMaxRowGroupLength(opts.RowGroupRows),
 		parquet.WithDictionaryDefault(true),
 		// A column whose distinct values pass 128 KiB (ids, free text, random numbers) falls back to plain
@@ -134,21 +177,92 @@ func (e *RowError) Error() string { return "the row cannot be written: " + e.Err
 func (e *RowError) Unwrap() error { return e.Err }
 
 // Append decodes one Avro record into the next row. A record the file cannot take is refused with a
-// *RowError before anything of it is appended. An error of the encoder (writing the file failed) comes
-// back from a later Append, and from Close.
+// *RowError and nothing of it stays appended: the file is intact. An error of the encoder (writing the
+// file failed) comes back from a later Append, and from Close.
+//
+// A record is decoded once, straight into the builders (checking it first would read every record twice
+// for the rare one that fails). When one fails part way, the batch's builders are dropped and its earlier
+// rows decoded again from their payloads, which the writer keeps until the batch is handed on; that batch
+// is then handed on at once, so rows are decoded at most twice however many records fail.
 func (w *Writer) Append(d *Decoder, payload []byte) error {
-	if err := d.Check(payload); err != nil {
-		return &RowError{Err: err}
+	if err := w.failed(); err != nil {
+		return err
 	}
 	if err := d.Append(payload, w.rb); err != nil {
-		return fmt.Errorf("appending a checked row: %w", err)
+		if rerr := w.redo(); rerr != nil {
+			return rerr
+		}
+		return &RowError{Err: err}
 	}
+	w.kept = append(w.kept, keptRow{d, payload})
 	w.rows++
 	w.batch++
-	if w.batch >= w.opts.BatchRows {
+	w.bytes += len(payload)
+	if w.batch >= w.opts.BatchRows || w.bytes >= w.opts.BatchBytes {
 		return w.flushBatch()
 	}
 	return nil
+}
+
+// keptRow is a row of the batch being gathered: its payload aliases the caller's record, which stays
+// unchanged (Kafka messages are not reused).
+type keptRow struct {
+	d       *Decoder
+	payload []byte
+}
+
+// redo drops the builders of a batch with a partly appended row and appends its good rows again.
+func (w *Writer) redo() error {
+	w.rb.Release() // its columns differ in length now: it cannot make a record
+	w.rb = array.NewRecordBuilder(memory.DefaultAllocator, w.schema)
+	w.reserve()
+	for _, k := range w.kept {
+		if err := k.d.Append(k.payload, w.rb); err != nil {
+			// The row was appended before from the same bytes: only a bug gets here.
+			err = fmt.Errorf("appending a row again after a refused one: %w", err)
+			w.mu.Lock()
+			if w.err == nil {
+				w.err = err
+			}
+			w.mu.Unlock()
+			return err
+		}
+	}
+	if w.batch == 0 {
+		return nil
+	}
+	return w.flushBatch()
+}
+
+// reserve sizes the builders for a batch like the last one.
+func (w *Writer) reserve() {
+	if w.lastRows == 0 {
+		return
+	}
+	w.rb.Reserve(w.lastRows)
+	for i, f := range w.rb.Fields() {
+		if b, ok := f.(*array.BinaryBuilder); ok && i < len(w.lastData) {
+			b.ReserveData(w.lastData[i])
+		} else if b, ok := f.(*array.StringBuilder); ok && i < len(w.lastData) {
+			b.ReserveData(w.lastData[i])
+		}
+	}
+}
+
+// measure notes the size of a batch about to be handed to the encoder.
+func (w *Writer) measure(rec arrow.Record) {
+	w.lastRows = int(rec.NumRows())
+	if w.lastData == nil {
+		w.lastData = make([]int, rec.NumCols())
+	}
+	for i, col := range rec.Columns() {
+		switch a := col.(type) {
+		case *array.Binary:
+			w.lastData[i] = len(a.ValueBytes())
+		case *array.String:
+			w.lastData[i] = len(a.ValueBytes())
+		}
+	}
 }
 
 // flushBatch hands the gathered rows to the encoder, starting it with the file's first full batch.
@@ -160,7 +274,11 @@ func (w *Writer) flushBatch() error {
 		return nil
 	}
 	rec := w.rb.NewRecord()
-	w.batch = 0
+	w.batch, w.bytes = 0, 0
+	clear(w.kept) // let the payloads go
+	w.kept = w.kept[:0]
+	w.measure(rec)
+	w.reserve()
 	if w.queue == nil {
 		w.queue, w.done = make(chan arrow.Record, 1), make(chan struct{})
 		go w.encode()
