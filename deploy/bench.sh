@@ -70,9 +70,11 @@ awk -v n="$records" -v s="$start" -v e="$end" 'BEGIN { d = e - s; printf "| repl
 grep -E "level=(ERROR)" "$work/minipipe.log" | head -5 || true
 
 # 3a. Wide records: MB/s of Avro input committed as zstd Parquet, beside franz-go reading the same topic raw.
-wide=${MINIPIPE_BENCH_WIDE_RECORDS:-200000}
-wide_bytes=$(./bin/minipipe-bench load --wide --brokers 127.0.0.1:$kport --registry "http://127.0.0.1:$reg" --topic benchwide --records "$wide" \
-  | tee /dev/stderr | sed -n 's/.*(\([0-9.]*\) MB of Avro.*/\1/p' | awk '{printf "%.0f", $1 * 1e6}')
+wide=${MINIPIPE_BENCH_WIDE_RECORDS:-400000}
+# (printed, then parsed: not through `tee /dev/stderr`, which truncates a log file that stderr goes to)
+loaded=$(./bin/minipipe-bench load --wide --brokers 127.0.0.1:$kport --registry "http://127.0.0.1:$reg" --topic benchwide --records "$wide")
+echo "$loaded"
+wide_bytes=$(echo "$loaded" | sed -n 's/.*(\([0-9.]*\) MB of Avro.*/\1/p' | awk '{printf "%.0f", $1 * 1e6}')
 stop_minipipe
 echo
 echo "Wide records: $wide records of ~1.1 KB (30 fields), zstd Parquet; franz-go's raw read of the same topic first:"
