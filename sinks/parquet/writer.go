@@ -115,7 +115,7 @@ type Writer struct {
 	lastRows int
 	lastData []int
 
-	queue   chan arrow.Record // batches for the encoder; nil until the first batch fills
+	queue   chan arrow.RecordBatch // batches for the encoder; nil until the first batch fills
 	done    chan struct{}     // closed when the encoder has stopped
 	mu      sync.Mutex
 	err     error        // the encoder's first error (with mu)
@@ -250,7 +250,7 @@ func (w *Writer) reserve() {
 }
 
 // measure notes the size of a batch about to be handed to the encoder.
-func (w *Writer) measure(rec arrow.Record) {
+func (w *Writer) measure(rec arrow.RecordBatch) {
 	w.lastRows = int(rec.NumRows())
 	if w.lastData == nil {
 		w.lastData = make([]int, rec.NumCols())
@@ -273,14 +273,14 @@ func (w *Writer) flushBatch() error {
 	if w.batch == 0 {
 		return nil
 	}
-	rec := w.rb.NewRecord()
+	rec := w.rb.NewRecordBatch()
 	w.batch, w.bytes = 0, 0
 	clear(w.kept) // let the payloads go
 	w.kept = w.kept[:0]
 	w.measure(rec)
 	w.reserve()
 	if w.queue == nil {
-		w.queue, w.done = make(chan arrow.Record, 1), make(chan struct{})
+		w.queue, w.done = make(chan arrow.RecordBatch, 1), make(chan struct{})
 		go w.encode()
 	}
 	w.queue <- rec
@@ -302,7 +302,7 @@ func (w *Writer) encode() {
 	}
 }
 
-func (w *Writer) write(rec arrow.Record) error {
+func (w *Writer) write(rec arrow.RecordBatch) error {
 	if err := w.fw.WriteBuffered(rec); err != nil {
 		return fmt.Errorf("parquet write: %w", err)
 	}
@@ -344,7 +344,7 @@ func (w *Writer) Close() error {
 	var err error
 	if w.queue == nil && w.batch > 0 {
 		// A file of less than one batch is written here: no goroutine for it.
-		rec := w.rb.NewRecord()
+		rec := w.rb.NewRecordBatch()
 		err = w.write(rec)
 		rec.Release()
 	} else {
