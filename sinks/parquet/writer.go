@@ -116,7 +116,7 @@ type Writer struct {
 	lastData []int
 
 	queue   chan arrow.RecordBatch // batches for the encoder; nil until the first batch fills
-	done    chan struct{}     // closed when the encoder has stopped
+	done    chan struct{}          // closed when the encoder has stopped
 	mu      sync.Mutex
 	err     error        // the encoder's first error (with mu)
 	pending atomic.Int64 // the encoded bytes of the open row group, as of the encoder's last batch

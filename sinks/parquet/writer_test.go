@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/arrow-go/v18/arrow/memory"
 	"github.com/apache/arrow-go/v18/parquet/file"
@@ -16,6 +17,28 @@ import (
 	"github.com/minipipe/minipipe/internal/avro"
 	"github.com/minipipe/minipipe/sinks/parquet"
 )
+
+// compileSchema makes a record schema's columns, its decoder into them and its Avro codec.
+func compileSchema(t *testing.T, schema string) (*arrow.Schema, *parquet.Decoder, *avro.Codec) {
+	t.Helper()
+	s, err := avro.Parse(schema)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cols, err := parquet.ArrowSchema(s, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dec, err := parquet.NewDecoder(s, s, cols)
+	if err != nil {
+		t.Fatal(err)
+	}
+	codec, err := avro.NewCodec(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cols, dec, codec
+}
 
 // failingSink takes limit bytes, then fails every write.
 type failingSink struct{ n, limit int }
@@ -34,22 +57,7 @@ func (s *failingSink) Write(b []byte) (int, error) {
 // from Close, never lost; Abort after it returns.
 func TestEncoderErrorSurfaces(t *testing.T) {
 	const schema = `{"type":"record","name":"r","fields":[{"name":"id","type":"long"},{"name":"s","type":"string"}]}`
-	s, err := avro.Parse(schema)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cols, err := parquet.ArrowSchema(s, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	dec, err := parquet.NewDecoder(s, s, cols)
-	if err != nil {
-		t.Fatal(err)
-	}
-	codec, err := avro.NewCodec(s)
-	if err != nil {
-		t.Fatal(err)
-	}
+	cols, dec, codec := compileSchema(t, schema)
 	for _, abort := range []bool{false, true} {
 		w, err := parquet.NewWriter(&failingSink{limit: 64}, cols, nil, parquet.Options{BatchRows: 10, RowGroupBytes: 1, Compression: "none"})
 		if err != nil {
@@ -78,22 +86,7 @@ func TestEncoderErrorSurfaces(t *testing.T) {
 // own reader (zstd through minipipe's shared encoders), and levels a codec does not have are refused.
 func TestCompressionLevels(t *testing.T) {
 	const schema = `{"type":"record","name":"r","fields":[{"name":"id","type":"long"},{"name":"s","type":"string"}]}`
-	s, err := avro.Parse(schema)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cols, err := parquet.ArrowSchema(s, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	dec, err := parquet.NewDecoder(s, s, cols)
-	if err != nil {
-		t.Fatal(err)
-	}
-	codec, err := avro.NewCodec(s)
-	if err != nil {
-		t.Fatal(err)
-	}
+	cols, dec, codec := compileSchema(t, schema)
 	cases := []struct {
 		codec string
 		level int
@@ -172,22 +165,7 @@ func TestCompressionLevels(t *testing.T) {
 // ones, are all in the file, in order.
 func TestRefusedRowLeavesFileIntact(t *testing.T) {
 	const schema = `{"type":"record","name":"r","fields":[{"name":"id","type":"long"},{"name":"s","type":"string"}]}`
-	s, err := avro.Parse(schema)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cols, err := parquet.ArrowSchema(s, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	dec, err := parquet.NewDecoder(s, s, cols)
-	if err != nil {
-		t.Fatal(err)
-	}
-	codec, err := avro.NewCodec(s)
-	if err != nil {
-		t.Fatal(err)
-	}
+	cols, dec, codec := compileSchema(t, schema)
 	var buf bytes.Buffer
 	w, err := parquet.NewWriter(&buf, cols, nil, parquet.Options{BatchRows: 100})
 	if err != nil {
