@@ -3,7 +3,8 @@
 #   1. the REST edge (cmd/minipipe-bench): records/s at 100 and at 1 record per request, latency percentiles;
 #   2. topic → committed Parquet: a topic filled beforehand, drained by a fresh pipeline;
 #   3. replay: the same table rebuilt from its topic into a new generation;
-#   3a. wide records (~1.1 KB, 30 fields) into zstd Parquet, beside franz-go's raw read of the same topic;
+#   3a. wide records (~1.1 KB, 30 fields) into zstd Parquet, beside franz-go's raw read of the same topic, then
+#       from a backlog four times as large (the peak memory of both);
 #   3b. one, two and three instances of one pipeline draining the same kind of topic (rows spread over eight
 #      days, so eight table partitions for the commit stage to share), rows/s of each and in total;
 #   4. the seed's whole stack: records produced while minipipe writes Parquet to HDFS and registers the table in
@@ -88,6 +89,18 @@ echo "|---|---|---|---|---|---|---|"
 start_minipipe --topics benchwide --parquet-compression zstd --rotate-interval 1s
 ./bin/minipipe-bench drain --http "http://127.0.0.1:$http" --records "$wide" --input-bytes "$wide_bytes" --label "wide records → zstd Parquet"
 peak_rss "minipipe (wide records)" "$mp_pid" 2>&1
+# The same drain from a backlog four times as large: --memory-limit (1GiB by default) and the commit stage's
+# write budget keep the peak where it was.
+big=${MINIPIPE_BENCH_WIDE_BACKLOG:-$((wide * 4))}
+stop_minipipe
+start_minipipe --topics 'none^'
+loaded=$(./bin/minipipe-bench load --wide --brokers 127.0.0.1:$kport --registry "http://127.0.0.1:$reg" --topic benchwidebig --records "$big")
+echo "$loaded"
+big_bytes=$(echo "$loaded" | sed -n 's/.*(\([0-9.]*\) MB of Avro.*/\1/p' | awk '{printf "%.0f", $1 * 1e6}')
+stop_minipipe
+start_minipipe --topics benchwidebig --parquet-compression zstd --rotate-interval 1s
+./bin/minipipe-bench drain --http "http://127.0.0.1:$http" --records "$big" --input-bytes "$big_bytes" --label "wide records, 4× the backlog"
+peak_rss "minipipe (wide records, 4× the backlog)" "$mp_pid" 2>&1
 
 # 3b. One, two and three instances of one pipeline on the same kind of topic: each run is a pipeline of its own
 #     (its own groups) on a topic of its own, filled beforehand; instance i listens on base+100i.

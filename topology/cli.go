@@ -76,6 +76,7 @@ func runCommand(stderr io.Writer) *cobra.Command {
 				return err
 			}
 			slog.SetDefault(log)
+			applyMemoryLimit(&cfg, log)
 			app, err := NewApp(cfg, log)
 			if err != nil {
 				return err

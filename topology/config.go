@@ -65,6 +65,7 @@ type Config struct {
 	DeliveryTimeout    time.Duration
 	ParquetCompression string
 	ParquetLevel       int
+	MemoryLimit        ByteSize
 	TopicRefresh       time.Duration
 	Tables             []TableConfig
 
@@ -111,6 +112,7 @@ func DefaultConfig() Config {
 		CheckpointEvery:    64,
 		DeliveryTimeout:    time.Minute,
 		ParquetCompression: "snappy",
+		MemoryLimit:        ByteSize{N: 1 << 30},
 		TopicRefresh:       2 * time.Second,
 		Catalog:            "none",
 		HiveDatabase:       "default",
@@ -168,6 +170,7 @@ func (c *Config) runFlags(fs *pflag.FlagSet) {
 	fs.DurationVar(&c.RowsRetention, "rows-retention", c.RowsRetention, "the least retention of the repartition topic: how long the commit stage may be down before rows acknowledged upstream are lost (minipipe refuses to start when it cannot set it)")
 	fs.StringVar(&c.ParquetCompression, "parquet-compression", c.ParquetCompression, "snappy, zstd, gzip or none")
 	fs.IntVar(&c.ParquetLevel, "parquet-compression-level", c.ParquetLevel, "zstd 1–22 or gzip 1–9; 0 is the codec's default (zstd 3)")
+	fs.Var(&c.MemoryLimit, "memory-limit", "soft limit of the process's memory (Go's GOMEMLIMIT; 1GiB, 512MiB, …; 0: none); a quarter of it is what the open Parquet files may buffer before the largest are committed early. GOMEMLIMIT in the environment counts when this is not given")
 	fs.DurationVar(&c.TopicRefresh, "topic-refresh", c.TopicRefresh, "how often new topics are looked for")
 }
 

@@ -207,6 +207,7 @@ func (p *Pipeline) Run(ctx context.Context) error {
 		Parquet:         parquet.Options{Compression: p.cfg.ParquetCompression, CompressionLevel: p.cfg.ParquetLevel},
 		CompactEvery:    p.cfg.CheckpointEvery,
 		AllowedLateness: p.cfg.AllowedLateness,
+		WriteBudget:     p.cfg.writeBudget(),
 		Failpoint:       failpoint(),
 		Metrics:         commit.NewMetrics(p.metrics),
 		Log:             p.log,

@@ -3,7 +3,8 @@
 // manifest (sinks/manifest). A file holds the rows of one table partition from one source partition; where
 // it ends is decided upstream by the bucket step and arrives in the stream as a seal on a batch, so a redo
 // after a crash cuts the same files. This stage only ends a file on its own when it must: a row its schema
-// cannot read, too many open files, or the partition moving away (minipipe_commit_unplanned_ends_total).
+// cannot read, too many open files, the open files holding more memory than the budget, or the partition
+// moving away (minipipe_commit_unplanned_ends_total).
 // Input is acknowledged, per partition in offset order, only once the file holding it is committed.
 package commit
 
@@ -84,6 +85,9 @@ type Config struct {
 	// MaxOpenFiles per partition (a file per table partition and source partition); past it the least
 	// recently written file is committed (default 256).
 	MaxOpenFiles int
+	// WriteBudget is the memory all open files of the instance may buffer (parquet.Writer.Buffered): past
+	// it, a partition holding more than its share commits its largest files early. 0: no budget.
+	WriteBudget int64
 	// CompactEvery commits a checkpoint every so many commits (default 64).
 	CompactEvery int
 	// Failpoint is called at each step of the protocol with its name (crash tests kill the process there).
@@ -133,6 +137,9 @@ type Committer struct {
 
 	schemaMu sync.Mutex
 	schemas  map[int]*avro.Schema
+
+	memMu sync.Mutex
+	mem   map[*partWriter]int64 // the open files' memory, by commit partition's assignment
 }
 
 // New prepares the commit stage.
@@ -156,7 +163,7 @@ func New(cfg Config) *Committer {
 		cfg.Log = slog.Default()
 	}
 	cfg.Log = cfg.Log.With("component", "commit")
-	return &Committer{cfg: cfg, schemas: map[int]*avro.Schema{}}
+	return &Committer{cfg: cfg, schemas: map[int]*avro.Schema{}, mem: map[*partWriter]int64{}}
 }
 
 // Process is the goka callback of the repartition topic.
@@ -283,6 +290,7 @@ func (p *partWriter) handle(ctx context.Context, value []byte, e *acks.Entry, of
 	c := p.c
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	defer p.budget(e) // after a revocation's commits
 	if p.fatal != nil {
 		p.acks.Fail(e, p.fatal)
 		return
@@ -340,6 +348,54 @@ func (p *partWriter) handle(ctx context.Context, value []byte, e *acks.Entry, of
 			return
 		}
 		if err := p.add(ctx, b, e); err != nil {
+			p.die(e, err)
+		}
+	}
+}
+
+// account records the memory of this partition's open files (with p.mu held) and returns it, its largest
+// file, the instance's total and how many partitions hold open files. Partitions are counted by their
+// writer, not their number: an assignment still ending and the next one of the same partition both count.
+func (p *partWriter) account() (mine int64, largest *openFile, total int64, holders int) {
+	var most int64
+	for _, f := range p.files {
+		n := f.w.Buffered()
+		mine += n
+		if largest == nil || n > most {
+			largest, most = f, n
+		}
+	}
+	c := p.c
+	c.memMu.Lock()
+	defer c.memMu.Unlock()
+	if mine > 0 {
+		c.mem[p] = mine
+	} else {
+		delete(c.mem, p)
+	}
+	for _, m := range c.mem {
+		total += m
+	}
+	c.cfg.Metrics.buffered.Set(float64(total))
+	return mine, largest, total, len(c.mem)
+}
+
+// budget keeps the open files of the instance within the write budget (with p.mu held): when they hold
+// more, this partition, if it holds more than an equal share, commits its largest files until it does not.
+// A backlog spread over many table partitions (or a long rotate interval) then makes smaller files, not more
+// memory. Every partition holding files meets the check on its next record.
+func (p *partWriter) budget(e *acks.Entry) {
+	c := p.c
+	for {
+		mine, largest, total, holders := p.account()
+		if c.cfg.WriteBudget <= 0 || p.fatal != nil || largest == nil || total <= c.cfg.WriteBudget ||
+			mine <= c.cfg.WriteBudget/int64(max(holders, 1)) {
+			return
+		}
+		c.cfg.Metrics.unplanned.WithLabelValues("memory").Inc()
+		c.cfg.Log.Debug("the open files hold more than the write budget: committing the largest early", "partition", p.id,
+			"file", largest.staging, "partition_bytes", mine, "instance_bytes", total, "budget", c.cfg.WriteBudget)
+		if err := p.commit(largest); err != nil {
 			p.die(e, err)
 		}
 	}
@@ -838,6 +894,7 @@ func (p *partWriter) run(ctx context.Context) {
 	}
 	p.mu.Lock()
 	p.revoked()
+	p.account()
 	p.mu.Unlock()
 	wctx, cancel := context.WithTimeout(context.Background(), 45*time.Second)
 	_ = p.acks.Wait(wctx)
@@ -888,6 +945,7 @@ func (p *partWriter) overdue(now time.Time) {
 	c := p.c
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	defer p.account() // files committed here, or a memory estimate grown by encoders since the last record
 	if p.fatal != nil || !p.ready {
 		return
 	}
@@ -931,6 +989,7 @@ type Metrics struct {
 	completed     prometheus.Counter
 	afterComplete prometheus.Counter
 	unplanned     *prometheus.CounterVec
+	buffered      prometheus.Gauge
 }
 
 // NewMetrics registers the metrics with reg (nil: unregistered).
@@ -954,13 +1013,15 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		catalogPending: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "minipipe_catalog_pending_commits",
 			Help: "Committed intents whose metastore changes are not applied yet, by commit partition."}, []string{"partition"}),
 		unplanned: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "minipipe_commit_unplanned_ends_total",
-			Help: "Files the commit stage ended without a seal from the bucket step: a row of a schema the file cannot read (schema), too many open files (open-files), the partition revoked (revoked), no seal long after the rotate interval (overdue)."},
+			Help: "Files the commit stage ended without a seal from the bucket step: a row of a schema the file cannot read (schema), too many open files (open-files), the open files of the instance over --memory-limit's write budget (memory), the partition revoked (revoked), no seal long after the rotate interval (overdue)."},
 			[]string{"reason"}),
+		buffered: prometheus.NewGauge(prometheus.GaugeOpts{Name: "minipipe_commit_buffered_bytes",
+			Help: "Memory the open Parquet files of this instance hold (builders, batches being encoded, open row groups), against the write budget (a quarter of --memory-limit)."}),
 		catalogErrors:  prometheus.NewCounter(prometheus.CounterOpts{Name: "minipipe_catalog_errors_total", Help: "Failed attempts to update the metastore (retried)."}),
 		catalogApplied: prometheus.NewCounter(prometheus.CounterOpts{Name: "minipipe_catalog_changes_applied_total", Help: "Metastore changes applied."}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.files, m.rows, m.bytes, m.duplicates, m.gaps, m.deadLetters, m.recovered, m.open, m.latency, m.catalogPending, m.catalogErrors, m.catalogApplied, m.completed, m.afterComplete, m.unplanned)
+		reg.MustRegister(m.files, m.rows, m.bytes, m.duplicates, m.gaps, m.deadLetters, m.recovered, m.open, m.latency, m.catalogPending, m.catalogErrors, m.catalogApplied, m.completed, m.afterComplete, m.unplanned, m.buffered)
 	}
 	return m
 }

@@ -14,9 +14,12 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
 	"github.com/minipipe/minipipe/internal/avro"
 	"github.com/minipipe/minipipe/internal/layout"
 	"github.com/minipipe/minipipe/processors/acks"
+
 	"github.com/minipipe/minipipe/processors/envelope"
 	"github.com/minipipe/minipipe/sinks/fs"
 	"github.com/minipipe/minipipe/sinks/manifest"
@@ -513,4 +516,48 @@ func TestOverdueSeal(t *testing.T) {
 	if got := h.committed(); len(got) != 1 || fmt.Sprint(h.acked) != "[0 1]" {
 		t.Fatalf("after the late seal: %v %v", got, h.acked)
 	}
+}
+
+// TestWriteBudget: with more open files' memory than the instance's budget, the partition commits its
+// largest files early; every row is committed once, and what stays open fits the budget.
+func TestWriteBudget(t *testing.T) {
+	h := newHarness(t, layout.Rotation{}, 64)
+	h.c.cfg.WriteBudget = 200 // bytes: a few batches of the harness's rows
+	sent := map[string]int64{}
+	off := int64(0)
+	for round := 0; round < 6; round++ {
+		for _, path := range []string{"dt=a", "dt=b", "dt=c", "dt=d"} {
+			var offs []int64
+			for i := 0; i < 40; i++ {
+				offs = append(offs, off)
+				off++
+			}
+			h.send(h.p, off, h.batch(path, 0, 1, offs...))
+			sent[path] += int64(len(offs))
+			if total := int64(testutil.ToFloat64(h.c.cfg.Metrics.buffered)); total > h.c.cfg.WriteBudget {
+				t.Fatalf("round %d, %s: the open files hold %d bytes, over the budget of %d", round, path, total, h.c.cfg.WriteBudget)
+			}
+		}
+	}
+	early := testutil.ToFloat64(h.c.cfg.Metrics.unplanned.WithLabelValues("memory"))
+	if early == 0 {
+		t.Fatal("no file was committed early")
+	}
+	for _, path := range []string{"dt=a", "dt=b", "dt=c", "dt=d"} {
+		h.sealOnly(h.p, off, path, 0, off)
+		off++
+	}
+	var rows, files int64
+	for _, path := range []string{"dt=a", "dt=b", "dt=c", "dt=d"} {
+		k := h.p.st.Keys[envelope.Key("t", 1, path)]
+		if k == nil || k.Rows != sent[path] {
+			t.Fatalf("%s: committed %+v, sent %d rows", path, k, sent[path])
+		}
+		rows += k.Rows
+		files += int64(k.Files)
+	}
+	if got := len(h.committed()); int64(got) != files || files <= 4 {
+		t.Fatalf("%d files listed, %d in the manifest (want more than one per table partition)", got, files)
+	}
+	t.Logf("%d rows in %d files, %v commits forced by the budget", rows, files, early)
 }

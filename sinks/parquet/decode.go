@@ -50,7 +50,7 @@ func NewDecoder(writer, fileSchema *avro.Schema, cols *arrow.Schema) (*Decoder, 
 		colIdx[f.Name] = i
 	}
 	d := &Decoder{writer: writer, cols: cols}
-	used := map[int]bool{}
+	used := map[int]string{}
 	for _, wf := range writer.Fields {
 		rf := readerField(fileSchema, wf.Name)
 		col, ok := -1, false
@@ -61,16 +61,20 @@ func NewDecoder(writer, fileSchema *avro.Schema, cols *arrow.Schema) (*Decoder, 
 			d.steps = append(d.steps, step{col: -1, skip: wf.Type})
 			continue
 		}
+		if other, dup := used[col]; dup {
+			// One by its name, the other by an alias: every row would fill the column twice.
+			return nil, fmt.Errorf("fields %s and %s of the writer's schema both resolve to field %s of the file's schema", other, wf.Name, rf.Name)
+		}
 		fn, err := compile(wf.Type, rf.Type, cols.Field(col).Type)
 		if err != nil {
 			return nil, fmt.Errorf("field %s: %w", wf.Name, err)
 		}
-		used[col] = true
+		used[col] = wf.Name
 		d.steps = append(d.steps, step{col: col, fn: fn})
 	}
 	for _, rf := range fileSchema.Fields {
 		col, ok := colIdx[rf.Name]
-		if !ok || used[col] {
+		if _, dup := used[col]; !ok || dup {
 			continue
 		}
 		fc := fillCol{col: col}
@@ -110,8 +114,8 @@ func readerField(s *avro.Schema, name string) *avro.Field {
 // Columns is the Arrow schema of the file the decoder writes into.
 func (d *Decoder) Columns() *arrow.Schema { return d.cols }
 
-// Append decodes one record and appends it as a row. An error leaves the builders partly appended: call
-// Check first (Writer.Append does) when the record may be bad.
+// Append decodes one record and appends it as a row. An error leaves the builders partly appended: the
+// caller drops them (Writer.Append rebuilds the batch) or calls Check first.
 func (d *Decoder) Append(payload []byte, rb *array.RecordBuilder) error {
 	return d.run(payload, rb)
 }

@@ -19,7 +19,7 @@ import (
 type Options struct {
 	// Compression: snappy (default), zstd, gzip or none.
 	Compression string
-	// CompressionLevel: zstd 1–22 (the Go encoder has four speeds: 1, 2–3 (the default), 4–8, 9 and up),
+	// CompressionLevel: zstd 1–22 (the Go encoder has four speeds: 1–2, 3–5 (the default), 6–9, 10 and up),
 	// gzip 1–9; 0 is the codec's default. Snappy and none have no levels.
 	CompressionLevel int
 	// RowGroupRows caps a row group (default 256k rows); RowGroupBytes too (default 64 MiB, encoded).
@@ -114,12 +114,14 @@ type Writer struct {
 	// batch's builders are reserved at once instead of growing by doubling (copying every value again).
 	lastRows int
 	lastData []int
+	lastMem  int64 // the memory of the last batch's buffers
 
-	queue   chan arrow.RecordBatch // batches for the encoder; nil until the first batch fills
-	done    chan struct{}          // closed when the encoder has stopped
-	mu      sync.Mutex
-	err     error        // the encoder's first error (with mu)
-	pending atomic.Int64 // the encoded bytes of the open row group, as of the encoder's last batch
+	queue    chan batch    // batches for the encoder; nil until the first batch fills
+	done     chan struct{} // closed when the encoder has stopped
+	mu       sync.Mutex
+	err      error        // the encoder's first error (with mu)
+	pending  atomic.Int64 // the encoded bytes of the open row group, as of the encoder's last batch
+	inflight atomic.Int64 // the memory of the batches handed to the encoder and not yet encoded
 }
 
 // NewWriter starts a Parquet file with the given columns; meta goes into the footer's key-value metadata.
@@ -234,17 +236,23 @@ func (w *Writer) redo() error {
 	return w.flushBatch()
 }
 
-// reserve sizes the builders for a batch like the last one.
+// reserve sizes the builders for a batch like the last one, with an eighth more room: a batch a little
+// larger than the last would otherwise copy a whole buffer to double it.
 func (w *Writer) reserve() {
 	if w.lastRows == 0 {
 		return
 	}
-	w.rb.Reserve(w.lastRows)
+	w.rb.Reserve(w.lastRows + w.lastRows/8)
 	for i, f := range w.rb.Fields() {
-		if b, ok := f.(*array.BinaryBuilder); ok && i < len(w.lastData) {
-			b.ReserveData(w.lastData[i])
-		} else if b, ok := f.(*array.StringBuilder); ok && i < len(w.lastData) {
-			b.ReserveData(w.lastData[i])
+		if i >= len(w.lastData) {
+			break
+		}
+		n := w.lastData[i] + w.lastData[i]/8
+		switch b := f.(type) {
+		case *array.BinaryBuilder:
+			b.ReserveData(n)
+		case *array.StringBuilder:
+			b.ReserveData(n)
 		}
 	}
 }
@@ -255,7 +263,9 @@ func (w *Writer) measure(rec arrow.RecordBatch) {
 	if w.lastData == nil {
 		w.lastData = make([]int, rec.NumCols())
 	}
+	w.lastMem = 0
 	for i, col := range rec.Columns() {
+		w.lastMem += dataMem(col.Data())
 		switch a := col.(type) {
 		case *array.Binary:
 			w.lastData[i] = len(a.ValueBytes())
@@ -265,7 +275,24 @@ func (w *Writer) measure(rec arrow.RecordBatch) {
 	}
 }
 
-// flushBatch hands the gathered rows to the encoder, starting it with the file's first full batch.
+// dataMem is the memory of an array's buffers and children.
+func dataMem(d arrow.ArrayData) int64 {
+	var n int64
+	for _, b := range d.Buffers() {
+		if b != nil {
+			n += int64(b.Cap())
+		}
+	}
+	for _, c := range d.Children() {
+		n += dataMem(c)
+	}
+	// Dictionary arrays are not built here (dictionaries are the encoder's): an arrow.ArrayData interface
+	// holding a nil *array.Data would not compare equal to nil.
+	return n
+}
+
+// flushBatch hands the gathered rows to the encoder, starting it with the file's first full batch; the
+// builders are then reserved for a batch like it, unless the file is closing.
 func (w *Writer) flushBatch() error {
 	if err := w.failed(); err != nil {
 		return err
@@ -278,27 +305,37 @@ func (w *Writer) flushBatch() error {
 	clear(w.kept) // let the payloads go
 	w.kept = w.kept[:0]
 	w.measure(rec)
-	w.reserve()
+	if !w.closed {
+		w.reserve()
+	}
 	if w.queue == nil {
-		w.queue, w.done = make(chan arrow.RecordBatch, 1), make(chan struct{})
+		w.queue, w.done = make(chan batch, 1), make(chan struct{})
 		go w.encode()
 	}
-	w.queue <- rec
+	w.inflight.Add(w.lastMem)
+	w.queue <- batch{rec, w.lastMem}
 	return nil
+}
+
+// batch is a record batch handed to the encoder, with its memory.
+type batch struct {
+	rec arrow.RecordBatch
+	mem int64
 }
 
 // encode writes the batches it is handed into the file, in order; after an error it only drops them.
 func (w *Writer) encode() {
 	defer close(w.done)
-	for rec := range w.queue {
+	for b := range w.queue {
 		if w.failed() == nil {
-			if err := w.write(rec); err != nil {
+			if err := w.write(b.rec); err != nil {
 				w.mu.Lock()
 				w.err = err
 				w.mu.Unlock()
 			}
 		}
-		rec.Release()
+		b.rec.Release()
+		w.inflight.Add(-b.mem)
 	}
 }
 
@@ -335,19 +372,35 @@ func (w *Writer) Rows() int64 { return w.rows }
 // last batch encoded).
 func (w *Writer) Bytes() int64 { return w.out.n.Load() + w.pending.Load() }
 
+// Buffered estimates the memory the file holds: its builders (reserved at the last batch's size), the
+// batches waiting for or in the encoder, the pages being filled (up to a data page per column, and about a
+// batch in all) and its open row group as compressed so far.
+func (w *Writer) Buffered() int64 {
+	if w.closed {
+		return 0
+	}
+	builders := max(int64(w.bytes), w.lastMem)
+	pages := min(int64(len(w.schema.Fields()))*parquet.DefaultDataPageSize, w.lastMem)
+	return builders + w.inflight.Load() + pages + w.pending.Load()
+}
+
 // Close flushes everything and writes the footer; it does not close the underlying writer.
 func (w *Writer) Close() error {
 	if w.closed {
 		return nil
 	}
 	w.closed = true
-	var err error
-	if w.queue == nil && w.batch > 0 {
+	err := w.failed()
+	switch {
+	case err != nil:
+		// Nothing more is encoded: the builders may hold a partly appended row (of a batch that could
+		// not be appended again), of which no record batch can be made.
+	case w.queue == nil && w.batch > 0:
 		// A file of less than one batch is written here: no goroutine for it.
 		rec := w.rb.NewRecordBatch()
 		err = w.write(rec)
 		rec.Release()
-	} else {
+	default:
 		err = w.flushBatch()
 	}
 	w.stop()

@@ -219,3 +219,40 @@ func TestRefusedRowLeavesFileIntact(t *testing.T) {
 		t.Fatalf("%d rows read back, want %d: %v…", len(got), len(want), got[:min(len(got), 20)])
 	}
 }
+
+// TestAmbiguousResolutionRefused: a writer's schema with one field matching a file field by its name and
+// another by that field's alias would fill the column twice per row (and no record batch could be made of
+// the builders); the decoder is refused instead.
+func TestAmbiguousResolutionRefused(t *testing.T) {
+	file, err := avro.Parse(`{"type":"record","name":"r","fields":[{"name":"id","type":"long","aliases":["old_id"]}]}`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cols, err := parquet.ArrowSchema(file, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		writer string
+		err    string
+	}{
+		{`{"type":"record","name":"r","fields":[{"name":"id","type":"long"},{"name":"old_id","type":"long"}]}`, "fields id and old_id"},
+		{`{"type":"record","name":"r","fields":[{"name":"old_id","type":"long"},{"name":"id","type":"int"}]}`, "fields old_id and id"},
+		{`{"type":"record","name":"r","fields":[{"name":"old_id","type":"int"}]}`, ""},
+	} {
+		w, err := avro.Parse(tc.writer)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = parquet.NewDecoder(w, file, cols)
+		if tc.err == "" {
+			if err != nil {
+				t.Errorf("%s: %v", tc.writer, err)
+			}
+			continue
+		}
+		if err == nil || !strings.Contains(err.Error(), tc.err) {
+			t.Errorf("%s: error %v, want one naming %q", tc.writer, err, tc.err)
+		}
+	}
+}

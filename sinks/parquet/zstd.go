@@ -31,7 +31,7 @@ func init() {
 }
 
 // zstdLevel maps a Parquet compression level (zstd's 1–22, or compress.DefaultCompressionLevel) to the
-// levels the Go encoder has: fastest (1), default (2–3), better (4–8), best (9 and above).
+// levels the Go encoder has: fastest (1–2), default (3–5), better (6–9), best (10 and above).
 func zstdLevel(level int) zstd.EncoderLevel {
 	if level == compress.DefaultCompressionLevel {
 		return zstd.SpeedDefault
