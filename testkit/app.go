@@ -3,6 +3,7 @@ package testkit
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"fmt"
 	"io"
 	"log/slog"
@@ -69,7 +70,8 @@ func StartApp(t testing.TB, cfg topology.Config) *App {
 	var runErr error
 	go func() { runErr = app.Run(ctx); close(done) }()
 	var once sync.Once
-	a := &App{Config: cfg, REST: "http://" + cfg.RestAddr, Registry: "http://" + cfg.RegistryAddr, HTTP: "http://" + cfg.HTTPAddr}
+	sc := Scheme(cfg)
+	a := &App{Config: cfg, REST: sc + cfg.RestAddr, Registry: sc + cfg.RegistryAddr, HTTP: sc + cfg.HTTPAddr}
 	a.stop = func() {
 		once.Do(func() {
 			cancel()
@@ -90,6 +92,10 @@ func StartApp(t testing.TB, cfg topology.Config) *App {
 	return a
 }
 
+// probe polls readiness; /readyz is open and says nothing secret, so an https listener's certificate is
+// not checked here (the tests of TLS check it with the CA).
+var probe = &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}}
+
 // WaitReady polls /readyz until it answers 200; exited, when closed, reports an early exit.
 func WaitReady(httpBase string, timeout time.Duration, exited <-chan struct{}) error {
 	deadline := time.Now().Add(timeout)
@@ -99,7 +105,7 @@ func WaitReady(httpBase string, timeout time.Duration, exited <-chan struct{}) e
 			return fmt.Errorf("minipipe exited before it was ready")
 		default:
 		}
-		resp, err := http.Get(httpBase + "/readyz")
+		resp, err := probe.Get(httpBase + "/readyz")
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == 200 {
@@ -155,7 +161,7 @@ type Proc struct {
 
 // Args renders a configuration as minipipe run flags.
 func Args(cfg topology.Config) []string {
-	return []string{"run",
+	args := []string{"run",
 		"--brokers", strings.Join(cfg.Brokers, ","),
 		"--data-dir", cfg.DataDir,
 		"--rest-addr", cfg.RestAddr,
@@ -182,6 +188,24 @@ func Args(cfg topology.Config) []string {
 		"--allowed-lateness", cfg.AllowedLateness.String(),
 		"--log-level", cfg.LogLevel,
 	}
+	if cfg.AuthFile != "" {
+		args = append(args, "--auth-file", cfg.AuthFile)
+	}
+	if cfg.InsecureNoAuth {
+		args = append(args, "--insecure-no-auth")
+	}
+	if cfg.TLSCert != "" {
+		args = append(args, "--tls-cert", cfg.TLSCert, "--tls-key", cfg.TLSKey)
+	}
+	return args
+}
+
+// Scheme is the scheme of a configuration's listeners: https with --tls-cert.
+func Scheme(cfg topology.Config) string {
+	if cfg.TLSCert != "" {
+		return "https://"
+	}
+	return "http://"
 }
 
 // StartProcess runs bin/minipipe with cfg (plus extra flags) and waits until it is ready. The process is
@@ -194,7 +218,8 @@ func StartProcess(t testing.TB, cfg topology.Config, extra ...string) *Proc {
 // StartProcessEnv is StartProcess with extra environment variables (MINIPIPE_FAILPOINT=…).
 func StartProcessEnv(t testing.TB, cfg topology.Config, env []string, extra ...string) *Proc {
 	t.Helper()
-	p := &Proc{Config: cfg, REST: "http://" + cfg.RestAddr, Registry: "http://" + cfg.RegistryAddr, HTTP: "http://" + cfg.HTTPAddr,
+	sc := Scheme(cfg)
+	p := &Proc{Config: cfg, REST: sc + cfg.RestAddr, Registry: sc + cfg.RegistryAddr, HTTP: sc + cfg.HTTPAddr,
 		log: &bytes.Buffer{}, exited: make(chan struct{})}
 	p.cmd = exec.Command(Binary(t), append(Args(cfg), extra...)...)
 	p.cmd.Env = append(os.Environ(), env...)

@@ -2,6 +2,7 @@ package topology
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -10,6 +11,7 @@ import (
 	"net/http"
 	"net/http/pprof"
 	"os"
+	"os/signal"
 	"path/filepath"
 	"sync"
 	"sync/atomic"
@@ -22,9 +24,11 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"golang.org/x/net/netutil"
 
+	"github.com/minipipe/minipipe/internal/auth"
 	"github.com/minipipe/minipipe/internal/avro"
 	"github.com/minipipe/minipipe/internal/kafka"
 	"github.com/minipipe/minipipe/internal/supervise"
+	"github.com/minipipe/minipipe/internal/tlsconf"
 	"github.com/minipipe/minipipe/processors/edge"
 	"github.com/minipipe/minipipe/processors/registry"
 	"github.com/minipipe/minipipe/sinks/fs"
@@ -103,6 +107,10 @@ func (a *App) Run(ctx context.Context) error {
 		a.cfg.Brokers = e.Brokers()
 	}
 
+	authn, serverTLS, err := a.security(ctx)
+	if err != nil {
+		return err
+	}
 	// Health and metrics answer from the start, also while Kafka is not reachable yet.
 	httpLn, err := net.Listen("tcp", a.cfg.HTTPAddr)
 	if err != nil {
@@ -110,24 +118,31 @@ func (a *App) Run(ctx context.Context) error {
 	}
 	var wg sync.WaitGroup
 	servers := []*http.Server{}
-	serve := func(name string, ln net.Listener, h http.Handler) {
+	serve := func(name string, ln net.Listener, rule auth.Rule, h http.Handler) {
 		// Every listener is bounded: a client slow to send (slowloris) or to read, idle connections, and
 		// the number of connections.
 		ln = netutil.LimitListener(ln, a.cfg.HTTPMaxConns)
-		srv := &http.Server{Handler: h, ReadHeaderTimeout: min(10*time.Second, a.cfg.HTTPReadTimeout), ReadTimeout: a.cfg.HTTPReadTimeout,
-			WriteTimeout: a.cfg.HTTPWriteTimeout, IdleTimeout: a.cfg.HTTPIdleTimeout, MaxHeaderBytes: 64 << 10}
+		srv := &http.Server{Handler: auth.Protect(authn, rule, h), ReadHeaderTimeout: min(10*time.Second, a.cfg.HTTPReadTimeout), ReadTimeout: a.cfg.HTTPReadTimeout,
+			WriteTimeout: a.cfg.HTTPWriteTimeout, IdleTimeout: a.cfg.HTTPIdleTimeout, MaxHeaderBytes: 64 << 10, TLSConfig: serverTLS,
+			ErrorLog: slog.NewLogLogger(a.log.With("api", name).Handler(), slog.LevelDebug)}
 		servers = append(servers, srv)
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			a.log.Info("listening", "api", name, "addr", ln.Addr().String())
-			if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			a.log.Info("listening", "api", name, "addr", ln.Addr().String(), "https", serverTLS != nil, "auth", authn != nil)
+			var err error
+			if serverTLS != nil {
+				err = srv.ServeTLS(ln, "", "")
+			} else {
+				err = srv.Serve(ln)
+			}
+			if err != nil && !errors.Is(err, http.ErrServerClosed) {
 				a.log.Error("server failed", "api", name, "error", err)
 				cancel()
 			}
 		}()
 	}
-	serve("http", httpLn, a.httpHandler())
+	serve("http", httpLn, auth.OpsRule, a.httpHandler())
 	shutdown := func() {
 		sctx, scancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer scancel()
@@ -202,8 +217,8 @@ func (a *App) Run(ctx context.Context) error {
 		shutdown()
 		return fmt.Errorf("--rest-addr: %w", err)
 	}
-	serve("registry", regLn, reg.Handler())
-	serve("rest", restLn, rest.Handler())
+	serve("registry", regLn, auth.RegistryRule, reg.Handler())
+	serve("rest", restLn, auth.RESTRule, rest.Handler())
 
 	wh, err := fs.Open(a.cfg.WarehouseURL())
 	if err != nil {
@@ -249,6 +264,70 @@ func (a *App) Run(ctx context.Context) error {
 		runErr = err
 	}
 	return runErr
+}
+
+// security reads the users file and the server certificate, and keeps them current: the users file is
+// re-read when it changes, both on SIGHUP. Listeners reachable from other machines are named in the log at
+// every start when they serve without authentication or without TLS.
+func (a *App) security(ctx context.Context) (*auth.Authenticator, *tls.Config, error) {
+	var authn *auth.Authenticator
+	if a.cfg.AuthFile != "" {
+		var err error
+		if authn, err = auth.Open(a.cfg.AuthFile, auth.WithLogger(a.log.With("component", "auth"))); err != nil {
+			return nil, nil, fmt.Errorf("--auth-file: %w", err)
+		}
+		if authn.Users() == 0 {
+			a.log.Warn("the users file has no users: every request but /healthz and /readyz is refused", "file", a.cfg.AuthFile)
+		}
+		go authn.Watch(ctx, time.Second)
+	}
+	var certs *tlsconf.Reloader
+	var serverTLS *tls.Config
+	if a.cfg.TLSCert != "" {
+		var err error
+		if certs, err = tlsconf.NewReloader(a.cfg.TLSCert, a.cfg.TLSKey); err != nil {
+			return nil, nil, fmt.Errorf("--tls-cert: %w", err)
+		}
+		serverTLS = certs.ServerConfig()
+	}
+	if exposed := a.cfg.exposed(); len(exposed) > 0 {
+		switch {
+		case authn == nil:
+			a.log.Warn("INSECURE: listeners reachable from other machines serve without authentication (--insecure-no-auth): anyone who reaches them can produce, register and delete schemas",
+				"listeners", exposed)
+		case serverTLS == nil:
+			a.log.Warn("listeners reachable from other machines take passwords over plain HTTP: give --tls-cert and --tls-key", "listeners", exposed)
+		}
+	}
+	if authn != nil || certs != nil {
+		hup := make(chan os.Signal, 1)
+		signal.Notify(hup, syscall.SIGHUP)
+		go func() {
+			defer signal.Stop(hup)
+			for {
+				select {
+				case <-ctx.Done():
+					return
+				case <-hup:
+				}
+				if certs != nil {
+					if err := certs.Reload(); err != nil {
+						a.log.Error("SIGHUP: the TLS certificate was not reloaded; the one in use stays", "error", err)
+					} else {
+						a.log.Info("SIGHUP: TLS certificate reloaded", "subject", certs.Leaf().Subject.String(), "not_after", certs.Leaf().NotAfter)
+					}
+				}
+				if authn != nil {
+					if _, err := authn.Reload(); err != nil {
+						a.log.Error("SIGHUP: the users file was not reloaded; the users stay as they were", "error", err)
+					} else {
+						a.log.Info("SIGHUP: users file reloaded", "users", authn.Users())
+					}
+				}
+			}
+		}()
+	}
+	return authn, serverTLS, nil
 }
 
 // waitKafka waits until the cluster answers, logging while it does not.

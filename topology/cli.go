@@ -38,7 +38,7 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	root.SetArgs(args)
 	root.SetOut(stdout)
 	root.SetErr(stderr)
-	root.AddCommand(runCommand(stderr), topologyCommand(stdout, stderr), tablesCommand(stdout, stderr), topicsCommand(stdout, stderr), queryCommand(stdout, stderr), replayCommand(stdout, stderr), versionCommand(stdout))
+	root.AddCommand(runCommand(stderr), topologyCommand(stdout, stderr), tablesCommand(stdout, stderr), topicsCommand(stdout, stderr), queryCommand(stdout, stderr), replayCommand(stdout, stderr), userCommand(stdout, stderr), auditCommand(stdout, stderr), versionCommand(stdout))
 	if err := root.Execute(); err != nil {
 		fmt.Fprintln(stderr, "minipipe:", err)
 		return 1

@@ -46,6 +46,10 @@ type Config struct {
 	LogLevel          string
 	LogFormat         string
 	Pprof             bool
+	AuthFile          string
+	InsecureNoAuth    bool
+	TLSCert           string
+	TLSKey            string
 
 	// The pipeline.
 	PipelineName       string
@@ -154,6 +158,10 @@ func (c *Config) runFlags(fs *pflag.FlagSet) {
 	fs.IntVar(&c.HTTPMaxConns, "http-max-connections", c.HTTPMaxConns, "open connections per listener; more wait to be accepted")
 	fs.DurationVar(&c.RegistryTimeout, "registry-timeout", c.RegistryTimeout, "how long a schema registry write may take")
 	fs.BoolVar(&c.Pprof, "pprof", c.Pprof, "serve Go's profiler under /debug/pprof/ on the --http-addr address")
+	fs.StringVar(&c.AuthFile, "auth-file", c.AuthFile, "users file (NAME:HASH:ROLES a line; `minipipe user add` writes it): every API then needs HTTP Basic credentials of a user with the role a request needs; re-read when it changes")
+	fs.BoolVar(&c.InsecureNoAuth, "insecure-no-auth", c.InsecureNoAuth, "serve listeners reachable from other machines without authentication (refused otherwise)")
+	fs.StringVar(&c.TLSCert, "tls-cert", c.TLSCert, "PEM certificate (chain) to serve every listener over HTTPS, with --tls-key; read again on SIGHUP")
+	fs.StringVar(&c.TLSKey, "tls-key", c.TLSKey, "PEM private key of --tls-cert")
 	fs.StringVar(&c.RegistryTopic, "registry-topic", c.RegistryTopic, "compacted topic holding the schema registry's state; instances sharing it share one registry")
 	fs.StringVar(&c.Topics, "topics", c.Topics, "regular expression of the source topics that become tables (internal topics — names starting with '_', dead-letter topics — never do)")
 	fs.StringVar(&c.PartitionBy, "partition-by", c.PartitionBy, "table partitions: daily (dt), hourly (dt, hr), none or field:NAME")
@@ -309,6 +317,12 @@ func (c *Config) validate() error {
 	}
 	if err := parquet.CheckLevel(c.ParquetCompression, c.ParquetLevel); err != nil {
 		return fmt.Errorf("--parquet-compression-level: %w", err)
+	}
+	if (c.TLSCert == "") != (c.TLSKey == "") {
+		return fmt.Errorf("--tls-cert and --tls-key go together")
+	}
+	if err := c.checkExposure(); err != nil {
+		return err
 	}
 	if c.TopicPartitions < 1 {
 		return fmt.Errorf("--topic-partitions must be at least 1")

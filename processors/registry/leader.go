@@ -87,6 +87,9 @@ func (r *Registry) handle(gctx goka.Context, msg interface{}) {
 	} else {
 		body, _ = json.Marshal(result)
 	}
+	if len(events) > 0 {
+		events = append(events, auditEvent(cmd, events, body))
+	}
 	rep, _ := json.Marshal(Reply{Status: status, Body: body})
 	events = append(events, event{key: prefixReply + cmd.Request, value: rep}, event{key: prefixReply + cmd.Request})
 	last, err := r.append(events)
@@ -97,6 +100,23 @@ func (r *Registry) handle(gctx goka.Context, msg interface{}) {
 	if err := r.waitApplied(ctx, last); err != nil {
 		r.log.Warn("registry store slow to apply its own write", "error", err)
 	}
+}
+
+// auditEvent is the audit record of a command that changed the registry.
+func auditEvent(cmd Command, events []event, result []byte) event {
+	now := time.Now().UTC()
+	a := AuditRecord{Time: now, Principal: cmd.Principal, Op: cmd.Op, Subject: cmd.Subject, Request: cmd.Request, Result: result,
+		Version: cmd.Version, Permanent: cmd.Permanent, Mode: cmd.Mode}
+	if a.Principal == "" {
+		a.Principal = Anonymous
+	}
+	if cmd.Config != nil {
+		a.Compatibility = cmd.Config.Compatibility
+	}
+	for _, e := range events {
+		a.Changes = append(a.Changes, e.key)
+	}
+	return event{key: auditKey(now, cmd.Request), value: mustJSON(a)}
 }
 
 // catchUp waits until the local store has applied every record in the registry topic.

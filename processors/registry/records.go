@@ -1,6 +1,7 @@
 package registry
 
 import (
+	"encoding/json"
 	"fmt"
 	"net/url"
 	"strconv"
@@ -20,6 +21,8 @@ import (
 //	config, config/<subject>     compatibility level and normalize flag (global, per subject)
 //	mode, mode/<subject>         READWRITE, READONLY, READONLY_OVERRIDE or IMPORT
 //	reply/<request>              the outcome of a write request, for the instance that asked; tombstoned at once
+//	audit/<time>/<request>       who made a change, when, and what it wrote (the audit trail; never overwritten,
+//	                             ignored by the stores)
 //
 // Subjects are path-escaped inside keys and versions and ids are zero-padded, so that a prefix scan lists
 // a subject's versions in order.
@@ -31,6 +34,7 @@ const (
 	keyMode       = "mode"
 	prefixMode    = "mode/"
 	prefixReply   = "reply/"
+	prefixAudit   = "audit/"
 
 	// Derived keys, kept only in the local store and rebuilt from the log.
 	prefixFingerprint = "~fp/"   // ~fp/<fingerprint> -> id
@@ -161,6 +165,34 @@ type Command struct {
 	Config *ConfigRecord `json:"config,omitempty"`
 	Mode   string        `json:"mode,omitempty"`
 	Force  bool          `json:"force,omitempty"`
+
+	// Principal is the user who asked (empty when the API is not protected): it goes into the audit record.
+	Principal string `json:"principal,omitempty"`
+}
+
+// AuditRecord is the audit trail's record of one registry change: who asked for what, when, and the
+// records it wrote. Its key, audit/<time>/<request>, is never written again, so compaction keeps every one.
+type AuditRecord struct {
+	Time      time.Time       `json:"time"`
+	Principal string          `json:"principal"`
+	Op        string          `json:"op"`
+	Subject   string          `json:"subject,omitempty"`
+	Request   string          `json:"request"`
+	Changes   []string        `json:"changes"`          // the keys written (subject/…/<version>, config/…, …)
+	Result    json.RawMessage `json:"result,omitempty"` // the reply's body: the id, the version deleted, the level set
+	// The command's arguments that say what was asked.
+	Version       int    `json:"version,omitempty"`
+	Permanent     bool   `json:"permanent,omitempty"`
+	Compatibility string `json:"compatibility,omitempty"`
+	Mode          string `json:"mode,omitempty"`
+}
+
+// Anonymous is the principal of a change made through an API without authentication.
+const Anonymous = "anonymous"
+
+// auditKey is the key of a change's audit record.
+func auditKey(t time.Time, request string) string {
+	return fmt.Sprintf("%s%020d/%s", prefixAudit, t.UnixNano(), request)
 }
 
 // Command operations.

@@ -24,6 +24,7 @@ import (
 	"github.com/lovoo/goka"
 	"github.com/lovoo/goka/codec"
 
+	"github.com/minipipe/minipipe/internal/auth"
 	"github.com/minipipe/minipipe/internal/avro"
 	"github.com/minipipe/minipipe/internal/kafka"
 	"github.com/minipipe/minipipe/internal/supervise"
@@ -287,6 +288,7 @@ func (r *Registry) write(ctx context.Context, cmd Command) (*Reply, error) {
 	_, _ = rand.Read(id)
 	cmd.Request = hex.EncodeToString(id)
 	cmd.Deadline = time.Now().Add(r.cfg.Timeout)
+	cmd.Principal = auth.Principal(ctx)
 	body, err := json.Marshal(cmd)
 	if err != nil {
 		return nil, errStore(err)

@@ -58,6 +58,8 @@ func (s *Store) update(ctx goka.UpdateContext, st storage.Storage, key string, v
 
 func (s *Store) apply(st storage.Storage, key string, value []byte) error {
 	switch {
+	case strings.HasPrefix(key, prefixAudit):
+		return nil // read by `minipipe audit`, not kept
 	case strings.HasPrefix(key, prefixReply):
 		if value != nil {
 			var r Reply
