@@ -197,6 +197,16 @@ func Args(cfg topology.Config) []string {
 	if cfg.TLSCert != "" {
 		args = append(args, "--tls-cert", cfg.TLSCert, "--tls-key", cfg.TLSKey)
 	}
+	for flag, v := range map[string]string{"--kafka-tls-ca": cfg.KafkaTLSCA, "--kafka-tls-cert": cfg.KafkaTLSCert, "--kafka-tls-key": cfg.KafkaTLSKey,
+		"--kafka-tls-server-name": cfg.KafkaTLSServerName, "--kafka-sasl-mechanism": cfg.KafkaSASLMechanism,
+		"--kafka-sasl-username": cfg.KafkaSASLUsername, "--kafka-sasl-password-file": cfg.KafkaSASLPasswordFile} {
+		if v != "" {
+			args = append(args, flag, v)
+		}
+	}
+	if cfg.KafkaTLS {
+		args = append(args, "--kafka-tls")
+	}
 	return args
 }
 

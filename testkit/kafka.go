@@ -73,6 +73,8 @@ func FreePort(t testing.TB) int {
 type Broker struct {
 	Dir  string
 	Port int
+	// SASLPort, when set, adds a SASL_SSL listener there (kafka.sh --sasl-ssl-port).
+	SASLPort int
 }
 
 // Addr is the broker's bootstrap address.
@@ -82,8 +84,11 @@ func (b *Broker) Addr() string { return "127.0.0.1:" + strconv.Itoa(b.Port) }
 func (b *Broker) Brokers() []string { return []string{b.Addr()} }
 
 func (b *Broker) script(ctx context.Context, args ...string) error {
-	cmd := exec.CommandContext(ctx, filepath.Join(Root(), "deploy", "kafka", "kafka.sh"),
-		append(args, "--dir", b.Dir, "--port", strconv.Itoa(b.Port), "--controller-port", strconv.Itoa(b.Port+1))...)
+	args = append(args, "--dir", b.Dir, "--port", strconv.Itoa(b.Port), "--controller-port", strconv.Itoa(b.Port+1))
+	if b.SASLPort != 0 && args[0] == "start" {
+		args = append(args, "--sasl-ssl-port", strconv.Itoa(b.SASLPort))
+	}
+	cmd := exec.CommandContext(ctx, filepath.Join(Root(), "deploy", "kafka", "kafka.sh"), args...)
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Run(); err != nil {
@@ -138,6 +143,34 @@ func StartKafka(t testing.TB) *Broker {
 	}
 	t.Cleanup(func() { _ = b.Kill() })
 	return b
+}
+
+// SecureBroker is a dedicated broker with a SASL_SSL listener beside its plaintext one: minipipe under test
+// reaches it over TLS with SASL, the test's own tools (topic creation, load generators, offset checks) over
+// plaintext.
+type SecureBroker struct {
+	*Broker
+	CA           string // PEM of the CA that signed the broker's certificate
+	User         string
+	PasswordFile string
+}
+
+// Secure is the bootstrap list of the SASL_SSL listener.
+func (b *SecureBroker) Secure() []string { return []string{"127.0.0.1:" + strconv.Itoa(b.SASLPort)} }
+
+// StartSecureKafka starts a dedicated broker with a SASL_SSL listener (SCRAM-SHA-512, SCRAM-SHA-256 and
+// PLAIN, user "minipipe") for one test.
+func StartSecureKafka(t testing.TB) *SecureBroker {
+	t.Helper()
+	if os.Getenv("MINIPIPE_SKIP_REAL") != "" {
+		t.Skip("MINIPIPE_SKIP_REAL is set: skipping a test that needs a real Kafka broker")
+	}
+	b := &Broker{Dir: t.TempDir(), Port: freePortPair(t), SASLPort: FreePort(t)}
+	if err := b.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = b.Kill() })
+	return &SecureBroker{Broker: b, CA: filepath.Join(b.Dir, "tls", "ca.pem"), User: "minipipe", PasswordFile: filepath.Join(b.Dir, "sasl.password")}
 }
 
 // freePortPair finds a port p with p+1 also free (broker and controller listeners).

@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -44,6 +45,7 @@ type App struct {
 
 	embedded *kafka.Embedded
 	lock     *os.File
+	ksec     kafka.Security // read once: the TLS files and the SASL password
 
 	kafkaOK atomic.Bool
 	reg     atomic.Pointer[registry.Registry]
@@ -56,7 +58,11 @@ func NewApp(cfg Config, log *slog.Logger) (*App, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
-	a := &App{cfg: cfg, log: log, metrics: prometheus.NewRegistry()}
+	ksec, err := cfg.KafkaSecurity()
+	if err != nil {
+		return nil, err
+	}
+	a := &App{cfg: cfg, log: log, metrics: prometheus.NewRegistry(), ksec: ksec}
 	avro.MaxRecordItems = cfg.MaxRecordItems
 	a.monitor = supervise.NewMonitor(a.metrics)
 	a.metrics.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -86,7 +92,7 @@ func lockDir(dir string) (*os.File, error) {
 
 func (a *App) kafkaConfig() kafka.Config {
 	return kafka.Config{Brokers: a.cfg.Brokers, ClientID: "minipipe", ReplicationFactor: a.cfg.ReplicationFactor,
-		Compression: a.cfg.Compression, DeliveryTimeout: a.cfg.DeliveryTimeout, Logger: a.log}
+		Compression: a.cfg.Compression, DeliveryTimeout: a.cfg.DeliveryTimeout, Logger: a.log, Security: a.ksec}
 }
 
 // Run serves until ctx ends, then shuts down in order.
@@ -337,7 +343,12 @@ func (a *App) waitKafka(ctx context.Context, kcfg kafka.Config) error {
 		err := ping(kcfg)
 		if err == nil {
 			a.kafkaOK.Store(true)
+			a.log.Info("connected to Kafka", "brokers", kcfg.Brokers, "security", kcfg.Security.String())
 			return nil
+		}
+		// Wrong credentials or TLS settings do not get better by waiting: say so and stop.
+		if ferr := kafka.Fatal(err); ferr != nil {
+			return fmt.Errorf("connecting to Kafka at %s (%s): %w", strings.Join(kcfg.Brokers, ","), kcfg.Security.String(), ferr)
 		}
 		if attempt == 1 || attempt%10 == 0 {
 			a.log.Warn("waiting for Kafka", "brokers", kcfg.Brokers, "error", err)

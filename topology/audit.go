@@ -55,7 +55,11 @@ func auditCommand(stdout, stderr io.Writer) *cobra.Command {
 		cobra.NoArgs, stderr, func(cmd *cobra.Command, cfg Config, _ []string) error {
 			ctx, cancel := context.WithTimeout(cmd.Context(), 2*time.Minute)
 			defer cancel()
-			all, err := ReadAudit(ctx, kafka.Config{Brokers: cfg.Brokers, ClientID: "minipipe-audit"}, cfg.RegistryTopic)
+			kcfg, err := cfg.KafkaConfig("minipipe-audit")
+			if err != nil {
+				return err
+			}
+			all, err := ReadAudit(ctx, kcfg, cfg.RegistryTopic)
 			if err != nil {
 				return err
 			}

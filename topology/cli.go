@@ -18,7 +18,6 @@ import (
 	"github.com/IBM/sarama"
 	"github.com/spf13/cobra"
 
-	"github.com/minipipe/minipipe/internal/kafka"
 	"github.com/minipipe/minipipe/internal/layout"
 	"github.com/minipipe/minipipe/internal/query"
 	"github.com/minipipe/minipipe/sinks/fs"
@@ -154,7 +153,10 @@ func topologyCommand(stdout, stderr io.Writer) *cobra.Command {
 				return err
 			}
 			var sources []layout.Table
-			kcfg := kafka.Config{Brokers: cfg.Brokers, ClientID: "minipipe-topology"}
+			kcfg, err := cfg.KafkaConfig("minipipe-topology")
+			if err != nil {
+				return err
+			}
 			sc := kcfg.Sarama()
 			sc.Net.DialTimeout = 2 * time.Second
 			sc.Metadata.Retry.Max = 0
@@ -190,7 +192,11 @@ func topicsCommand(stdout, stderr io.Writer) *cobra.Command {
 		cobra.NoArgs, stderr, func(cmd *cobra.Command, cfg Config, _ []string) error {
 			ctx, cancel := context.WithTimeout(cmd.Context(), 2*time.Minute)
 			defer cancel()
-			stats, err := ReadSourceStats(ctx, kafka.Config{Brokers: cfg.Brokers, ClientID: "minipipe-topics"}, cfg)
+			kcfg, err := cfg.KafkaConfig("minipipe-topics")
+			if err != nil {
+				return err
+			}
+			stats, err := ReadSourceStats(ctx, kcfg, cfg)
 			if err != nil {
 				return err
 			}

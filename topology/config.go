@@ -51,6 +51,16 @@ type Config struct {
 	TLSCert           string
 	TLSKey            string
 
+	// Kafka's TLS and SASL.
+	KafkaTLS              bool
+	KafkaTLSCA            string
+	KafkaTLSCert          string
+	KafkaTLSKey           string
+	KafkaTLSServerName    string
+	KafkaSASLMechanism    string
+	KafkaSASLUsername     string
+	KafkaSASLPasswordFile string
+
 	// The pipeline.
 	PipelineName       string
 	Warehouse          string
@@ -135,6 +145,14 @@ func (c *Config) connectionFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&c.Catalog, "catalog", c.Catalog, "metastore the tables are registered in: none or hive")
 	fs.StringVar(&c.HiveMetastore, "hive-metastore", c.HiveMetastore, "Hive Metastore Thrift address, thrift://HOST:PORT (with --catalog hive)")
 	fs.StringVar(&c.HiveDatabase, "hive-database", c.HiveDatabase, "Hive database holding the tables (created if missing)")
+	fs.BoolVar(&c.KafkaTLS, "kafka-tls", c.KafkaTLS, "connect to Kafka over TLS (implied by the other --kafka-tls-* flags; the system's CAs unless --kafka-tls-ca)")
+	fs.StringVar(&c.KafkaTLSCA, "kafka-tls-ca", c.KafkaTLSCA, "PEM bundle of the CAs Kafka's certificates must chain to")
+	fs.StringVar(&c.KafkaTLSCert, "kafka-tls-cert", c.KafkaTLSCert, "PEM client certificate for Kafka (mutual TLS), with --kafka-tls-key")
+	fs.StringVar(&c.KafkaTLSKey, "kafka-tls-key", c.KafkaTLSKey, "PEM private key of --kafka-tls-cert")
+	fs.StringVar(&c.KafkaTLSServerName, "kafka-tls-server-name", c.KafkaTLSServerName, "name to check Kafka's certificates against (default: the host of each broker's address)")
+	fs.StringVar(&c.KafkaSASLMechanism, "kafka-sasl-mechanism", c.KafkaSASLMechanism, "SASL mechanism for Kafka: PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512 (none when empty)")
+	fs.StringVar(&c.KafkaSASLUsername, "kafka-sasl-username", c.KafkaSASLUsername, "SASL user name for Kafka")
+	fs.StringVar(&c.KafkaSASLPasswordFile, "kafka-sasl-password-file", c.KafkaSASLPasswordFile, "file holding the SASL password for Kafka (its first line); or the environment variable MINIPIPE_KAFKA_SASL_PASSWORD")
 	fs.StringVar(&c.PipelineName, "pipeline-name", c.PipelineName, "names the pipeline's own topics and consumer groups; instances with the same name share the work")
 }
 
@@ -322,6 +340,9 @@ func (c *Config) validate() error {
 		return fmt.Errorf("--tls-cert and --tls-key go together")
 	}
 	if err := c.checkExposure(); err != nil {
+		return err
+	}
+	if _, err := c.KafkaSecurity(); err != nil {
 		return err
 	}
 	if c.TopicPartitions < 1 {

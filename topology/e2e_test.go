@@ -17,6 +17,7 @@ import (
 
 	"github.com/minipipe/minipipe/internal/avro"
 	"github.com/minipipe/minipipe/testkit"
+	"github.com/minipipe/minipipe/topology"
 )
 
 func TestMain(m *testing.M) { testkit.Main(m) }
@@ -52,8 +53,13 @@ func curl(t *testing.T, command, addr string) (int, []byte) {
 // commands, verbatim but for the host, then the query within the rotate interval.
 func TestSeedWalkthrough(t *testing.T) {
 	brokers := testkit.Kafka(t)
+	seedWalkthrough(t, brokers, testkit.TestConfig(t, brokers))
+}
+
+// seedWalkthrough runs the walkthrough with minipipe configured by cfg (its brokers, and how it reaches
+// them); the test's own checks reach the cluster at brokers.
+func seedWalkthrough(t *testing.T, brokers []string, cfg topology.Config) {
 	deleteTopic(t, brokers, "connect_test")
-	cfg := testkit.TestConfig(t, brokers)
 	cfg.Topics = "connect_test"
 	app := testkit.StartApp(t, cfg)
 	addr := app.Config.RestAddr

@@ -227,7 +227,10 @@ func RunReplay(ctx context.Context, cfg Config, table string, out io.Writer, gra
 	if err != nil {
 		return err
 	}
-	kcfg := kafka.Config{Brokers: cfg.Brokers, ClientID: "minipipe-replay"}
+	kcfg, err := cfg.KafkaConfig("minipipe-replay")
+	if err != nil {
+		return err
+	}
 	client, err := sarama.NewClient(cfg.Brokers, kcfg.Sarama())
 	if err != nil {
 		return fmt.Errorf("kafka: %w", err)

@@ -1,10 +1,75 @@
 package topology
 
 import (
+	"errors"
 	"fmt"
 	"net"
+	"os"
+	"path/filepath"
 	"strings"
+
+	"github.com/minipipe/minipipe/internal/kafka"
+	"github.com/minipipe/minipipe/internal/tlsconf"
 )
+
+// KafkaPasswordEnv is the environment variable that may hold the SASL password (instead of a file).
+const KafkaPasswordEnv = "MINIPIPE_KAFKA_SASL_PASSWORD"
+
+// KafkaSecurity reads the Kafka TLS and SASL settings: the PEM files, and the password from
+// --kafka-sasl-password-file or MINIPIPE_KAFKA_SASL_PASSWORD. Errors name files and flags, never the
+// password.
+func (c *Config) KafkaSecurity() (kafka.Security, error) {
+	var s kafka.Security
+	if c.KafkaTLS || c.KafkaTLSCA != "" || c.KafkaTLSCert != "" || c.KafkaTLSKey != "" || c.KafkaTLSServerName != "" {
+		cfg, err := tlsconf.ClientConfig(c.KafkaTLSCA, c.KafkaTLSCert, c.KafkaTLSKey, c.KafkaTLSServerName)
+		if err != nil {
+			return s, fmt.Errorf("--kafka-tls-*: %w", err)
+		}
+		s.TLS = cfg
+	}
+	m, err := kafka.ParseMechanism(c.KafkaSASLMechanism)
+	if err != nil {
+		return s, fmt.Errorf("--kafka-sasl-mechanism: %w", err)
+	}
+	s.Mechanism, s.User = m, c.KafkaSASLUsername
+	switch {
+	case c.KafkaSASLPasswordFile != "":
+		b, err := os.ReadFile(filepath.Clean(c.KafkaSASLPasswordFile))
+		if err != nil {
+			return s, fmt.Errorf("--kafka-sasl-password-file: %w", err)
+		}
+		line, _, _ := strings.Cut(string(b), "\n")
+		s.Password = strings.TrimRight(line, "\r")
+		if s.Password == "" {
+			return s, fmt.Errorf("--kafka-sasl-password-file %s: its first line is empty", c.KafkaSASLPasswordFile)
+		}
+	case os.Getenv(KafkaPasswordEnv) != "":
+		s.Password = os.Getenv(KafkaPasswordEnv)
+	}
+	if err := s.Check(); err != nil {
+		switch {
+		case m != "" && s.User == "":
+			return s, fmt.Errorf("--kafka-sasl-mechanism %s needs --kafka-sasl-username", m)
+		case m != "" && s.Password == "":
+			return s, fmt.Errorf("--kafka-sasl-mechanism %s needs --kafka-sasl-password-file or %s", m, KafkaPasswordEnv)
+		case m == "" && s.User != "":
+			return s, errors.New("--kafka-sasl-username needs --kafka-sasl-mechanism (PLAIN, SCRAM-SHA-256, SCRAM-SHA-512)")
+		case m == "":
+			return kafka.Security{TLS: s.TLS}, nil // a password in the environment, unused
+		}
+		return s, err
+	}
+	return s, nil
+}
+
+// KafkaConfig is how a subcommand reaches Kafka: the brokers and the security settings.
+func (c *Config) KafkaConfig(clientID string) (kafka.Config, error) {
+	sec, err := c.KafkaSecurity()
+	if err != nil {
+		return kafka.Config{}, err
+	}
+	return kafka.Config{Brokers: c.Brokers, ClientID: clientID, Security: sec}, nil
+}
 
 // loopback says whether a listen address is reachable from this machine only: localhost or a loopback IP.
 // An empty host (every interface), a wildcard or any other name is not.

@@ -17,6 +17,7 @@ import (
 	"github.com/minipipe/minipipe/internal/tlsconf"
 	"github.com/minipipe/minipipe/processors/registry"
 	"github.com/minipipe/minipipe/testkit"
+	"github.com/minipipe/minipipe/topology"
 )
 
 // secureClient speaks HTTPS trusting the test CA.
@@ -266,4 +267,78 @@ func TestExposure(t *testing.T) {
 	if !strings.Contains(p.Log(), "INSECURE") {
 		t.Errorf("--insecure-no-auth started without saying so:\n%s", p.Log())
 	}
+}
+
+// TestKafkaSASLSSL: minipipe reaches Kafka over TLS with SASL. The seed walkthrough and the smallest crash
+// case pass with SCRAM-SHA-512; SCRAM-SHA-256 and PLAIN connect; a wrong password or an unknown CA stops
+// minipipe at once with an error that says so, instead of a retry loop. The test's own tools use the
+// broker's plaintext listener.
+func TestKafkaSASLSSL(t *testing.T) {
+	b := testkit.StartSecureKafka(t)
+	admin := b.Brokers()
+	secure := func(cfg topology.Config, mechanism string) topology.Config {
+		cfg.Brokers = b.Secure()
+		cfg.KafkaTLSCA = b.CA
+		cfg.KafkaSASLMechanism, cfg.KafkaSASLUsername, cfg.KafkaSASLPasswordFile = mechanism, b.User, b.PasswordFile
+		return cfg
+	}
+	t.Run("seed walkthrough, SCRAM-SHA-512", func(t *testing.T) {
+		seedWalkthrough(t, admin, secure(testkit.TestConfig(t, admin), "SCRAM-SHA-512"))
+	})
+	t.Run("crash at commit.intent, SCRAM-SHA-512", func(t *testing.T) {
+		cfg := secure(crashConfig(t, admin), "SCRAM-SHA-512")
+		topic := testkit.Topic(t, "crash")
+		gen := primedTopic(t, admin, cfg, topic)
+		killAt(t, cfg, "commit.intent:3", nil)
+		gen.produce(300)
+		testkit.StartProcess(t, cfg)
+		settle(t, admin, cfg, topic, int(gen.produced.Load()), 2*time.Minute)
+	})
+	for _, mech := range []string{"SCRAM-SHA-256", "PLAIN"} {
+		t.Run(mech, func(t *testing.T) {
+			cfg := secure(testkit.TestConfig(t, admin), mech)
+			p := testkit.StartProcess(t, cfg)
+			if !strings.Contains(p.Log(), "security=\"TLS, SASL "+mech+" as minipipe\"") {
+				t.Fatalf("no connection with %s in the log:\n%s", mech, p.Log())
+			}
+			// The password is nowhere to be seen: not in the log, the metrics, or the topology and its flags.
+			pw, err := os.ReadFile(b.PasswordFile)
+			if err != nil {
+				t.Fatal(err)
+			}
+			password := strings.TrimSpace(string(pw))
+			metrics := testkit.Do(t, "GET", p.HTTP+"/metrics", "")
+			top, _ := exec.Command(testkit.Binary(t), append([]string{"topology", "--format", "json"}, testkit.Args(cfg)[1:]...)...).CombinedOutput()
+			help, _ := exec.Command(testkit.Binary(t), "run", "--help").CombinedOutput()
+			for where, text := range map[string]string{"log": p.Log(), "metrics": string(metrics.Body), "topology": string(top), "help": string(help)} {
+				if strings.Contains(text, password) {
+					t.Errorf("the SASL password is in the %s", where)
+				}
+			}
+		})
+	}
+	refused := func(t *testing.T, cfg topology.Config, want string) {
+		t.Helper()
+		start := time.Now()
+		out, err := exec.Command(testkit.Binary(t), testkit.Args(cfg)...).CombinedOutput()
+		if err == nil || !strings.Contains(string(out), want) || !strings.Contains(string(out), "Kafka refused the connection's credentials or TLS settings") {
+			t.Fatalf("want an exit saying %q: %v\n%s", want, err, out)
+		}
+		if d := time.Since(start); d > 30*time.Second {
+			t.Fatalf("took %v to give up", d)
+		}
+	}
+	t.Run("wrong password", func(t *testing.T) {
+		cfg := secure(testkit.TestConfig(t, admin), "SCRAM-SHA-512")
+		cfg.KafkaSASLPasswordFile = filepath.Join(t.TempDir(), "password")
+		if err := os.WriteFile(cfg.KafkaSASLPasswordFile, []byte("not-the-password\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		refused(t, cfg, "SASL Authentication failed")
+	})
+	t.Run("unknown CA", func(t *testing.T) {
+		cfg := secure(testkit.TestConfig(t, admin), "SCRAM-SHA-512")
+		cfg.KafkaTLSCA = testkit.NewCerts(t, "").CA
+		refused(t, cfg, "certificate signed by unknown authority")
+	})
 }

@@ -29,6 +29,8 @@ type Config struct {
 	// minipipe's own stages send it again).
 	DeliveryTimeout time.Duration
 	Logger          *slog.Logger
+	// Security: TLS and SASL for every client.
+	Security Security
 }
 
 // Sarama returns a fresh sarama configuration: goka's defaults (its copartitioning rebalance strategy),
@@ -75,6 +77,7 @@ func (c Config) Sarama() *sarama.Config {
 	// whole fetch response as parsed messages.
 	cfg.Consumer.Fetch.Default = 1 << 20
 	cfg.Consumer.MaxWaitTime = 250 * time.Millisecond
+	c.Security.sarama(cfg)
 	return cfg
 }
 

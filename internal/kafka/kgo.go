@@ -24,7 +24,7 @@ func (c Config) ProducerOptions(clientID string) []kgo.Opt {
 	case "zstd":
 		codec = kgo.ZstdCompression()
 	}
-	return []kgo.Opt{
+	return append([]kgo.Opt{
 		kgo.SeedBrokers(c.Brokers...),
 		kgo.ClientID(clientID),
 		kgo.RequiredAcks(kgo.AllISRAcks()),
@@ -37,7 +37,7 @@ func (c Config) ProducerOptions(clientID string) []kgo.Opt {
 		kgo.ProducerBatchMaxBytes(1 << 20),
 		kgo.MaxBufferedRecords(200_000),
 		kgo.WithLogger(kgoLogger{c.logger().With("component", "kafka-producer")}),
-	}
+	}, c.Security.kgo()...)
 }
 
 // javaPartitioner places records as Kafka's Java producer does: a record with Partition >= 0 goes there,
