@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime/debug"
+	"strings"
 	"testing"
 
 	"github.com/spf13/pflag"
@@ -99,5 +100,66 @@ func TestMemoryLimit(t *testing.T) {
 	c.runFlags(fs)
 	if err := fs.Parse([]string{"--memory-limit", "lots"}); err == nil {
 		t.Error("--memory-limit lots accepted")
+	}
+}
+
+// The Kafka security flags: the password from its file (first line) or the environment, and errors that
+// name the flag at fault and never the password.
+func TestKafkaSecurityConfig(t *testing.T) {
+	dir := t.TempDir()
+	pwFile := filepath.Join(dir, "pw")
+	if err := os.WriteFile(pwFile, []byte("s3cret-pw\nignored\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv(KafkaPasswordEnv, "")
+	os.Unsetenv(KafkaPasswordEnv)
+	base := DefaultConfig()
+	for _, tc := range []struct {
+		name string
+		set  func(c *Config)
+		env  string
+		want string // the security's description, or the error's text
+		err  bool
+	}{
+		{"none", func(c *Config) {}, "", "plaintext", false},
+		{"tls with system roots", func(c *Config) { c.KafkaTLS = true }, "", "TLS", false},
+		{"scram from a file", func(c *Config) {
+			c.KafkaSASLMechanism, c.KafkaSASLUsername, c.KafkaSASLPasswordFile = "scram-sha-512", "mp", pwFile
+		}, "", "SASL SCRAM-SHA-512 as mp", false},
+		{"plain from the environment", func(c *Config) { c.KafkaSASLMechanism, c.KafkaSASLUsername = "PLAIN", "mp" }, "env-pw", "SASL PLAIN as mp", false},
+		{"no password", func(c *Config) { c.KafkaSASLMechanism, c.KafkaSASLUsername = "PLAIN", "mp" }, "", "needs --kafka-sasl-password-file or MINIPIPE_KAFKA_SASL_PASSWORD", true},
+		{"no user", func(c *Config) { c.KafkaSASLMechanism, c.KafkaSASLPasswordFile = "PLAIN", pwFile }, "", "needs --kafka-sasl-username", true},
+		{"user without mechanism", func(c *Config) { c.KafkaSASLUsername = "mp" }, "", "needs --kafka-sasl-mechanism", true},
+		{"unknown mechanism", func(c *Config) { c.KafkaSASLMechanism = "GSSAPI" }, "", "--kafka-sasl-mechanism", true},
+		{"missing CA", func(c *Config) { c.KafkaTLSCA = filepath.Join(dir, "nope.pem") }, "", "--kafka-tls-*", true},
+		{"not a CA", func(c *Config) { c.KafkaTLSCA = pwFile }, "", "no PEM certificate", true},
+		{"cert without key", func(c *Config) { c.KafkaTLSCert = pwFile }, "", "both its certificate file and its key file", true},
+	} {
+		if tc.env != "" {
+			t.Setenv(KafkaPasswordEnv, tc.env)
+		} else {
+			os.Unsetenv(KafkaPasswordEnv)
+		}
+		c := base
+		tc.set(&c)
+		s, err := c.KafkaSecurity()
+		if tc.err {
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("%s: error %v, want %q", tc.name, err, tc.want)
+			}
+			if err != nil && strings.Contains(err.Error(), "s3cret") {
+				t.Errorf("%s: the error shows the password", tc.name)
+			}
+			continue
+		}
+		if err != nil || !strings.Contains(s.String(), tc.want) {
+			t.Errorf("%s: %q %v, want %q", tc.name, s.String(), err, tc.want)
+		}
+		if strings.Contains(s.String(), "s3cret") || strings.Contains(s.String(), "env-pw") {
+			t.Errorf("%s: the description shows the password", tc.name)
+		}
+		if tc.name == "scram from a file" && s.Password != "s3cret-pw" || tc.name == "plain from the environment" && s.Password != "env-pw" {
+			t.Errorf("%s: password %q", tc.name, s.Password)
+		}
 	}
 }

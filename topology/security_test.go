@@ -107,6 +107,16 @@ func TestHTTPSecurity(t *testing.T) {
 	p := testkit.StartProcess(t, cfg)
 	c := newSecureClient(t, certs.CA)
 
+	// curl, as the seed's users run it: without credentials 401 and Confluent's body; with them, the answer.
+	out, err := exec.Command("curl", "-s", "--cacert", certs.CA, "-w", "\n%{http_code}", p.Registry+"/subjects").Output()
+	if err != nil || !strings.HasSuffix(string(out), "\n401") || !strings.Contains(string(out), `"error_code":40101`) {
+		t.Fatalf("curl without credentials: %v %s", err, out)
+	}
+	out, err = exec.Command("curl", "-s", "--cacert", certs.CA, "-u", "bob:"+secrets["bob"], "-w", "\n%{http_code}", p.Registry+"/subjects").Output()
+	if err != nil || !strings.HasSuffix(string(out), "\n200") {
+		t.Fatalf("curl -u bob: %v %s", err, out)
+	}
+
 	// Probes stay open; everything else needs credentials.
 	if r := c.do("GET", p.HTTP+"/healthz", "", "", ""); r.status != 200 {
 		t.Fatalf("/healthz: %d %s", r.status, r.body)
@@ -161,13 +171,13 @@ func TestHTTPSecurity(t *testing.T) {
 	if out, err := run(append([]string{"produce", "--schema", pySchema, "--records", recFile, "--basic-auth", "bob:" + secrets["bob"]}, common...)...); err == nil {
 		t.Fatalf("a reader registered a schema through the Python client:\n%s", out)
 	}
-	out, err := run(append([]string{"produce", "--schema", pySchema, "--records", recFile, "--basic-auth", "alice:" + secrets["alice"]}, common...)...)
-	if err != nil || !strings.Contains(out, `"produced": 2`) {
-		t.Fatalf("the Python client as alice: %v\n%s", err, out)
+	py, err := run(append([]string{"produce", "--schema", pySchema, "--records", recFile, "--basic-auth", "alice:" + secrets["alice"]}, common...)...)
+	if err != nil || !strings.Contains(py, `"produced": 2`) {
+		t.Fatalf("the Python client as alice: %v\n%s", err, py)
 	}
-	out, err = run(append([]string{"consume", "--count", "2", "--basic-auth", "bob:" + secrets["bob"]}, common...)...)
-	if err != nil || strings.Count(out, `"amount"`) != 2 {
-		t.Fatalf("the Python client reading as bob: %v\n%s", err, out)
+	py, err = run(append([]string{"consume", "--count", "2", "--basic-auth", "bob:" + secrets["bob"]}, common...)...)
+	if err != nil || strings.Count(py, `"amount"`) != 2 {
+		t.Fatalf("the Python client reading as bob: %v\n%s", err, py)
 	}
 
 	// Who changed the registry: alice registered the Python client's schema, carol the REST one's.
