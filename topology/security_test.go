@@ -331,7 +331,7 @@ func TestKafkaSASLSSL(t *testing.T) {
 		t.Helper()
 		start := time.Now()
 		out, err := exec.Command(testkit.Binary(t), testkit.Args(cfg)...).CombinedOutput()
-		if err == nil || !strings.Contains(string(out), want) || !strings.Contains(string(out), "Kafka refused the connection's credentials or TLS settings") {
+		if err == nil || !strings.Contains(string(out), want) || !strings.Contains(string(out), "the Kafka connection's credentials or TLS settings were refused") {
 			t.Fatalf("want an exit saying %q: %v\n%s", want, err, out)
 		}
 		if d := time.Since(start); d > 30*time.Second {

@@ -138,7 +138,7 @@ func (c *scramClient) Done() bool { return c.conv.Done() }
 
 // ErrAuth marks an error that retrying cannot fix: the broker refused minipipe's credentials or its TLS
 // handshake failed (an unknown certificate authority, a wrong server name).
-var ErrAuth = errors.New("Kafka refused the connection's credentials or TLS settings")
+var ErrAuth = errors.New("the Kafka connection's credentials or TLS settings were refused")
 
 // Fatal says whether err is a refusal of credentials or TLS settings, which retrying cannot fix, and
 // wraps it with ErrAuth.
