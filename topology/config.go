@@ -336,6 +336,9 @@ func (c *Config) validate() error {
 	if err := parquet.CheckLevel(c.ParquetCompression, c.ParquetLevel); err != nil {
 		return fmt.Errorf("--parquet-compression-level: %w", err)
 	}
+	if c.MemoryLimit.N > 0 && c.MemoryLimit.N < minMemoryLimit {
+		return fmt.Errorf("--memory-limit %s: at least 128MiB (or 0 for none)", c.MemoryLimit.String())
+	}
 	if (c.TLSCert == "") != (c.TLSKey == "") {
 		return fmt.Errorf("--tls-cert and --tls-key go together")
 	}

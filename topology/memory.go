@@ -35,10 +35,11 @@ func ParseByteSize(s string) (int64, error) {
 		}
 	}
 	v, err := strconv.ParseFloat(t, 64)
-	if err != nil || v < 0 || math.IsNaN(v) || v*mult >= math.MaxInt64 {
+	n := math.Round(v * mult)
+	if err != nil || v < 0 || math.IsNaN(v) || n >= math.MaxInt64 || v > 0 && n == 0 {
 		return 0, fmt.Errorf("%q is not a size in bytes (for example 1GiB, 512MiB or 1073741824)", s)
 	}
-	return int64(v * mult), nil
+	return int64(n), nil
 }
 
 func (b *ByteSize) Set(s string) error {
@@ -63,6 +64,10 @@ func (b *ByteSize) String() string {
 }
 
 func (b *ByteSize) Type() string { return "bytes" }
+
+// minMemoryLimit is the least --memory-limit minipipe takes (other than 0, none): below it the collector
+// would run all the time.
+const minMemoryLimit = 128 << 20
 
 // defaultWriteBudget is the commit stage's budget with no memory limit.
 const defaultWriteBudget = 256 << 20

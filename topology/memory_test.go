@@ -34,6 +34,8 @@ func TestParseByteSize(t *testing.T) {
 		{"NaN", 0, true},
 		{"1e30", 0, true},
 		{"9999999TiB", 0, true},
+		{"4.35MB", 4_350_000, false},
+		{"0.4", 0, true}, // less than a byte: refused rather than taken as 0 (none)
 	} {
 		got, err := ParseByteSize(tc.in)
 		if (err != nil) != tc.err || got != tc.want {
@@ -100,6 +102,11 @@ func TestMemoryLimit(t *testing.T) {
 	c.runFlags(fs)
 	if err := fs.Parse([]string{"--memory-limit", "lots"}); err == nil {
 		t.Error("--memory-limit lots accepted")
+	}
+	small := DefaultConfig()
+	small.MemoryLimit = ByteSize{N: 1 << 20, Given: true}
+	if err := small.validate(); err == nil || !strings.Contains(err.Error(), "at least 128MiB") {
+		t.Errorf("--memory-limit 1MiB: %v", err)
 	}
 }
 

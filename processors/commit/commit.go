@@ -383,13 +383,19 @@ func (p *partWriter) account() (mine int64, largest *openFile, total int64, hold
 // budget keeps the open files of the instance within the write budget (with p.mu held): when they hold
 // more, this partition, if it holds more than an equal share, commits its largest files until it does not.
 // A backlog spread over many table partitions (or a long rotate interval) then makes smaller files, not more
-// memory. Every partition holding files meets the check on its next record.
+// memory. Every partition holding files meets the check on its next record, and every second (an idle
+// partition holding large files too). A file is not ended early while it holds less than minEarlyBytes,
+// unless its partition holds twice its share: a budget split many ways does not cut files of a few rows.
+// e is the record being handled (nil from the clock).
 func (p *partWriter) budget(e *acks.Entry) {
 	c := p.c
 	for {
 		mine, largest, total, holders := p.account()
-		if c.cfg.WriteBudget <= 0 || p.fatal != nil || largest == nil || total <= c.cfg.WriteBudget ||
-			mine <= c.cfg.WriteBudget/int64(max(holders, 1)) {
+		if c.cfg.WriteBudget <= 0 || p.fatal != nil || largest == nil || total <= c.cfg.WriteBudget {
+			return
+		}
+		share := c.cfg.WriteBudget / int64(max(holders, 1))
+		if mine <= share || largest.w.Buffered() < minEarlyBytes && mine <= 2*share {
 			return
 		}
 		c.cfg.Metrics.unplanned.WithLabelValues("memory").Inc()
@@ -401,6 +407,9 @@ func (p *partWriter) budget(e *acks.Entry) {
 	}
 }
 
+// minEarlyBytes is the least a file holds before the write budget ends it early (see budget).
+const minEarlyBytes = 4 << 20
+
 // die stops the partition: the error goes to goka, which stops the processor; every message not
 // committed is redelivered to whoever takes the partition next.
 func (p *partWriter) die(e *acks.Entry, err error) {
@@ -411,7 +420,9 @@ func (p *partWriter) die(e *acks.Entry, err error) {
 		_ = f.file.Close()
 	}
 	p.files = map[string]*openFile{}
-	p.acks.Fail(e, err)
+	if e != nil {
+		p.acks.Fail(e, err)
+	}
 	go p.acks.FailAll(err)
 }
 
@@ -945,7 +956,7 @@ func (p *partWriter) overdue(now time.Time) {
 	c := p.c
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	defer p.account() // files committed here, or a memory estimate grown by encoders since the last record
+	defer p.budget(nil) // files committed here, estimates grown by the encoders, a budget other partitions filled
 	if p.fatal != nil || !p.ready {
 		return
 	}

@@ -519,14 +519,16 @@ func TestOverdueSeal(t *testing.T) {
 }
 
 // TestWriteBudget: with more open files' memory than the instance's budget, the partition commits its
-// largest files early; every row is committed once, and what stays open fits the budget.
+// largest files early; every row is committed once, and what stays open fits the budget (twice it while
+// every file is below minEarlyBytes, which these are).
 func TestWriteBudget(t *testing.T) {
 	h := newHarness(t, layout.Rotation{}, 64)
-	h.c.cfg.WriteBudget = 200 // bytes: a few batches of the harness's rows
+	paths := []string{"dt=a", "dt=b", "dt=c", "dt=d", "dt=e", "dt=f", "dt=g", "dt=h"}
+	h.c.cfg.WriteBudget = 24 << 10 // two or three of the harness's small files
 	sent := map[string]int64{}
 	off := int64(0)
 	for round := 0; round < 6; round++ {
-		for _, path := range []string{"dt=a", "dt=b", "dt=c", "dt=d"} {
+		for _, path := range paths {
 			var offs []int64
 			for i := 0; i < 40; i++ {
 				offs = append(offs, off)
@@ -534,8 +536,8 @@ func TestWriteBudget(t *testing.T) {
 			}
 			h.send(h.p, off, h.batch(path, 0, 1, offs...))
 			sent[path] += int64(len(offs))
-			if total := int64(testutil.ToFloat64(h.c.cfg.Metrics.buffered)); total > h.c.cfg.WriteBudget {
-				t.Fatalf("round %d, %s: the open files hold %d bytes, over the budget of %d", round, path, total, h.c.cfg.WriteBudget)
+			if total := int64(testutil.ToFloat64(h.c.cfg.Metrics.buffered)); total > 2*h.c.cfg.WriteBudget {
+				t.Fatalf("round %d, %s: the open files hold %d bytes, over twice the budget of %d", round, path, total, h.c.cfg.WriteBudget)
 			}
 		}
 	}
@@ -543,12 +545,12 @@ func TestWriteBudget(t *testing.T) {
 	if early == 0 {
 		t.Fatal("no file was committed early")
 	}
-	for _, path := range []string{"dt=a", "dt=b", "dt=c", "dt=d"} {
+	for _, path := range paths {
 		h.sealOnly(h.p, off, path, 0, off)
 		off++
 	}
 	var rows, files int64
-	for _, path := range []string{"dt=a", "dt=b", "dt=c", "dt=d"} {
+	for _, path := range paths {
 		k := h.p.st.Keys[envelope.Key("t", 1, path)]
 		if k == nil || k.Rows != sent[path] {
 			t.Fatalf("%s: committed %+v, sent %d rows", path, k, sent[path])
@@ -556,8 +558,50 @@ func TestWriteBudget(t *testing.T) {
 		rows += k.Rows
 		files += int64(k.Files)
 	}
-	if got := len(h.committed()); int64(got) != files || files <= 4 {
+	if got := len(h.committed()); int64(got) != files || files <= int64(len(paths)) {
 		t.Fatalf("%d files listed, %d in the manifest (want more than one per table partition)", got, files)
 	}
+	if total := testutil.ToFloat64(h.c.cfg.Metrics.buffered); total != 0 {
+		t.Fatalf("%v bytes still counted with every file committed", total)
+	}
 	t.Logf("%d rows in %d files, %v commits forced by the budget", rows, files, early)
+}
+
+// TestWriteBudgetIdlePartition: a partition holding more than its share goes quiet while another starts
+// writing; the clock's check commits its largest files even though no record reaches it.
+func TestWriteBudgetIdlePartition(t *testing.T) {
+	h := newHarness(t, layout.Rotation{}, 64)
+	h.c.cfg.WriteBudget = 24 << 10
+	p1, p2 := h.p, h.newPart()
+	p2.id = 1
+	off := int64(0)
+	fill := func(p *partWriter, path string) {
+		var offs []int64
+		for i := 0; i < 40; i++ {
+			offs = append(offs, off)
+			off++
+		}
+		h.send(p, off, h.batch(path, int32(p.id), 1, offs...))
+	}
+	for _, path := range []string{"dt=a", "dt=b", "dt=c", "dt=d", "dt=e"} {
+		fill(p1, path) // alone, p1 may hold twice the budget in small files
+	}
+	held := func(p *partWriter) int64 {
+		var n int64
+		for _, f := range p.files {
+			n += f.w.Buffered()
+		}
+		return n
+	}
+	before := held(p1)
+	if before <= h.c.cfg.WriteBudget {
+		t.Fatalf("p1 holds %d bytes: the test needs more than the budget", before)
+	}
+	fill(p2, "dt=x")
+	fill(p2, "dt=y")
+	early := testutil.ToFloat64(h.c.cfg.Metrics.unplanned.WithLabelValues("memory"))
+	p1.overdue(time.Now())
+	if after := held(p1); after > h.c.cfg.WriteBudget || testutil.ToFloat64(h.c.cfg.Metrics.unplanned.WithLabelValues("memory")) == early {
+		t.Fatalf("the idle partition still holds %d bytes (was %d; twice its share is %d)", after, before, h.c.cfg.WriteBudget)
+	}
 }

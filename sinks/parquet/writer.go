@@ -372,16 +372,22 @@ func (w *Writer) Rows() int64 { return w.rows }
 // last batch encoded).
 func (w *Writer) Bytes() int64 { return w.out.n.Load() + w.pending.Load() }
 
-// Buffered estimates the memory the file holds: its builders (reserved at the last batch's size), the
-// batches waiting for or in the encoder, the pages being filled (up to a data page per column, and about a
-// batch in all) and its open row group as compressed so far.
+// Buffered estimates the memory the file holds: its builders (reserved at the last batch's size; before
+// the first batch, twice the Avro bytes gathered plus 8 bytes a value), the batches waiting for or in the
+// encoder, the pages being filled (up to a data page per column, and about a batch in all), its open row
+// group as compressed so far, and a fixed 8 KiB a column for the encoders' own state (column writers,
+// dictionary hash tables).
 func (w *Writer) Buffered() int64 {
 	if w.closed {
 		return 0
 	}
-	builders := max(int64(w.bytes), w.lastMem)
-	pages := min(int64(len(w.schema.Fields()))*parquet.DefaultDataPageSize, w.lastMem)
-	return builders + w.inflight.Load() + pages + w.pending.Load()
+	cols := int64(w.schema.NumFields())
+	builders := w.lastMem
+	if builders == 0 {
+		builders = 2*int64(w.bytes) + 8*int64(w.batch)*cols
+	}
+	pages := min(cols*parquet.DefaultDataPageSize, w.lastMem)
+	return builders + w.inflight.Load() + pages + w.pending.Load() + cols*8<<10
 }
 
 // Close flushes everything and writes the footer; it does not close the underlying writer.
