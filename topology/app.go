@@ -296,6 +296,9 @@ func (a *App) security(ctx context.Context) (*auth.Authenticator, *tls.Config, e
 		}
 		serverTLS = certs.ServerConfig()
 	}
+	if a.ksec.Mechanism == kafka.SASLPlain && a.ksec.TLS == nil {
+		a.log.Warn("SASL PLAIN without TLS sends the Kafka password in clear: give --kafka-tls or --kafka-tls-ca")
+	}
 	if exposed := a.cfg.exposed(); len(exposed) > 0 {
 		switch {
 		case authn == nil:

@@ -146,7 +146,8 @@ func readPassword(in io.Reader, prompt io.Writer, name string) ([]byte, error) {
 }
 
 // editUsers changes a users file under an exclusive lock and replaces it atomically (temp file, fsync,
-// rename, fsync of the directory), mode 0600. A missing file starts empty.
+// rename, fsync of the directory), keeping its owner, group and mode (0600 for a new file). A missing file
+// starts empty.
 func editUsers(file string, edit func([]auth.User) ([]auth.User, error)) error {
 	if file == "" {
 		return errors.New("--auth-file: which users file?")
@@ -161,6 +162,7 @@ func editUsers(file string, edit func([]auth.User) ([]auth.User, error)) error {
 		return fmt.Errorf("users file lock: %w", err)
 	}
 	var users []auth.User
+	mode, uid, gid := os.FileMode(0o600), -1, -1
 	b, err := os.ReadFile(file)
 	switch {
 	case errors.Is(err, os.ErrNotExist):
@@ -169,6 +171,14 @@ func editUsers(file string, edit func([]auth.User) ([]auth.User, error)) error {
 	default:
 		if users, err = auth.ParseFile(b); err != nil {
 			return fmt.Errorf("%s: %w", file, err)
+		}
+		// The new file keeps the old one's owner, group and mode: minipipe, perhaps running as another
+		// account than this command, must still read it.
+		if st, err := os.Stat(file); err == nil {
+			mode = st.Mode().Perm()
+			if sys, ok := st.Sys().(*syscall.Stat_t); ok {
+				uid, gid = int(sys.Uid), int(sys.Gid)
+			}
 		}
 	}
 	if users, err = edit(users); err != nil {
@@ -179,9 +189,15 @@ func editUsers(file string, edit func([]auth.User) ([]auth.User, error)) error {
 		return err
 	}
 	defer os.Remove(tmp.Name())
-	if err := tmp.Chmod(0o600); err != nil {
+	if err := tmp.Chmod(mode); err != nil {
 		tmp.Close()
 		return err
+	}
+	if uid >= 0 && (uid != os.Geteuid() || gid != os.Getegid()) {
+		if err := tmp.Chown(uid, gid); err != nil {
+			tmp.Close()
+			return fmt.Errorf("%s belongs to uid %d, gid %d, and a copy could not be given to them (run this as that user or as root; the file is unchanged): %w", file, uid, gid, err)
+		}
 	}
 	if _, err := tmp.Write(auth.FormatFile(users)); err != nil {
 		tmp.Close()

@@ -83,6 +83,8 @@ ssl.keystore.location=$dir/tls/server.p12
 ssl.keystore.password=$(cat "$dir/tls/keystore.password")"
     scram=(--add-scram "SCRAM-SHA-512=[name=minipipe,password=$pw]" --add-scram "SCRAM-SHA-256=[name=minipipe,password=$pw]")
   fi
+  # It may hold the SASL and keystore passwords: readable by this user only.
+  (umask 077; : > "$dir/server.properties")
   cat > "$dir/server.properties" <<PROPS
 process.roles=broker,controller
 node.id=1

@@ -31,10 +31,11 @@ type Authenticator struct {
 	log  *slog.Logger
 	now  func() time.Time
 
-	mu    sync.RWMutex
-	users map[string]*User
-	gen   uint64
-	sum   [32]byte // of the file as last read
+	reloadMu sync.Mutex // one Reload at a time: a slow one must not overwrite a newer file's users
+	mu       sync.RWMutex
+	users    map[string]*User
+	gen      uint64
+	sum      [32]byte // of the file as last read
 
 	cacheKey [32]byte
 	cacheMu  sync.Mutex
@@ -105,6 +106,8 @@ func (a *Authenticator) Users() int {
 
 // Reload reads the users file again; it reports whether it changed. On an error the users stay as they were.
 func (a *Authenticator) Reload() (bool, error) {
+	a.reloadMu.Lock()
+	defer a.reloadMu.Unlock()
 	b, err := os.ReadFile(filepath.Clean(a.path))
 	if err != nil {
 		return false, fmt.Errorf("users file: %w", err)
@@ -121,14 +124,21 @@ func (a *Authenticator) Reload() (bool, error) {
 		return false, fmt.Errorf("users file %s: %w", a.path, err)
 	}
 	users := make(map[string]*User, len(list))
+	dummy, most := "", -1
 	for i := range list {
 		users[list[i].Name] = &list[i]
+		if c := hashCost(list[i].Hash); c > most {
+			dummy, most = list[i].Hash, c
+		}
 	}
 	if st, err := os.Stat(a.path); err == nil && st.Mode().Perm()&0o077 != 0 {
 		a.log.Warn("the users file can be read by other users of this machine: chmod 600 it", "file", a.path, "mode", st.Mode().Perm().String())
 	}
 	a.mu.Lock()
 	a.users, a.sum = users, sum
+	if dummy != "" {
+		a.dummy = dummy // an unknown user costs what the costliest known one does
+	}
 	a.gen++
 	a.mu.Unlock()
 	a.cacheMu.Lock()
@@ -180,7 +190,7 @@ func (a *Authenticator) Authenticate(ctx context.Context, addr, name, password s
 	mac.Sum(key[:0])
 
 	a.mu.RLock()
-	u, gen := a.users[name], a.gen
+	u, gen, dummy := a.users[name], a.gen, a.dummy
 	a.mu.RUnlock()
 	now := a.now()
 	a.cacheMu.Lock()
@@ -189,25 +199,28 @@ func (a *Authenticator) Authenticate(ctx context.Context, addr, name, password s
 	if hit && c.gen == gen && now.Before(c.expires) && u != nil {
 		return u, nil
 	}
-	if !a.limiter.allowed(addr, now) {
+	// A try that is not remembered takes a token first, given back if it succeeds: requests in flight at
+	// once cannot each pass a check made before the others failed.
+	if !a.limiter.take(addr, now) {
 		return nil, ErrTooMany
 	}
 	select {
 	case a.hashing <- struct{}{}:
 	case <-ctx.Done():
+		a.limiter.refund(addr)
 		return nil, ctx.Err()
 	}
 	ok := false
 	if u != nil {
 		ok = verify(u.Hash, []byte(password))
 	} else {
-		verify(a.dummy, []byte(password))
+		verify(dummy, []byte(password))
 	}
 	<-a.hashing
 	if !ok {
-		a.limiter.fail(addr, now)
 		return nil, ErrBadLogin
 	}
+	a.limiter.refund(addr)
 	a.cacheMu.Lock()
 	if len(a.cache) >= cacheEntries {
 		clear(a.cache)
@@ -280,6 +293,9 @@ func Protect(a *Authenticator, rule Rule, next http.Handler) http.Handler {
 			return
 		case err != nil:
 			if errors.Is(err, ErrBadLogin) {
+				if len(name) > 64 {
+					name = name[:64] + "…"
+				}
 				a.log.Warn("failed login", "user", name, "client", ClientAddr(r), "method", r.Method, "path", r.URL.Path)
 			}
 			unauthorized(w, err)
@@ -353,21 +369,12 @@ func limitKey(addr string) string {
 	return ip.Mask(net.CIDRMask(64, 128)).String() + "/64"
 }
 
-// allowed says whether addr may try a login that is not remembered.
-func (l *limiter) allowed(addr string, now time.Time) bool {
-	addr = limitKey(addr)
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	b := l.buckets[addr]
-	if b == nil {
-		return true
-	}
-	l.refill(b, now)
-	return b.tokens >= 1
-}
+// overflow is the bucket shared by new addresses once the table is full: an attacker with many addresses
+// gets no fresh allowance by adding more.
+const overflow = "(overflow)"
 
-// fail takes a token from addr's bucket.
-func (l *limiter) fail(addr string, now time.Time) {
+// take takes a token from addr's bucket: false when there is none left.
+func (l *limiter) take(addr string, now time.Time) bool {
 	addr = limitKey(addr)
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -376,17 +383,38 @@ func (l *limiter) fail(addr string, now time.Time) {
 		if len(l.buckets) >= maxBuckets {
 			for k, v := range l.buckets { // drop the buckets that have refilled
 				l.refill(v, now)
-				if v.tokens >= l.burst {
+				if v.tokens >= l.burst && k != overflow {
 					delete(l.buckets, k)
 				}
 			}
-			if len(l.buckets) >= maxBuckets {
-				clear(l.buckets)
-			}
 		}
-		b = &bucket{tokens: l.burst, at: now}
-		l.buckets[addr] = b
+		if len(l.buckets) >= maxBuckets {
+			addr = overflow
+			b = l.buckets[addr]
+		}
+		if b == nil {
+			b = &bucket{tokens: l.burst, at: now}
+			l.buckets[addr] = b
+		}
 	}
 	l.refill(b, now)
-	b.tokens = max(0, b.tokens-1)
+	if b.tokens < 1 {
+		return false
+	}
+	b.tokens--
+	return true
+}
+
+// refund gives back the token of a try that succeeded.
+func (l *limiter) refund(addr string) {
+	addr = limitKey(addr)
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	b := l.buckets[addr]
+	if b == nil {
+		b = l.buckets[overflow]
+	}
+	if b != nil {
+		b.tokens = min(l.burst, b.tokens+1)
+	}
 }

@@ -301,6 +301,46 @@ func TestWatch(t *testing.T) {
 	}
 }
 
+// TestLimiterUnderConcurrency: failed logins sent all at once from one address get no more tries than the
+// allowance (a check made before any of them failed must not let them all through).
+func TestLimiterUnderConcurrency(t *testing.T) {
+	path := writeUsers(t, "", map[string][2]string{"a": {"pw", "reader"}})
+	a, err := Open(path, WithLogger(slog.New(slog.NewTextHandler(io.Discard, nil))), WithFailureLimit(3, time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	results := make(chan error, 40)
+	for i := 0; i < 40; i++ {
+		go func() {
+			_, err := a.Authenticate(context.Background(), "10.9.9.9", "a", "wrong")
+			results <- err
+		}()
+	}
+	tried := 0
+	for i := 0; i < 40; i++ {
+		switch err := <-results; {
+		case errors.Is(err, ErrBadLogin):
+			tried++
+		case !errors.Is(err, ErrTooMany):
+			t.Fatalf("unexpected %v", err)
+		}
+	}
+	if tried > 3 {
+		t.Fatalf("%d wrong passwords were tried, the allowance is 3", tried)
+	}
+	// Success gives its token back: a right password after two wrong ones leaves one try, not zero.
+	b, _ := Open(path, WithLogger(slog.New(slog.NewTextHandler(io.Discard, nil))), WithFailureLimit(3, time.Hour))
+	for _, pw := range []string{"x", "y", "pw"} {
+		_, _ = b.Authenticate(context.Background(), "10.9.9.8", "a", pw)
+	}
+	if _, err := b.Authenticate(context.Background(), "10.9.9.8", "a", "z"); !errors.Is(err, ErrBadLogin) {
+		t.Fatalf("the third wrong try: %v", err)
+	}
+	if _, err := b.Authenticate(context.Background(), "10.9.9.8", "a", "z"); !errors.Is(err, ErrTooMany) {
+		t.Fatalf("the fourth wrong try: %v", err)
+	}
+}
+
 func TestRules(t *testing.T) {
 	for _, tc := range []struct {
 		rule         Rule
@@ -321,7 +361,10 @@ func TestRules(t *testing.T) {
 		{RESTRule, "POST", "/consumers/g", Admin, false},
 		{RegistryRule, "GET", "/subjects/s/versions/1", Reader, false},
 		{RegistryRule, "POST", "/subjects/s", Reader, false},
-		{RegistryRule, "POST", "/subjects/a%2Fb", Reader, false},
+		{RegistryRule, "POST", "/subjects/a%2Fb", Admin, false}, // decoded, it would be another route: the stricter
+		{RegistryRule, "POST", "/%73ubjects/x/versions", Admin, false},
+		{OpsRule, "GET", "/%64ebug/pprof/heap", Admin, false},
+		{OpsRule, "GET", "/%68ealthz", Admin, false},
 		{RegistryRule, "POST", "/subjects/a%2Fb/versions", RegistryWriter, false},
 		{RegistryRule, "POST", "/subjects/s/versions/", RegistryWriter, false},
 		{RegistryRule, "POST", "/subjects/s/versions/..", Reader, false}, // the router redirects it to the lookup

@@ -6,61 +6,70 @@ import (
 	"strings"
 )
 
-// The rules of minipipe's listeners. They go by method and path only, cleaned as the router cleans it, and
-// err on the strict side: a request whose route is unclear needs admin.
+// The rules of minipipe's listeners. They go by method and path only, and err on the strict side: a
+// request whose route is unclear needs admin. The router matches decoded path segments ("/%64ebug" is
+// "/debug") while a subject may hold an encoded slash ("a%2Fb"), so each rule is judged on the path both
+// decoded and as sent, cleaned as the router cleans it; when the two disagree, the request needs admin.
 
-func cleanPath(r *http.Request) string {
-	p := r.URL.EscapedPath()
-	if p == "" {
-		return "/"
+func judged(rule func(method, path string) (Role, bool)) Rule {
+	return func(r *http.Request) (Role, bool) {
+		raw, dec := r.URL.EscapedPath(), r.URL.Path
+		if raw == "" {
+			raw = "/"
+		}
+		if dec == "" {
+			dec = "/"
+		}
+		n1, o1 := rule(r.Method, path.Clean(raw))
+		n2, o2 := rule(r.Method, path.Clean(dec))
+		if n1 != n2 || o1 != o2 {
+			return Admin, false
+		}
+		return n1, o1
 	}
-	return path.Clean(p)
 }
 
-func readOnly(r *http.Request) bool { return r.Method == http.MethodGet || r.Method == http.MethodHead }
+func readOnly(method string) bool { return method == http.MethodGet || method == http.MethodHead }
 
 // RegistryRule is the Schema Registry API's: reads, schema lookups under a subject and compatibility checks
 // need reader; registering and compatibility levels registry-writer; deletes and modes admin.
-func RegistryRule(r *http.Request) (Role, bool) {
-	p := cleanPath(r)
+var RegistryRule = judged(func(method, p string) (Role, bool) {
 	switch {
-	case readOnly(r):
+	case readOnly(method):
 		return Reader, false
-	case r.Method == http.MethodPost && strings.HasPrefix(p, "/compatibility/"):
+	case method == http.MethodPost && strings.HasPrefix(p, "/compatibility/"):
 		return Reader, false
-	case r.Method == http.MethodPost && strings.HasPrefix(p, "/subjects/") && !strings.Contains(p[len("/subjects/"):], "/"):
+	case method == http.MethodPost && strings.HasPrefix(p, "/subjects/") && !strings.Contains(p[len("/subjects/"):], "/"):
 		return Reader, false // POST /subjects/{subject}: is this schema registered?
-	case r.Method == http.MethodPost && strings.HasPrefix(p, "/subjects/") && strings.HasSuffix(p, "/versions"):
+	case method == http.MethodPost && strings.HasPrefix(p, "/subjects/") && strings.HasSuffix(p, "/versions"):
 		return RegistryWriter, false
-	case r.Method == http.MethodPut && (p == "/config" || strings.HasPrefix(p, "/config/")):
+	case method == http.MethodPut && (p == "/config" || strings.HasPrefix(p, "/config/")):
 		return RegistryWriter, false
 	}
 	return Admin, false
-}
+})
 
 // RESTRule is the REST Proxy API's: reads need reader, produce requests producer, the rest admin.
-func RESTRule(r *http.Request) (Role, bool) {
-	p := cleanPath(r)
+var RESTRule = judged(func(method, p string) (Role, bool) {
 	switch {
-	case readOnly(r):
+	case readOnly(method):
 		return Reader, false
-	case r.Method == http.MethodPost && strings.HasPrefix(p, "/topics/"):
+	case method == http.MethodPost && strings.HasPrefix(p, "/topics/"):
 		return Producer, false
 	}
 	return Admin, false
-}
+})
 
 // OpsRule is the --http-addr listener's: /healthz and /readyz are open (probes carry no credentials),
 // profiling needs admin, every other read (/metrics, /topology, the console's pages) reader.
-func OpsRule(r *http.Request) (Role, bool) {
-	p := cleanPath(r)
+var OpsRule = judged(func(method, p string) (Role, bool) {
 	switch {
-	case readOnly(r) && (p == "/healthz" || p == "/readyz"):
+	case readOnly(method) && (p == "/healthz" || p == "/readyz"):
 		return "", true
-	case strings.HasPrefix(p, "/debug/"):
+	case p == "/debug" || strings.HasPrefix(p, "/debug/"):
 		return Admin, false
-	case readOnly(r):
+	case readOnly(method):
 		return Reader, false
 	}
 	return Admin, false
-}
+})

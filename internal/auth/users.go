@@ -152,9 +152,10 @@ const (
 // Limits on the parameters of hashes read from a file: a hash is verified on a failed login, so a file must
 // not make one cost more than this.
 const (
-	maxArgonMemory = 256 * 1024 // KiB
-	maxArgonTime   = 16
-	maxBcryptCost  = 16
+	maxArgonMemory  = 64 * 1024 // KiB
+	maxArgonTime    = 4
+	maxArgonThreads = 4
+	maxBcryptCost   = 12
 )
 
 // HashPassword hashes a password with argon2id in the PHC string format.
@@ -201,8 +202,8 @@ func parseArgon(h string) (*argonHash, error) {
 		case "t":
 			a.time = uint32(n)
 		case "p":
-			if n > 255 {
-				return nil, fmt.Errorf("argon2id parallelism %d", n)
+			if n > maxArgonThreads {
+				return nil, fmt.Errorf("argon2id parallelism %d: at most %d", n, maxArgonThreads)
 			}
 			a.threads = uint8(n)
 		default:
@@ -240,6 +241,18 @@ func checkHash(h string) error {
 		return nil
 	}
 	return errors.New("the password hash is neither bcrypt ($2a$, $2b$, $2y$) nor argon2id ($argon2id$)")
+}
+
+// hashCost orders hashes by what verifying them costs (argon2id: memory × passes; bcrypt: 2^cost rounds
+// scaled alike); -1 for a hash that cannot be read.
+func hashCost(h string) int {
+	if a, err := parseArgon(h); err == nil {
+		return int(a.memory) * int(a.time)
+	}
+	if c, err := bcrypt.Cost([]byte(h)); err == nil {
+		return (1 << c) * 8 // bcrypt cost 12 ≈ argon2id 19 MiB × 2 on this scale
+	}
+	return -1
 }
 
 // verify checks a password against a hash in constant time.

@@ -137,23 +137,37 @@ func (c *scramClient) Step(challenge string) (string, error) { return c.conv.Ste
 func (c *scramClient) Done() bool { return c.conv.Done() }
 
 // ErrAuth marks an error that retrying cannot fix: the broker refused minipipe's credentials or its TLS
-// handshake failed (an unknown certificate authority, a wrong server name).
+// handshake failed for good (an unknown certificate authority, a wrong server name, a plaintext port).
 var ErrAuth = errors.New("the Kafka connection's credentials or TLS settings were refused")
 
+// permanentTLS are the TLS failures that say the settings are wrong, not that the network hiccuped.
+var permanentTLS = []string{
+	"x509: ",
+	"first record does not look like a TLS handshake",
+	"tls: bad certificate",
+	"tls: unknown certificate authority",
+	"tls: certificate required",
+	"tls: unknown certificate",
+	"tls: unsupported certificate",
+	"tls: certificate unknown",
+	"tls: protocol version not supported",
+}
+
 // Fatal says whether err is a refusal of credentials or TLS settings, which retrying cannot fix, and
-// wraps it with ErrAuth.
+// wraps it with ErrAuth; nil otherwise.
 func Fatal(err error) error {
 	if err == nil {
 		return nil
 	}
-	msg := err.Error()
 	var certErr *tls.CertificateVerificationError
-	switch {
-	case errors.Is(err, sarama.ErrSASLAuthenticationFailed), errors.Is(err, sarama.ErrIllegalSASLState),
-		errors.Is(err, sarama.ErrUnsupportedSASLMechanism), errors.As(err, &certErr),
-		strings.Contains(msg, "SASL_AUTHENTICATION_FAILED"), strings.Contains(msg, "Authentication failed"),
-		strings.Contains(msg, "x509: "), strings.Contains(msg, "tls: "):
-		return fmt.Errorf("%w: %w", ErrAuth, err)
+	fatal := errors.Is(err, sarama.ErrSASLAuthenticationFailed) || errors.Is(err, sarama.ErrIllegalSASLState) ||
+		errors.Is(err, sarama.ErrUnsupportedSASLMechanism) || errors.As(err, &certErr)
+	msg := err.Error()
+	for _, s := range append([]string{"SASL_AUTHENTICATION_FAILED", "SASL Authentication failed"}, permanentTLS...) {
+		fatal = fatal || strings.Contains(msg, s)
 	}
-	return nil
+	if !fatal {
+		return nil
+	}
+	return fmt.Errorf("%w: %w", ErrAuth, err)
 }
