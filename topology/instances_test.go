@@ -235,8 +235,11 @@ func manyInstances(t *testing.T, base topology.Config, brokers []string) (topolo
 			t.Logf("frozen for %s; checkpoints since: %v", time.Since(start).Round(time.Second), cps)
 			break
 		}
-		if time.Since(start) > 90*time.Second {
-			t.Fatalf("commit partitions did not pass two checkpoints in 90s: %v (heads %v)", cps, heads)
+		// On HDFS a partition taken from a frozen owner that was writing a file waits for the NameNode to
+		// recover that file's lease: the frozen client stops renewing it and the soft limit is 60 s (seen:
+		// two checkpoints of every partition after 64 s with 33 files open; a run at 90 s failed once).
+		if time.Since(start) > 150*time.Second {
+			t.Fatalf("commit partitions did not pass two checkpoints in 150s: %v (heads %v)", cps, heads)
 		}
 	}
 	if err := procs[frozen].Signal(syscall.SIGCONT); err != nil {
