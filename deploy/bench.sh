@@ -4,7 +4,7 @@
 #   2. topic → committed Parquet: a topic filled beforehand, drained by a fresh pipeline;
 #   3. replay: the same table rebuilt from its topic into a new generation;
 #   3a. wide records (~1.1 KB, 30 fields) into zstd Parquet, beside franz-go's raw read of the same topic, then
-#       from a backlog four times as large (the peak memory of both);
+#       the same topic at zstd level 3, then from a backlog four times as large (the peak memory of both);
 #   3b. one, two and three instances of one pipeline draining the same kind of topic (rows spread over eight
 #      days, so eight table partitions for the commit stage to share), rows/s of each and in total;
 #   4. the seed's whole stack: records produced while minipipe writes Parquet to HDFS and registers the table in
@@ -89,6 +89,12 @@ echo "|---|---|---|---|---|---|---|"
 start_minipipe --topics benchwide --parquet-compression zstd --rotate-interval 1s
 ./bin/minipipe-bench drain --http "http://127.0.0.1:$http" --records "$wide" --input-bytes "$wide_bytes" --label "wide records → zstd Parquet"
 peak_rss "minipipe (wide records)" "$mp_pid" 2>&1
+# The same topic again at zstd level 3 (parquet-mr's and DuckDB's default; minipipe's is 1, as Arrow C++'s):
+# a pipeline of its own, with its own state and warehouse.
+stop_minipipe
+start_minipipe --topics benchwide --parquet-compression zstd --parquet-compression-level 3 --rotate-interval 1s \
+  --pipeline-name benchz3 --data-dir "$work/data-z3" --warehouse "file://$work/wh-z3"
+./bin/minipipe-bench drain --http "http://127.0.0.1:$http" --records "$wide" --input-bytes "$wide_bytes" --label "the same at zstd level 3"
 # The same drain from a backlog four times as large: --memory-limit (1GiB by default) and the commit stage's
 # write budget keep the peak where it was.
 big=${MINIPIPE_BENCH_WIDE_BACKLOG:-$((wide * 4))}

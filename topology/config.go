@@ -195,7 +195,7 @@ func (c *Config) runFlags(fs *pflag.FlagSet) {
 	fs.DurationVar(&c.DeliveryTimeout, "kafka-delivery-timeout", c.DeliveryTimeout, "how long a record minipipe produces waits for the broker before that attempt fails (the pipeline's own records are then sent again)")
 	fs.DurationVar(&c.RowsRetention, "rows-retention", c.RowsRetention, "the least retention of the repartition topic: how long the commit stage may be down before rows acknowledged upstream are lost (minipipe refuses to start when it cannot set it)")
 	fs.StringVar(&c.ParquetCompression, "parquet-compression", c.ParquetCompression, "snappy, zstd, gzip or none")
-	fs.IntVar(&c.ParquetLevel, "parquet-compression-level", c.ParquetLevel, "zstd 1–22 or gzip 1–9; 0 is the codec's default (zstd 3)")
+	fs.IntVar(&c.ParquetLevel, "parquet-compression-level", c.ParquetLevel, "zstd 1–22 or gzip 1–9; 0 is the codec's default (zstd 1, gzip 6)")
 	fs.Var(&c.MemoryLimit, "memory-limit", "soft limit of the process's memory (Go's GOMEMLIMIT; 1GiB, 512MiB, …; 0: none); a quarter of it is what the open Parquet files may buffer before the largest are committed early. GOMEMLIMIT in the environment counts when this is not given")
 	fs.DurationVar(&c.TopicRefresh, "topic-refresh", c.TopicRefresh, "how often new topics are looked for")
 }

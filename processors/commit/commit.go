@@ -163,6 +163,9 @@ func New(cfg Config) *Committer {
 		cfg.Log = slog.Default()
 	}
 	cfg.Log = cfg.Log.With("component", "commit")
+	if cfg.Parquet.Encodings == nil {
+		cfg.Parquet.Encodings = parquet.NewEncodings()
+	}
 	return &Committer{cfg: cfg, schemas: map[int]*avro.Schema{}, mem: map[*partWriter]int64{}}
 }
 
@@ -636,7 +639,9 @@ func (p *partWriter) open(key, src string, b *envelope.Batch, schema *avro.Schem
 		"minipipe.partition": b.Path,
 		"minipipe.first_row": envelope.FileID(b.Source, first),
 	}
-	w, err := parquet.NewWriter(file, cols, meta, c.cfg.Parquet)
+	popts := c.cfg.Parquet
+	popts.Table = b.Table
+	w, err := parquet.NewWriter(file, cols, meta, popts)
 	if err != nil {
 		file.Close()
 		return nil, err

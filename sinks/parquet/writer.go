@@ -1,6 +1,7 @@
 package parquet
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"strings"
@@ -12,6 +13,7 @@ import (
 	"github.com/apache/arrow-go/v18/arrow/memory"
 	"github.com/apache/arrow-go/v18/parquet"
 	"github.com/apache/arrow-go/v18/parquet/compress"
+	"github.com/apache/arrow-go/v18/parquet/metadata"
 	"github.com/apache/arrow-go/v18/parquet/pqarrow"
 )
 
@@ -19,8 +21,8 @@ import (
 type Options struct {
 	// Compression: snappy (default), zstd, gzip or none.
 	Compression string
-	// CompressionLevel: zstd 1–22 (the Go encoder has four speeds: 1–2, 3–5 (the default), 6–9, 10 and up),
-	// gzip 1–9; 0 is the codec's default. Snappy and none have no levels.
+	// CompressionLevel: zstd 1–22 (the Go encoder has four speeds: 1–2, 3–5, 6–9, 10 and up; 0 is 1, as in
+	// Arrow C++), gzip 1–9 (0 is 6). Snappy and none have no levels.
 	CompressionLevel int
 	// RowGroupRows caps a row group (default 256k rows); RowGroupBytes too (default 64 MiB, encoded).
 	RowGroupRows  int64
@@ -30,6 +32,10 @@ type Options struct {
 	// that wide or large records do not multiply a file's memory.
 	BatchRows  int
 	BatchBytes int
+	// Encodings, when set, chooses each column's dictionary from the table's last files (see Encodings);
+	// Table names the table in it.
+	Encodings *Encodings
+	Table     string
 }
 
 func (o *Options) defaults() {
@@ -84,13 +90,17 @@ func CheckLevel(compression string, level int) error {
 
 // countingWriter counts the bytes that reach the file.
 type countingWriter struct {
-	w io.Writer
-	n atomic.Int64
+	w   io.Writer
+	n   atomic.Int64
+	err atomic.Pointer[error] // the first write error
 }
 
 func (c *countingWriter) Write(b []byte) (int, error) {
 	n, err := c.w.Write(b)
 	c.n.Add(int64(n))
+	if err != nil {
+		c.err.CompareAndSwap(nil, &err)
+	}
 	return n, err
 }
 
@@ -109,12 +119,25 @@ type Writer struct {
 	batch  int
 	bytes  int       // Avro bytes of the batch being gathered
 	kept   []keptRow // the rows of the batch being gathered
-	closed bool
+	// careful: a row of the batch being gathered failed part way; the rest are checked before they are appended.
+	careful bool
+	batches int // record batches handed to the encoder
+	closed  bool
 	// The size of the last batch handed to the encoder, per column its variable-length data: the next
 	// batch's builders are reserved at once instead of growing by doubling (copying every value again).
 	lastRows int
 	lastData []int
 	lastMem  int64 // the memory of the last batch's buffers
+	// Until the first batch: what the file writer is made with (start).
+	codec    compress.Compression
+	level    int
+	meta     map[string]string
+	arrProps pqarrow.ArrowWriterProperties
+	// Options.Encodings: how the file writes the columns it decided on, and those judged plain on its first batch.
+	plan         map[string]choice
+	sampledPlain map[string]bool
+	learned      bool    // the file's lesson was given (learn)
+	varBytes     []int64 // per column, the plain size of its strings or binaries written (4 bytes each + data)
 
 	queue    chan batch    // batches for the encoder; nil until the first batch fills
 	done     chan struct{} // closed when the encoder has stopped
@@ -138,34 +161,109 @@ func NewWriter(w io.Writer, schema *arrow.Schema, meta map[string]string, opts O
 	if opts.CompressionLevel != 0 {
 		level = opts.CompressionLevel
 	}
-	props := parquet.NewWriterProperties(
-		parquet.WithCompression(codec),
-		parquet.WithCompressionLevel(level),
-		parquet.WithMaxRowGroupLength(opts.RowGroupRows),
-		parquet.WithDictionaryDefault(true),
-		// A column whose distinct values pass 128 KiB (ids, free text, random numbers) falls back to plain
-		// encoding after a few thousand values instead of after the first megabyte: with files that hold a
-		// few seconds of one source partition, most of their rows were hashed into a dictionary thrown away.
-		// Columns of few distinct values (codes, flags, names) stay dictionary-encoded.
-		parquet.WithDictionaryPageSizeLimit(128<<10),
-		parquet.WithStats(true),
-		parquet.WithCreatedBy("minipipe"),
-		parquet.WithAllocator(memory.DefaultAllocator),
-	)
 	// Timestamps keep their unit (millis or micros); the Arrow schema is stored so that Arrow readers see the
 	// exact types back.
 	arrProps := pqarrow.NewArrowWriterProperties(pqarrow.WithStoreSchema())
-	out := &countingWriter{w: w}
-	fw, err := pqarrow.NewFileWriter(schema, out, props, arrProps)
+	sc, err := pqarrow.ToParquet(schema, parquet.NewWriterProperties(), arrProps)
 	if err != nil {
 		return nil, fmt.Errorf("parquet writer: %w", err)
 	}
-	for k, v := range meta {
-		if err := fw.AppendKeyValueMetadata(k, v); err != nil {
-			return nil, err
+	wr := &Writer{opts: opts, schema: schema, out: &countingWriter{w: w}, rb: array.NewRecordBuilder(memory.DefaultAllocator, schema),
+		codec: codec, level: level, meta: meta, arrProps: arrProps}
+	if opts.Encodings != nil {
+		paths := make([]string, sc.NumColumns())
+		for i := range paths {
+			paths[i] = sc.Column(i).ColumnPath().String()
+		}
+		wr.plan = opts.Encodings.plan(opts.Table, paths)
+	}
+	return wr, nil
+}
+
+// start makes the file writer once the first batch is known (nil for a file without rows): columns the
+// table's earlier files did not teach are judged on it (Encodings).
+func (w *Writer) start(first arrow.RecordBatch) error {
+	if w.fw != nil {
+		return nil
+	}
+	props := []parquet.WriterProperty{
+		parquet.WithCompression(w.codec),
+		parquet.WithCompressionLevel(w.level),
+		parquet.WithMaxRowGroupLength(w.opts.RowGroupRows),
+		parquet.WithDictionaryDefault(true),
+		// A column whose distinct values pass 128 KiB (ids, free text, random numbers) falls back to plain
+		// encoding after a few thousand values instead of after the first megabyte. Columns of few distinct
+		// values (codes, flags, names) stay dictionary-encoded.
+		parquet.WithDictionaryPageSizeLimit(128 << 10),
+		parquet.WithStats(true),
+		parquet.WithCreatedBy("minipipe"),
+		parquet.WithAllocator(memory.DefaultAllocator),
+	}
+	if w.opts.Encodings != nil {
+		if w.plan == nil {
+			w.plan = map[string]choice{}
+		}
+		for i, f := range w.schema.Fields() {
+			if _, known := w.plan[f.Name]; known || first == nil {
+				continue
+			}
+			if col := first.Column(i); col.Len()-col.NullN() < minLearnRows {
+				continue // too few values to tell: the default (a dictionary), and nothing learned
+			}
+			n, distinct, width, ok := sampleDistinct(first.Column(i))
+			if !ok {
+				continue
+			}
+			if dictionaryPays(n, distinct, width) {
+				w.plan[f.Name] = chooseDict
+			} else {
+				w.plan[f.Name] = choosePlain
+				if w.sampledPlain == nil {
+					w.sampledPlain = map[string]bool{}
+				}
+				w.sampledPlain[f.Name] = true
+			}
+		}
+		for path, c := range w.plan {
+			if c == choosePlain {
+				props = append(props, parquet.WithDictionaryFor(path, false))
+			}
 		}
 	}
-	return &Writer{opts: opts, schema: schema, out: out, fw: fw, rb: array.NewRecordBuilder(memory.DefaultAllocator, schema)}, nil
+	fw, err := newFileWriter(w.schema, w.out, parquet.NewWriterProperties(props...), w.arrProps)
+	if err != nil {
+		if werr := w.out.err.Load(); werr != nil && !errors.Is(err, *werr) {
+			err = fmt.Errorf("%w: %w", err, *werr)
+		}
+		return err
+	}
+	for k, v := range w.meta {
+		if err := fw.AppendKeyValueMetadata(k, v); err != nil {
+			return err
+		}
+	}
+	w.fw = fw
+	return nil
+}
+
+// newFileWriter is pqarrow.NewFileWriter, which writes the file's magic number at once and panics when that
+// write fails (a staging file on HDFS whose directory a newer owner removed): the panic becomes an error.
+func newFileWriter(schema *arrow.Schema, out io.Writer, props *parquet.WriterProperties, arrProps pqarrow.ArrowWriterProperties) (fw *pqarrow.FileWriter, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			fw = nil
+			if e, ok := r.(error); ok {
+				err = fmt.Errorf("parquet writer: %w", e)
+			} else {
+				err = fmt.Errorf("parquet writer: %v", r)
+			}
+		}
+	}()
+	fw, err = pqarrow.NewFileWriter(schema, out, props, arrProps)
+	if err != nil {
+		return nil, fmt.Errorf("parquet writer: %w", err)
+	}
+	return fw, nil
 }
 
 // Schema is the file's Arrow schema.
@@ -184,11 +282,17 @@ func (e *RowError) Unwrap() error { return e.Err }
 //
 // A record is decoded once, straight into the builders (checking it first would read every record twice
 // for the rare one that fails). When one fails part way, the batch's builders are dropped and its earlier
-// rows decoded again from their payloads, which the writer keeps until the batch is handed on; that batch
-// is then handed on at once, so rows are decoded at most twice however many records fail.
+// rows decoded again from their payloads, which the writer keeps until the batch is handed on; the rest of
+// that batch is then checked before it is appended, so rows are decoded at most twice however many records
+// fail, and batches keep their size (a stream of alternating good and bad records still fills them).
 func (w *Writer) Append(d *Decoder, payload []byte) error {
 	if err := w.failed(); err != nil {
 		return err
+	}
+	if w.careful {
+		if err := d.Check(payload); err != nil {
+			return &RowError{Err: err}
+		}
 	}
 	if err := d.Append(payload, w.rb); err != nil {
 		if rerr := w.redo(); rerr != nil {
@@ -213,7 +317,8 @@ type keptRow struct {
 	payload []byte
 }
 
-// redo drops the builders of a batch with a partly appended row and appends its good rows again.
+// redo drops the builders of a batch with a partly appended row and appends its good rows again; the rest
+// of the batch is checked before it is appended (careful).
 func (w *Writer) redo() error {
 	w.rb.Release() // its columns differ in length now: it cannot make a record
 	w.rb = array.NewRecordBuilder(memory.DefaultAllocator, w.schema)
@@ -230,10 +335,8 @@ func (w *Writer) redo() error {
 			return err
 		}
 	}
-	if w.batch == 0 {
-		return nil
-	}
-	return w.flushBatch()
+	w.careful = true
+	return nil
 }
 
 // reserve sizes the builders for a batch like the last one, with an eighth more room: a batch a little
@@ -257,8 +360,67 @@ func (w *Writer) reserve() {
 	}
 }
 
+// count adds a batch's strings and binaries to their columns' plain size (Options.Encodings).
+func (w *Writer) count(rec arrow.RecordBatch) {
+	if w.opts.Encodings == nil {
+		return
+	}
+	if w.varBytes == nil {
+		w.varBytes = make([]int64, rec.NumCols())
+	}
+	for i, col := range rec.Columns() {
+		switch a := col.(type) {
+		case *array.Binary:
+			w.varBytes[i] += int64(len(a.ValueBytes())) + 4*int64(a.Len()-a.NullN())
+		case *array.String:
+			w.varBytes[i] += int64(len(a.ValueBytes())) + 4*int64(a.Len()-a.NullN())
+		}
+	}
+}
+
+// plainSize estimates what a column chunk's values would take plain: for fixed-width types their width (the
+// column's type length for fixed-length byte arrays: decimals) times the values present; for a top-level
+// string or binary column what count gathered over the whole file; 0 when unknown (nested byte arrays).
+func (w *Writer) plainSize(cc *metadata.ColumnChunkMetaData, typeLength int) int64 {
+	present := cc.NumValues()
+	if st, err := cc.Statistics(); err == nil && st != nil && st.HasNullCount() {
+		present -= st.NullCount()
+	}
+	switch cc.Type() {
+	case parquet.Types.Int32, parquet.Types.Float:
+		return 4 * present
+	case parquet.Types.Int64, parquet.Types.Double:
+		return 8 * present
+	case parquet.Types.Int96:
+		return 12 * present
+	case parquet.Types.FixedLenByteArray:
+		return int64(typeLength) * present
+	case parquet.Types.ByteArray:
+		path := cc.PathInSchema()
+		if len(path) != 1 {
+			return 0
+		}
+		idx := w.schema.FieldIndices(path[0])
+		if len(idx) == 1 && len(w.varBytes) == w.schema.NumFields() {
+			return w.varBytes[idx[0]]
+		}
+	}
+	return 0
+}
+
+// learn tells the table's Encodings what the finished file showed (md), or, for a file that failed, was
+// aborted or has no footer (nil), that its tries of a dictionary are over.
+func (w *Writer) learn(md *metadata.FileMetaData) {
+	if w.opts.Encodings == nil || w.learned {
+		return
+	}
+	w.learned = true
+	w.opts.Encodings.learn(w.opts.Table, md, w.plan, w.sampledPlain, w.plainSize)
+}
+
 // measure notes the size of a batch about to be handed to the encoder.
 func (w *Writer) measure(rec arrow.RecordBatch) {
+	w.count(rec)
 	w.lastRows = int(rec.NumRows())
 	if w.lastData == nil {
 		w.lastData = make([]int, rec.NumCols())
@@ -301,7 +463,8 @@ func (w *Writer) flushBatch() error {
 		return nil
 	}
 	rec := w.rb.NewRecordBatch()
-	w.batch, w.bytes = 0, 0
+	w.batches++
+	w.batch, w.bytes, w.careful = 0, 0, false
 	clear(w.kept) // let the payloads go
 	w.kept = w.kept[:0]
 	w.measure(rec)
@@ -309,6 +472,13 @@ func (w *Writer) flushBatch() error {
 		w.reserve()
 	}
 	if w.queue == nil {
+		if err := w.start(rec); err != nil {
+			rec.Release()
+			w.mu.Lock()
+			w.err = err
+			w.mu.Unlock()
+			return err
+		}
 		w.queue, w.done = make(chan batch, 1), make(chan struct{})
 		go w.encode()
 	}
@@ -404,7 +574,10 @@ func (w *Writer) Close() error {
 	case w.queue == nil && w.batch > 0:
 		// A file of less than one batch is written here: no goroutine for it.
 		rec := w.rb.NewRecordBatch()
-		err = w.write(rec)
+		w.count(rec)
+		if err = w.start(rec); err == nil {
+			err = w.write(rec)
+		}
 		rec.Release()
 	default:
 		err = w.flushBatch()
@@ -414,9 +587,21 @@ func (w *Writer) Close() error {
 	if err == nil {
 		err = w.failed()
 	}
+	if w.fw == nil && err == nil {
+		err = w.start(nil) // a file without rows
+	}
+	if w.fw == nil {
+		w.learn(nil)
+		return err
+	}
 	if cerr := w.fw.Close(); err == nil {
 		err = cerr
 	}
+	md, merr := w.fw.FileMetadata()
+	if err != nil || merr != nil {
+		md = nil
+	}
+	w.learn(md)
 	return err
 }
 
@@ -425,6 +610,7 @@ func (w *Writer) Abort() {
 	if w.closed {
 		return
 	}
+	w.learn(nil)
 	w.closed = true
 	w.stop()
 	w.rb.Release()

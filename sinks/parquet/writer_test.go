@@ -162,7 +162,7 @@ func TestCompressionLevels(t *testing.T) {
 
 // TestRefusedRowLeavesFileIntact: a record that fails after some of its fields were appended is refused
 // with a RowError and leaves nothing behind; the rows before and after it, in the same batch and in later
-// ones, are all in the file, in order.
+// ones, are all in the file, in order, and batches keep their size.
 func TestRefusedRowLeavesFileIntact(t *testing.T) {
 	const schema = `{"type":"record","name":"r","fields":[{"name":"id","type":"long"},{"name":"s","type":"string"}]}`
 	cols, dec, codec := compileSchema(t, schema)
@@ -191,6 +191,10 @@ func TestRefusedRowLeavesFileIntact(t *testing.T) {
 	}
 	if err := w.Close(); err != nil {
 		t.Fatal(err)
+	}
+	// Refused rows do not cut batches short: 857 good rows in batches of 100 make 9.
+	if got := w.Batches(); got != (len(want)+99)/100 {
+		t.Errorf("%d batches for %d rows, want %d", got, len(want), (len(want)+99)/100)
 	}
 	r, err := file.NewParquetReader(bytes.NewReader(buf.Bytes()))
 	if err != nil {
