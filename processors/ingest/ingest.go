@@ -157,7 +157,8 @@ type part struct {
 	active  time.Time  // when a record was last read, or the callback last waited for something (with mu)
 	blocked bool       // the callback waits for room (backpressure): not idle (with mu)
 
-	placed placement // the callback's (no lock)
+	placed [placements]placement // the callback's (no lock): the last partitions rows went to
+	nextPl int                   // the entry of placed the next new partition replaces
 
 	acked      atomic.Int64 // the last offset acknowledged
 	mark       *envelope.Watermark
@@ -869,7 +870,11 @@ func (in *Ingest) process(ctx goka.Context, msg interface{}) {
 	p.mu.Unlock()
 }
 
-// placement is the table partition of the last row placed: the rows after it mostly go to the same one.
+// placements is how many table partitions a source partition's callback remembers: rows spread over a
+// few days or hours (late data, a backfill) find theirs without building its path again.
+const placements = 8
+
+// placement is a table partition rows were placed in.
 type placement struct {
 	lo, hi    int64 // the partition's time range, Unix ms (daily, hourly)
 	field     string
@@ -877,15 +882,19 @@ type placement struct {
 	path, key string
 }
 
-// place returns a row's partition values, path and repartition key, from the last row's when it falls in
+// place returns a row's partition values, path and repartition key, from a recent row's when it falls in
 // the same partition. Called from the callback only (one goroutine per partition).
 func (p *part) place(ts time.Time, field string) ([][2]string, string, string) {
 	t := &p.in.cfg.Table
-	c := &p.placed
-	if c.key != "" {
+	ms := ts.UnixMilli()
+	for i := range p.placed {
+		c := &p.placed[i]
+		if c.key == "" {
+			continue
+		}
 		switch t.Spec.Kind {
 		case layout.Daily, layout.Hourly:
-			if ms := ts.UnixMilli(); ms >= c.lo && ms < c.hi {
+			if ms >= c.lo && ms < c.hi {
 				return c.values, c.path, c.key
 			}
 		case layout.Field:
@@ -898,17 +907,24 @@ func (p *part) place(ts time.Time, field string) ([][2]string, string, string) {
 	}
 	values := t.Spec.Values(ts, field)
 	path := layout.Path(values)
-	*c = placement{field: field, values: values, path: path, key: envelope.Key(t.Name, t.Generation, path)}
+	key := envelope.Key(t.Name, t.Generation, path)
 	if t.Spec.NeedsTime() {
 		// Cached only when the range is the one the row is in (a repeated hour at a DST change is not).
 		start, end, ok := t.Spec.Span(values)
 		if !ok || ts.Before(start) || !ts.Before(end) {
-			c.key = ""
-			return values, path, envelope.Key(t.Name, t.Generation, path)
+			return values, path, key
 		}
-		c.lo, c.hi = start.UnixMilli(), end.UnixMilli()
+		p.remember(placement{lo: start.UnixMilli(), hi: end.UnixMilli(), values: values, path: path, key: key})
+		return values, path, key
 	}
-	return c.values, c.path, c.key
+	p.remember(placement{field: field, values: values, path: path, key: key})
+	return values, path, key
+}
+
+// remember keeps a placement, in place of the oldest.
+func (p *part) remember(c placement) {
+	p.placed[p.nextPl] = c
+	p.nextPl = (p.nextPl + 1) % placements
 }
 
 // seal ends the file of table partition key from this source partition after the row at offset at: the

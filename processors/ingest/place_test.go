@@ -10,7 +10,7 @@ import (
 )
 
 // The placement cache gives what computing the partition afresh gives, whatever order rows come in,
-// across day and hour ends, a DST change and field values.
+// across day and hour ends, a DST change and field values, and over more partitions than it remembers.
 func TestPlaceMatchesSpec(t *testing.T) {
 	berlin, err := time.LoadLocation("Europe/Berlin")
 	if err != nil {
@@ -20,6 +20,9 @@ func TestPlaceMatchesSpec(t *testing.T) {
 	var times []time.Time
 	for _, d := range []time.Duration{0, 59 * time.Minute, time.Hour, 90 * time.Minute, -time.Millisecond, 2 * time.Hour, 23 * time.Hour, 24 * time.Hour, 30 * time.Minute, 150 * time.Minute, 0} {
 		times = append(times, base.Add(d))
+	}
+	for k := 0; k < 40; k++ { // more partitions than are remembered, back and forth
+		times = append(times, base.Add(time.Duration(k*7%23)*time.Hour+time.Duration(k)*time.Minute))
 	}
 	for _, c := range []struct {
 		name string
