@@ -1,6 +1,8 @@
 // Package query runs SQL over the warehouse with DuckDB (in-process): every table is a view over its
 // committed Parquet files, read by column name so that files written with different schema versions line
-// up, with the Hive partition columns as strings.
+// up, with the Hive partition columns as strings. `minipipe query` runs any statement (its user owns the
+// machine); a shared session (the console, issue 11) locks the database (DB.Lock) and runs single SELECT
+// statements only, with a timeout and a row cap (DB.ReadOnly).
 package query
 
 import (
@@ -86,47 +88,15 @@ func (d *DB) Close() error { return d.db.Close() }
 
 // Result is a query's columns and rows, each value rendered as text (nil for NULL).
 type Result struct {
-	Columns []string
-	Types   []string
-	Rows    [][]*string
+	Columns   []string
+	Types     []string
+	Rows      [][]*string
+	Truncated bool // more rows were left than the limit let through (ReadOnly)
 }
 
-// Query runs one SQL statement.
+// Query runs one SQL statement (any: the CLI's user owns the machine; see ReadOnly for shared sessions).
 func (d *DB) Query(ctx context.Context, sqlText string) (*Result, error) {
-	rows, err := d.db.QueryContext(ctx, sqlText)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	cols, err := rows.Columns()
-	if err != nil {
-		return nil, err
-	}
-	types, _ := rows.ColumnTypes()
-	res := &Result{Columns: cols}
-	for _, t := range types {
-		res.Types = append(res.Types, t.DatabaseTypeName())
-	}
-	for rows.Next() {
-		vals := make([]any, len(cols))
-		ptrs := make([]any, len(cols))
-		for i := range vals {
-			ptrs[i] = &vals[i]
-		}
-		if err := rows.Scan(ptrs...); err != nil {
-			return nil, err
-		}
-		row := make([]*string, len(cols))
-		for i, v := range vals {
-			if v == nil {
-				continue
-			}
-			s := render(v)
-			row[i] = &s
-		}
-		res.Rows = append(res.Rows, row)
-	}
-	return res, rows.Err()
+	return d.query(ctx, sqlText, 0)
 }
 
 func render(v any) string {
