@@ -4,11 +4,12 @@ import (
 	"testing"
 
 	"github.com/minipipe/minipipe/internal/avro"
+	"github.com/minipipe/minipipe/internal/benchdata"
 )
 
 // The wide record is what the issue names: 30 fields, about 1.1 KB of Avro.
 func TestWideRecord(t *testing.T) {
-	s, err := avro.Parse(wideSchema)
+	s, err := avro.Parse(benchdata.WideSchema)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -18,9 +19,9 @@ func TestWideRecord(t *testing.T) {
 	}
 	var total int
 	for i := 0; i < 100; i++ {
-		b, err := codec.AppendBinaryFromJSON(nil, []byte(wideDatum(i)))
+		b, err := codec.AppendBinaryFromJSON(nil, []byte(benchdata.WideDatum(i)))
 		if err != nil {
-			t.Fatalf("record %d: %v\n%s", i, err, wideDatum(i))
+			t.Fatalf("record %d: %v\n%s", i, err, benchdata.WideDatum(i))
 		}
 		total += len(b)
 	}

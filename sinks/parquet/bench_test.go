@@ -1,70 +1,21 @@
 package parquet_test
 
 import (
-	"fmt"
-	"strconv"
-	"strings"
 	"testing"
 
-	"github.com/minipipe/minipipe/internal/avro"
+	"github.com/minipipe/minipipe/internal/benchdata"
 	"github.com/minipipe/minipipe/sinks/parquet"
 )
 
-// wideRecords makes n Avro records of make bench's wide shape (30 fields, about 1.1 KB: 10 strings of ~100
-// characters from a vocabulary, 10 longs, 5 doubles, 4 booleans, a timestamp-millis).
+// wideRecords makes n Avro records of make bench's wide shape (benchdata.WideSchema: 30 fields, about
+// 1.1 KB), their decoder and their total size.
 func wideRecords(b *testing.B, n int) (*parquet.Decoder, [][]byte, int) {
-	var f []string
-	for i := 0; i < 10; i++ {
-		f = append(f, fmt.Sprintf(`{"name":"s%d","type":"string"}`, i), fmt.Sprintf(`{"name":"l%d","type":"long"}`, i))
-	}
-	for i := 0; i < 5; i++ {
-		f = append(f, fmt.Sprintf(`{"name":"d%d","type":"double"}`, i))
-	}
-	for i := 0; i < 4; i++ {
-		f = append(f, fmt.Sprintf(`{"name":"b%d","type":"boolean"}`, i))
-	}
-	f = append(f, `{"name":"ts","type":{"type":"long","logicalType":"timestamp-millis"}}`)
-	s, err := avro.Parse(`{"type":"record","name":"Wide","fields":[` + strings.Join(f, ",") + `]}`)
-	if err != nil {
-		b.Fatal(err)
-	}
-	cols, err := parquet.ArrowSchema(s, nil)
-	if err != nil {
-		b.Fatal(err)
-	}
-	dec, err := parquet.NewDecoder(s, s, cols)
-	if err != nil {
-		b.Fatal(err)
-	}
-	codec, err := avro.NewCodec(s)
-	if err != nil {
-		b.Fatal(err)
-	}
-	words := []string{"alpha", "bravo", "charlie", "delta", "echo", "foxtrot", "golf", "hotel", "india", "juliet", "kilo", "lima"}
+	_, dec, codec := compileSchema(b, benchdata.WideSchema)
 	recs := make([][]byte, n)
 	size := 0
 	for i := range recs {
-		var js strings.Builder
-		js.WriteByte('{')
-		for j := 0; j < 10; j++ {
-			var v strings.Builder
-			for k := 0; v.Len() < 100; k++ {
-				v.WriteString(words[(i*7+j*3+k*k)%len(words)])
-				v.WriteByte('-')
-				v.WriteString(strconv.Itoa((i + k*j) % 997))
-				v.WriteByte(' ')
-			}
-			fmt.Fprintf(&js, `"s%d":%q,"l%d":%d,`, j, v.String(), j, int64(i)*int64(j+1)*7919)
-		}
-		for j := 0; j < 5; j++ {
-			fmt.Fprintf(&js, `"d%d":%g,`, j, float64(i%100000)/float64(j+3))
-		}
-		for j := 0; j < 4; j++ {
-			fmt.Fprintf(&js, `"b%d":%t,`, j, (i>>j)&1 == 1)
-		}
-		fmt.Fprintf(&js, `"ts":%d}`, 1793534400000+int64(i))
-		recs[i], err = codec.AppendBinaryFromJSON(nil, []byte(js.String()))
-		if err != nil {
+		var err error
+		if recs[i], err = codec.AppendBinaryFromJSON(nil, []byte(benchdata.WideDatum(i))); err != nil {
 			b.Fatal(err)
 		}
 		size += len(recs[i])

@@ -251,19 +251,12 @@ func sampleDistinct(col arrow.Array) (n, distinct int, width float64, ok bool) {
 }
 
 func countFixed[T comparable](vals []T, a arrow.Array) (n, distinct int) {
-	seen := make(map[T]struct{}, len(vals))
-	for i, v := range vals {
-		if a.IsNull(i) {
-			continue
-		}
-		n++
-		seen[v] = struct{}{}
-	}
-	return n, len(seen)
+	return countBits(vals, a, func(v T) T { return v })
 }
 
-func countBits[T any](vals []T, a arrow.Array, key func(T) uint64) (n, distinct int) {
-	seen := make(map[uint64]struct{}, len(vals))
+// countBits counts the values present and their distinct keys (floats by their bits: NaN is one value).
+func countBits[T any, K comparable](vals []T, a arrow.Array, key func(T) K) (n, distinct int) {
+	seen := make(map[K]struct{}, len(vals))
 	for i, v := range vals {
 		if a.IsNull(i) {
 			continue

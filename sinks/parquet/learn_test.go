@@ -8,11 +8,13 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/arrow-go/v18/arrow/memory"
 	"github.com/apache/arrow-go/v18/parquet/file"
 	"github.com/apache/arrow-go/v18/parquet/pqarrow"
 
+	"github.com/minipipe/minipipe/internal/avro"
 	"github.com/minipipe/minipipe/sinks/parquet"
 )
 
@@ -28,37 +30,14 @@ func TestLearnedEncodings(t *testing.T) {
 	// write makes one file of table with ids from base; distinct says whether "text" has distinct values.
 	write := func(table string, base int, distinct bool) map[string]bool {
 		t.Helper()
-		var buf bytes.Buffer
-		w, err := parquet.NewWriter(&buf, cols, nil, parquet.Options{Compression: "zstd", Encodings: enc, Table: table})
-		if err != nil {
-			t.Fatal(err)
-		}
-		for i := 0; i < rows; i++ {
+		r := writeLearned(t, cols, dec, codec, parquet.Options{Compression: "zstd", Encodings: enc, Table: table}, rows, func(i int) string {
 			text := "same text"
 			if distinct {
 				text = fmt.Sprintf("free text number %d of the file", base+i)
 			}
-			bin, _ := codec.AppendBinaryFromJSON(nil, []byte(fmt.Sprintf(`{"id":%d,"code":"c%d","text":%q}`, base+i, i%7, text)))
-			if err := w.Append(dec, bin); err != nil {
-				t.Fatal(err)
-			}
-		}
-		if err := w.Close(); err != nil {
-			t.Fatal(err)
-		}
-		r, err := file.NewParquetReader(bytes.NewReader(buf.Bytes()))
-		if err != nil {
-			t.Fatal(err)
-		}
-		dict := map[string]bool{}
-		rg := r.MetaData().RowGroup(0)
-		for j := 0; j < rg.NumColumns(); j++ {
-			cc, err := rg.ColumnChunk(j)
-			if err != nil {
-				t.Fatal(err)
-			}
-			dict[cc.PathInSchema().String()] = cc.HasDictionaryPage()
-		}
+			return fmt.Sprintf(`{"id":%d,"code":"c%d","text":%q}`, base+i, i%7, text)
+		})
+		dict := dictPages(t, r)
 		fr, err := pqarrow.NewFileReader(r, pqarrow.ArrowReadProperties{}, memory.DefaultAllocator)
 		if err != nil {
 			t.Fatal(err)
@@ -115,6 +94,54 @@ func TestLearnedEncodings(t *testing.T) {
 	want("after small file retry", write("c", 10*rows, false), false, true, true)
 }
 
+// writeLearned writes rows rows (row(i) is row i's Avro JSON) into one file with opts and opens it.
+func writeLearned(t *testing.T, cols *arrow.Schema, dec *parquet.Decoder, codec *avro.Codec, opts parquet.Options, rows int, row func(i int) string) *file.Reader {
+	t.Helper()
+	var buf bytes.Buffer
+	w, err := parquet.NewWriter(&buf, cols, nil, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < rows; i++ {
+		bin, err := codec.AppendBinaryFromJSON(nil, []byte(row(i)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := w.Append(dec, bin); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	r, err := file.NewParquetReader(bytes.NewReader(buf.Bytes()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := r.NumRows(); got != int64(rows) {
+		t.Fatalf("%d rows in the file, want %d", got, rows)
+	}
+	return r
+}
+
+// dictPages says, per column path, whether the file's first row group has a dictionary page for it.
+func dictPages(t *testing.T, r *file.Reader) map[string]bool {
+	t.Helper()
+	dict := map[string]bool{}
+	if r.NumRowGroups() == 0 {
+		return dict
+	}
+	rg := r.MetaData().RowGroup(0)
+	for j := 0; j < rg.NumColumns(); j++ {
+		cc, err := rg.ColumnChunk(j)
+		if err != nil {
+			t.Fatal(err)
+		}
+		dict[cc.PathInSchema().String()] = cc.HasDictionaryPage()
+	}
+	return dict
+}
+
 // TestDictionaryPays: the first-batch judgement.
 func TestDictionaryPays(t *testing.T) {
 	cases := []struct {
@@ -146,48 +173,13 @@ func TestLearnedEncodingsNestedAndEmpty(t *testing.T) {
 	enc := parquet.NewEncodings()
 	write := func(rows, base int) map[string]bool {
 		t.Helper()
-		var buf bytes.Buffer
-		w, err := parquet.NewWriter(&buf, cols, nil, parquet.Options{Compression: "zstd", Encodings: enc, Table: "n"})
-		if err != nil {
-			t.Fatal(err)
-		}
-		for i := 0; i < rows; i++ {
+		return dictPages(t, writeLearned(t, cols, dec, codec, parquet.Options{Compression: "zstd", Encodings: enc, Table: "n"}, rows, func(i int) string {
 			opt := `null`
 			if i%10 == 0 {
 				opt = fmt.Sprintf(`{"string":"o%d"}`, (base+i)%3)
 			}
-			js := fmt.Sprintf(`{"id":%d,"tags":["tag number %d","x"],"opt":%s}`, base+i, base+i, opt)
-			bin, err := codec.AppendBinaryFromJSON(nil, []byte(js))
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := w.Append(dec, bin); err != nil {
-				t.Fatal(err)
-			}
-		}
-		if err := w.Close(); err != nil {
-			t.Fatal(err)
-		}
-		r, err := file.NewParquetReader(bytes.NewReader(buf.Bytes()))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if got := r.NumRows(); got != int64(rows) {
-			t.Fatalf("%d rows, want %d", got, rows)
-		}
-		dict := map[string]bool{}
-		if r.NumRowGroups() == 0 {
-			return dict
-		}
-		rg := r.MetaData().RowGroup(0)
-		for j := 0; j < rg.NumColumns(); j++ {
-			cc, err := rg.ColumnChunk(j)
-			if err != nil {
-				t.Fatal(err)
-			}
-			dict[cc.PathInSchema().String()] = cc.HasDictionaryPage()
-		}
-		return dict
+			return fmt.Sprintf(`{"id":%d,"tags":["tag number %d","x"],"opt":%s}`, base+i, base+i, opt)
+		}))
 	}
 	if got := write(0, 0); len(got) != 0 {
 		t.Fatalf("a file without rows has column chunks %v", got)
@@ -239,35 +231,12 @@ func TestLearnedEncodingsSettle(t *testing.T) {
 				rows = 3000
 			}
 			for f := 0; f < 12; f++ {
-				var buf bytes.Buffer
-				w, err := parquet.NewWriter(&buf, cols, nil, parquet.Options{Encodings: enc, Table: "t", Compression: "none", RowGroupRows: c.rowGroup})
-				if err != nil {
-					t.Fatal(err)
-				}
-				for i := 0; i < rows; i++ {
-					bin, err := codec.AppendBinaryFromJSON(nil, []byte(`{"x":`+c.value(f*rows+i)+`}`))
-					if err != nil {
-						t.Fatal(err)
-					}
-					if err := w.Append(dec, bin); err != nil {
-						t.Fatal(err)
-					}
-				}
-				if err := w.Close(); err != nil {
-					t.Fatal(err)
-				}
-				r, err := file.NewParquetReader(bytes.NewReader(buf.Bytes()))
-				if err != nil {
-					t.Fatal(err)
-				}
-				cc, err := r.MetaData().RowGroup(0).ColumnChunk(0)
-				if err != nil {
-					t.Fatal(err)
-				}
+				opts := parquet.Options{Encodings: enc, Table: "t", Compression: "none", RowGroupRows: c.rowGroup}
+				hasDict := dictPages(t, writeLearned(t, cols, dec, codec, opts, rows, func(i int) string { return `{"x":` + c.value(f*rows+i) + `}` }))["x"]
 				// File 0 may try a dictionary (decimals are not judged on the first batch); file 9 tries it
 				// again after 8 plain files; every other file is plain.
-				if want := f == 9 || f == 0 && cc.HasDictionaryPage(); cc.HasDictionaryPage() != want {
-					t.Errorf("file %d: dictionary page %v, want %v", f, cc.HasDictionaryPage(), want)
+				if want := f == 9 || f == 0 && hasDict; hasDict != want {
+					t.Errorf("file %d: dictionary page %v, want %v", f, hasDict, want)
 				}
 			}
 		})

@@ -19,7 +19,7 @@ import (
 )
 
 // compileSchema makes a record schema's columns, its decoder into them and its Avro codec.
-func compileSchema(t *testing.T, schema string) (*arrow.Schema, *parquet.Decoder, *avro.Codec) {
+func compileSchema(t testing.TB, schema string) (*arrow.Schema, *parquet.Decoder, *avro.Codec) {
 	t.Helper()
 	s, err := avro.Parse(schema)
 	if err != nil {
