@@ -44,6 +44,7 @@ func TestConfig(t testing.TB, brokers []string) topology.Config {
 	cfg.RegistryAddr = "127.0.0.1:" + strconv.Itoa(FreePort(t))
 	cfg.HTTPAddr = "127.0.0.1:" + strconv.Itoa(FreePort(t))
 	cfg.RegistryTopic = "_" + strings.TrimPrefix(Topic(t, "mpschemas"), "_")
+	cfg.ConsoleTopic = "_" + strings.TrimPrefix(Topic(t, "mpconsole"), "_")
 	cfg.PipelineName = Topic(t, "mp")
 	// Tests share a broker: each pipeline takes only the topics its test names with TopicPrefix.
 	cfg.Topics = regexp.QuoteMeta(TopicPrefix(t)) + ".*"
@@ -168,6 +169,7 @@ func Args(cfg topology.Config) []string {
 		"--registry-addr", cfg.RegistryAddr,
 		"--http-addr", cfg.HTTPAddr,
 		"--registry-topic", cfg.RegistryTopic,
+		"--console-topic", cfg.ConsoleTopic,
 		"--topic-partitions", strconv.Itoa(cfg.TopicPartitions),
 		"--pipeline-name", cfg.PipelineName,
 		"--topics", cfg.Topics,
@@ -187,6 +189,9 @@ func Args(cfg topology.Config) []string {
 		"--idempotency-window", cfg.IdempotencyWindow.String(),
 		"--allowed-lateness", cfg.AllowedLateness.String(),
 		"--log-level", cfg.LogLevel,
+	}
+	if cfg.Trino != "" {
+		args = append(args, "--trino", cfg.Trino)
 	}
 	if cfg.AuthFile != "" {
 		args = append(args, "--auth-file", cfg.AuthFile)

@@ -30,6 +30,8 @@ import (
 	"github.com/minipipe/minipipe/internal/kafka"
 	"github.com/minipipe/minipipe/internal/supervise"
 	"github.com/minipipe/minipipe/internal/tlsconf"
+	"github.com/minipipe/minipipe/internal/query"
+	"github.com/minipipe/minipipe/processors/console"
 	"github.com/minipipe/minipipe/processors/edge"
 	"github.com/minipipe/minipipe/processors/registry"
 	"github.com/minipipe/minipipe/sinks/fs"
@@ -50,6 +52,7 @@ type App struct {
 	kafkaOK atomic.Bool
 	reg     atomic.Pointer[registry.Registry]
 	pipe    atomic.Pointer[Pipeline]
+	console atomic.Pointer[console.Console]
 	monitor *supervise.Monitor
 }
 
@@ -245,6 +248,22 @@ func (a *App) Run(ctx context.Context) error {
 	pipeCtx, pipeCancel := context.WithCancel(context.Background())
 	pipeDone := make(chan error, 1)
 	go func() { pipeDone <- pipe.Run(pipeCtx) }()
+
+	deps := consoleDeps(a.cfg, kcfg, wh, reg, a.pipe.Load, a.monitor)
+	deps.Metrics = a.metrics
+	con, err := console.New(console.Config{Topic: a.cfg.ConsoleTopic, Trino: a.cfg.Trino, Catalog: a.cfg.TrinoCatalog, Schema: a.cfg.HiveDatabase,
+		Limits: query.Limits{Timeout: a.cfg.ConsoleTimeout, MaxRows: a.cfg.ConsoleMaxRows}}, deps, kcfg, gk, a.log)
+	if err != nil {
+		// The console is for people; the pipeline runs without it.
+		a.log.Error("the console did not start", "error", err)
+	} else {
+		a.console.Store(con)
+		go func() {
+			if err := con.Run(pipeCtx); err != nil {
+				a.log.Error("the console stopped", "error", err)
+			}
+		}()
+	}
 	a.log.Info("pipeline running", "warehouse", a.cfg.WarehouseURL())
 
 	var runErr error
@@ -458,6 +477,19 @@ func (a *App) httpHandler() http.Handler {
 		w.Header().Set("Content-Type", "application/json")
 		_ = json.NewEncoder(w).Encode(running)
 	})
+	// The console: its pages and their API (processors/console), once Kafka and the registry are up.
+	con := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c := a.console.Load()
+		if c == nil {
+			w.Header().Set("Retry-After", "2")
+			http.Error(w, "the console is starting (waiting for Kafka and the schema registry)", http.StatusServiceUnavailable)
+			return
+		}
+		c.Handler().ServeHTTP(w, r)
+	})
+	mux.Handle("/console", con)
+	mux.Handle("/console/", con)
+	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) { http.Redirect(w, r, "/console/", http.StatusFound) })
 	if a.cfg.Pprof {
 		mux.HandleFunc("/debug/pprof/", pprof.Index)
 		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)

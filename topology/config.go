@@ -43,6 +43,11 @@ type Config struct {
 	HTTPMaxConns      int
 	RegistryTimeout   time.Duration
 	RegistryTopic     string
+	ConsoleTopic      string
+	Trino             string
+	TrinoCatalog      string
+	ConsoleTimeout    time.Duration
+	ConsoleMaxRows    int
 	LogLevel          string
 	LogFormat         string
 	Pprof             bool
@@ -110,6 +115,10 @@ func DefaultConfig() Config {
 		HTTPMaxConns:     1024,
 		RegistryTimeout:  15 * time.Second,
 		RegistryTopic:    "_minipipe_schemas",
+		ConsoleTopic:     "_minipipe_console",
+		TrinoCatalog:     "hive",
+		ConsoleTimeout:   30 * time.Second,
+		ConsoleMaxRows:   10000,
 		LogLevel:         "info",
 		LogFormat:        "text",
 
@@ -181,6 +190,11 @@ func (c *Config) runFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&c.TLSCert, "tls-cert", c.TLSCert, "PEM certificate (chain) to serve every listener over HTTPS, with --tls-key; read again on SIGHUP")
 	fs.StringVar(&c.TLSKey, "tls-key", c.TLSKey, "PEM private key of --tls-cert")
 	fs.StringVar(&c.RegistryTopic, "registry-topic", c.RegistryTopic, "compacted topic holding the schema registry's state; instances sharing it share one registry")
+	fs.StringVar(&c.ConsoleTopic, "console-topic", c.ConsoleTopic, "compacted topic holding the console's saved queries, dashboards and re-drives; instances sharing it show the same")
+	fs.StringVar(&c.Trino, "trino", c.Trino, "Trino coordinator (http://[user@]host:port) the console's SQL page can run on, over the Hive catalog of --hive-database")
+	fs.StringVar(&c.TrinoCatalog, "trino-catalog", c.TrinoCatalog, "Trino catalog of minipipe's tables")
+	fs.DurationVar(&c.ConsoleTimeout, "console-statement-timeout", c.ConsoleTimeout, "how long one statement of the console's SQL page may run")
+	fs.IntVar(&c.ConsoleMaxRows, "console-max-rows", c.ConsoleMaxRows, "rows one statement of the console's SQL page returns at most")
 	fs.StringVar(&c.Topics, "topics", c.Topics, "regular expression of the source topics that become tables (internal topics — names starting with '_', dead-letter topics — never do)")
 	fs.StringVar(&c.PartitionBy, "partition-by", c.PartitionBy, "table partitions: daily (dt), hourly (dt, hr), none or field:NAME")
 	fs.StringVar(&c.Timezone, "timezone", c.Timezone, "time zone of daily and hourly partitions")
@@ -350,6 +364,12 @@ func (c *Config) validate() error {
 	}
 	if c.TopicPartitions < 1 {
 		return fmt.Errorf("--topic-partitions must be at least 1")
+	}
+	if !strings.HasPrefix(c.ConsoleTopic, "_") || len(c.ConsoleTopic) < 2 || c.ConsoleTopic == c.RegistryTopic {
+		return fmt.Errorf("--console-topic %q: internal topics start with '_', and it is not the registry's", c.ConsoleTopic)
+	}
+	if c.ConsoleTimeout <= 0 || c.ConsoleMaxRows <= 0 {
+		return fmt.Errorf("--console-statement-timeout and --console-max-rows are positive")
 	}
 	if !strings.HasPrefix(c.RegistryTopic, "_") || len(c.RegistryTopic) < 2 {
 		return fmt.Errorf("--registry-topic %q: internal topics start with '_'", c.RegistryTopic)

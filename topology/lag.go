@@ -23,6 +23,8 @@ type lagPoint struct {
 	group, topic string
 	partition    int32
 	lag          int64
+	end          int64
+	committed    int64 // -1: the group has committed nothing yet
 }
 
 func newLagCollector() *lagCollector {
@@ -63,12 +65,13 @@ func (c *lagCollector) read(client sarama.Client, admin sarama.ClusterAdmin, gro
 			if b := offsets.GetBlock(topic, p); b != nil {
 				committed = b.Offset
 			}
+			groupCommitted := committed
 			if committed < 0 {
 				if committed, err = client.GetOffset(topic, p, sarama.OffsetOldest); err != nil {
 					continue
 				}
 			}
-			points = append(points, lagPoint{group: group, topic: topic, partition: p, lag: max(end-committed, 0)})
+			points = append(points, lagPoint{group: group, topic: topic, partition: p, lag: max(end-committed, 0), end: end, committed: groupCommitted})
 		}
 	}
 	c.mu.Lock()
@@ -94,4 +97,11 @@ func (p *Pipeline) watchLag(ctx context.Context, every time.Duration) {
 		case <-t.C:
 		}
 	}
+}
+
+// points is the last reading.
+func (c *lagCollector) points() []lagPoint {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.last
 }

@@ -5,6 +5,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/minipipe/minipipe/processors/commit"
 	"github.com/minipipe/minipipe/sinks/fs"
@@ -21,6 +22,7 @@ type TableInfo struct {
 	Files, Rows      int64
 	Bytes            int64
 	SchemaIDs        []int
+	LastCommit       time.Time // of the newest file committed
 }
 
 // PartitionInfo is one table partition.
@@ -28,8 +30,9 @@ type PartitionInfo struct {
 	Path      string
 	Files     int64
 	Rows      int64
-	Bytes     int64
-	SchemaIDs []int
+	Bytes      int64
+	SchemaIDs  []int
+	LastCommit time.Time
 }
 
 // CurrentGeneration is the generation of a table queries read: the one recorded by the last replay that
@@ -72,6 +75,9 @@ func ListTables(f fs.FS) ([]TableInfo, error) {
 		cur.Files += k.Files
 		cur.Rows += k.Rows
 		cur.Bytes += k.Bytes
+		if k.LastCommit.After(cur.LastCommit) {
+			cur.LastCommit = k.LastCommit
+		}
 		for _, id := range k.SchemaIDs {
 			if !containsInt(cur.SchemaIDs, id) {
 				cur.SchemaIDs = append(cur.SchemaIDs, id)
@@ -122,7 +128,10 @@ func ListTables(f fs.FS) ([]TableInfo, error) {
 		}
 		ids := append([]int(nil), k.SchemaIDs...)
 		sort.Ints(ids)
-		ti.Partitions = append(ti.Partitions, PartitionInfo{Path: k.Path, Files: k.Files, Rows: k.Rows, Bytes: k.Bytes, SchemaIDs: ids})
+		ti.Partitions = append(ti.Partitions, PartitionInfo{Path: k.Path, Files: k.Files, Rows: k.Rows, Bytes: k.Bytes, SchemaIDs: ids, LastCommit: k.LastCommit})
+		if k.LastCommit.After(ti.LastCommit) {
+			ti.LastCommit = k.LastCommit
+		}
 		ti.Files += k.Files
 		ti.Rows += k.Rows
 		ti.Bytes += k.Bytes

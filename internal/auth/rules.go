@@ -33,7 +33,9 @@ func readOnly(method string) bool { return method == http.MethodGet || method ==
 
 // RegistryRule is the Schema Registry API's: reads, schema lookups under a subject and compatibility checks
 // need reader; registering and compatibility levels registry-writer; deletes and modes admin.
-var RegistryRule = judged(func(method, p string) (Role, bool) {
+var RegistryRule = judged(registryRule)
+
+func registryRule(method, p string) (Role, bool) {
 	switch {
 	case readOnly(method):
 		return Reader, false
@@ -47,7 +49,7 @@ var RegistryRule = judged(func(method, p string) (Role, bool) {
 		return RegistryWriter, false
 	}
 	return Admin, false
-})
+}
 
 // RESTRule is the REST Proxy API's: reads need reader, produce requests producer, the rest admin.
 var RESTRule = judged(func(method, p string) (Role, bool) {
@@ -61,15 +63,30 @@ var RESTRule = judged(func(method, p string) (Role, bool) {
 })
 
 // OpsRule is the --http-addr listener's: /healthz and /readyz are open (probes carry no credentials),
-// profiling needs admin, every other read (/metrics, /topology, the console's pages) reader.
+// profiling needs admin, every other read (/metrics, /topology, the console's pages) reader. In the
+// console, running SQL (read-only) needs reader, saving queries and dashboards producer, the Schema
+// Registry API below /console/api/registry/ what RegistryRule says, re-driving dead letters admin.
 var OpsRule = judged(func(method, p string) (Role, bool) {
+	const registry = "/console/api/registry"
 	switch {
 	case readOnly(method) && (p == "/healthz" || p == "/readyz"):
 		return "", true
 	case p == "/debug" || strings.HasPrefix(p, "/debug/"):
 		return Admin, false
+	case p == registry || strings.HasPrefix(p, registry+"/"):
+		rest := strings.TrimPrefix(p, registry)
+		if rest == "" {
+			rest = "/"
+		}
+		return registryRule(method, rest)
 	case readOnly(method):
 		return Reader, false
+	case method == http.MethodPost && p == "/console/api/sql":
+		return Reader, false
+	case (method == http.MethodPost || method == http.MethodPut || method == http.MethodDelete) &&
+		(p == "/console/api/queries" || strings.HasPrefix(p, "/console/api/queries/") ||
+			p == "/console/api/dashboards" || strings.HasPrefix(p, "/console/api/dashboards/")):
+		return Producer, false
 	}
 	return Admin, false
 })

@@ -65,6 +65,7 @@ type Monitor struct {
 	mu       sync.Mutex
 	procs    map[string]*procState
 	restarts *prometheus.CounterVec
+	total    map[string]float64 // restarts by processor since the process started
 	now      func() time.Time
 }
 
@@ -76,7 +77,7 @@ type procState struct {
 
 // NewMonitor registers the restart counter with reg (nil: unregistered).
 func NewMonitor(reg prometheus.Registerer) *Monitor {
-	m := &Monitor{procs: map[string]*procState{}, now: time.Now,
+	m := &Monitor{procs: map[string]*procState{}, total: map[string]float64{}, now: time.Now,
 		restarts: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "minipipe_processor_restarts_total",
 			Help: "Times a processor stopped with an error and was started again, by processor."}, []string{"processor"})}
 	if reg != nil {
@@ -119,6 +120,7 @@ func (m *Monitor) failed(name, msg string) {
 	m.restarts.WithLabelValues(name).Inc()
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	m.total[name]++
 	s := m.state(name)
 	now := m.now()
 	s.failures = append(s.failures, now)
@@ -126,6 +128,21 @@ func (m *Monitor) failed(name, msg string) {
 		s.failures = s.failures[1:]
 	}
 	s.lastErr, s.since = msg, time.Time{}
+}
+
+// Restarts are the restarts of each processor since the process started (what
+// minipipe_processor_restarts_total counts).
+func (m *Monitor) Restarts() map[string]float64 {
+	out := map[string]float64{}
+	if m == nil {
+		return out
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for k, v := range m.total {
+		out[k] = v
+	}
+	return out
 }
 
 // Restarting lists the processors that keep restarting (KeepsRestarting times within Window, and not

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"time"
 
 	"github.com/apache/arrow-go/v18/arrow"
 
@@ -62,7 +63,15 @@ type verdict struct {
 	schema *avro.Schema
 	dec    *parquet.Decoder // the writer's own reading of the schema's records: what it accepts is writable
 	rej    *Rejection
+	until  time.Time // an unknown schema id is looked up again after this (it may be registered later)
 }
+
+// unknownFor is how long a schema id found missing from the registry is taken as missing without asking
+// again: records that name it go to the dead-letter topic, and once it is registered (then re-driven) they
+// are accepted. Ids are never removed, so every other verdict is kept for good.
+const unknownFor = 2 * time.Second
+
+var now = time.Now // tests move it
 
 // New makes a validator for a table fed by subject's schemas; drop names partition fields, which are not
 // data columns.
@@ -95,7 +104,7 @@ func (v *Validator) verdict(id int) (*verdict, error) {
 	v.mu.Lock()
 	vd, ok := v.verdicts[id]
 	v.mu.Unlock()
-	if ok {
+	if ok && (vd.until.IsZero() || now().Before(vd.until)) {
 		return vd, nil
 	}
 	s, err := v.schemas.Schema(id)
@@ -108,7 +117,7 @@ func (v *Validator) verdict(id int) (*verdict, error) {
 	}
 	switch {
 	case errors.Is(err, ErrUnknownSchema):
-		vd = &verdict{rej: &Rejection{Code: CodeUnknownSchema, Reason: fmt.Sprintf("schema id %d is not in the registry", id)}}
+		vd = &verdict{rej: &Rejection{Code: CodeUnknownSchema, Reason: fmt.Sprintf("schema id %d is not in the registry", id)}, until: now().Add(unknownFor)}
 	case err != nil:
 		return nil, err
 	default:

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"testing"
+	"time"
 
 	"github.com/minipipe/minipipe/internal/avro"
 )
@@ -86,5 +87,43 @@ func TestCheck(t *testing.T) {
 	down := &fakeSchemas{down: true}
 	if _, _, _, err := New(down, "t-value", nil).Check(good); err == nil || errors.As(err, new(*Rejection)) {
 		t.Errorf("registry down: %v", err)
+	}
+}
+
+// TestUnknownSchemaRegisteredLater: records naming a schema id the registry does not have are refused, and
+// accepted once it is registered (a dead letter re-driven after its cause is fixed), without a restart;
+// meanwhile the registry is not asked again for every record.
+func TestUnknownSchemaRegisteredLater(t *testing.T) {
+	schema := `{"type":"record","name":"U","fields":[{"name":"id","type":"long"}]}`
+	s, err := avro.Parse(schema)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec, err := avro.EncodeJSON(schema, 7, `{"id":1}`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := &fakeSchemas{byID: map[int]*avro.Schema{}, subjects: map[string][]int{"t-value": {7}}}
+	clock := time.Unix(1000, 0)
+	now = func() time.Time { return clock }
+	defer func() { now = time.Now }()
+	v := New(f, "t-value", nil)
+	var rej *Rejection
+	if _, _, _, err := v.Check(rec); !errors.As(err, &rej) || rej.Code != CodeUnknownSchema {
+		t.Fatalf("unregistered: %v", err)
+	}
+	f.byID[7] = s
+	synced := f.synced
+	for range 100 {
+		if _, _, _, err := v.Check(rec); !errors.As(err, &rej) {
+			t.Fatalf("within %v of the first lookup: %v", unknownFor, err)
+		}
+	}
+	if f.synced != synced {
+		t.Fatalf("the registry was asked again %d times within %v", f.synced-synced, unknownFor)
+	}
+	clock = clock.Add(unknownFor + time.Millisecond)
+	if id, _, _, err := v.Check(rec); err != nil || id != 7 {
+		t.Fatalf("after registration: %d %v", id, err)
 	}
 }

@@ -1,0 +1,123 @@
+package topology
+
+import (
+	"context"
+	"path/filepath"
+	"sort"
+
+	"github.com/minipipe/minipipe/internal/avro"
+	"github.com/minipipe/minipipe/internal/kafka"
+	"github.com/minipipe/minipipe/internal/query"
+	"github.com/minipipe/minipipe/internal/supervise"
+	"github.com/minipipe/minipipe/processors/commit"
+	"github.com/minipipe/minipipe/processors/console"
+	"github.com/minipipe/minipipe/processors/dlq"
+	"github.com/minipipe/minipipe/processors/registry"
+	"github.com/minipipe/minipipe/sinks/fs"
+)
+
+// consoleDeps wires the console to the warehouse, the ingest processors' state, the pipeline's lag
+// reading, the registry and this instance's restart counts.
+func consoleDeps(cfg Config, kcfg kafka.Config, wh fs.FS, reg *registry.Registry, pipe func() *Pipeline, monitor *supervise.Monitor) console.Deps {
+	d := console.Deps{
+		Registry: reg.Handler(),
+		Decode:   console.RegistryDecoder(reg.Store().Parsed),
+		Schema: func(id int) (*avro.Schema, string, error) {
+			s, _, err := reg.Store().Parsed(id)
+			if err != nil {
+				return nil, "", err
+			}
+			rec, err := reg.Store().SchemaByID(id)
+			if err != nil {
+				return nil, "", err
+			}
+			return s, rec.Schema, nil
+		},
+		Complete: func(t console.Table) map[string]bool {
+			done := map[string]bool{}
+			for _, p := range t.Partitions {
+				if _, err := wh.Stat(fs.Join(t.Location, p.Path, commit.SuccessFile)); err == nil {
+					done[p.Path] = true
+				}
+			}
+			return done
+		},
+	}
+	if local, ok := wh.(interface {
+		LocalPath(string) (string, error)
+		Root() string
+	}); ok {
+		root := local.Root()
+		d.Views = func(tables []console.Table) ([]query.View, []string, error) {
+			views := make([]query.View, 0, len(tables))
+			for _, t := range tables {
+				v := query.View{Name: t.Name, PartitionFields: t.PartitionColumns}
+				if t.Files > 0 {
+					dir, err := local.LocalPath(t.Location)
+					if err != nil {
+						return nil, nil, err
+					}
+					v.Files = []string{filepath.Join(dir, "**", "*.parquet")}
+				}
+				views = append(views, v)
+			}
+			return views, []string{root}, nil
+		}
+	}
+	d.Snapshot = func(ctx context.Context) (*console.Snapshot, error) {
+		snap := &console.Snapshot{Restarts: monitor.Restarts()}
+		tables, err := ListTables(wh)
+		if err != nil {
+			return nil, err
+		}
+		stats, serr := ReadSourceStats(ctx, kcfg, cfg)
+		if serr != nil {
+			snap.Errors = append(snap.Errors, "source topics: "+serr.Error())
+		}
+		topicOf := map[string]string{}
+		lag := map[string][]console.TopicPartition{}
+		if p := pipe(); p != nil {
+			for _, pt := range p.lag.points() {
+				if pt.group == p.names.CommitGroup() {
+					continue
+				}
+				lag[pt.topic] = append(lag[pt.topic], console.TopicPartition{Partition: pt.partition, End: pt.end, Committed: pt.committed, Lag: pt.lag})
+			}
+		}
+		for _, s := range stats {
+			accepted, repeats, _, rejected, _ := s.Total()
+			t := console.Topic{Name: s.Topic, Table: s.Table, Accepted: accepted, Repeats: repeats, Rejected: rejected,
+				DeadLetters: dlq.Topic(s.Topic), Partitions: lag[s.Topic]}
+			for _, w := range s.Watermarks {
+				t.Late += w.Late
+			}
+			if t.Partitions == nil {
+				t.Partitions = []console.TopicPartition{}
+			}
+			sort.Slice(t.Partitions, func(i, j int) bool { return t.Partitions[i].Partition < t.Partitions[j].Partition })
+			topicOf[s.Table] = s.Topic
+			snap.Topics = append(snap.Topics, t)
+		}
+		for _, t := range tables {
+			ct := console.Table{Name: t.Name, Topic: topicOf[t.Name], Generation: t.Generation, Location: t.Location,
+				PartitionColumns: t.PartitionColumns, Files: t.Files, Rows: t.Rows, Bytes: t.Bytes, SchemaIDs: t.SchemaIDs,
+				LastCommit: t.LastCommit, Partitions: make([]console.Partition, len(t.Partitions))}
+			if ct.SchemaIDs == nil {
+				ct.SchemaIDs = []int{}
+			}
+			for i, p := range t.Partitions {
+				ct.Partitions[i] = console.Partition{Path: p.Path, Files: p.Files, Rows: p.Rows, Bytes: p.Bytes, SchemaIDs: p.SchemaIDs, LastCommit: p.LastCommit}
+			}
+			snap.Tables = append(snap.Tables, ct)
+		}
+		if snap.Tables == nil {
+			snap.Tables = []console.Table{}
+		}
+		if snap.Topics == nil {
+			snap.Topics = []console.Topic{}
+		}
+		return snap, nil
+	}
+	return d
+}
+

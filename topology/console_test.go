@@ -1,0 +1,208 @@
+package topology_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+
+	"github.com/minipipe/minipipe/testkit"
+)
+
+// browserPage drives the console in a real Chromium.
+type browserPage struct {
+	t    *testing.T
+	ctx  context.Context
+	base string
+}
+
+// js runs a JavaScript expression in the page and returns its value.
+func (p *browserPage) js(expr string) any {
+	p.t.Helper()
+	ctx, cancel := context.WithTimeout(p.ctx, 30*time.Second)
+	defer cancel()
+	v, err := chromedp.Run(ctx, chromedp.Evaluate[any](expr, chromedp.EvalAsValue))
+	if err != nil {
+		p.t.Fatalf("%s: %v", expr, err)
+	}
+	return v
+}
+
+// wait waits until a JavaScript predicate holds in the page; what saying names it when it does not.
+func (p *browserPage) wait(saying, predicate string, timeout time.Duration) {
+	p.t.Helper()
+	ctx, cancel := context.WithTimeout(p.ctx, timeout+5*time.Second)
+	defer cancel()
+	_, err := chromedp.Run(ctx, chromedp.Poll[chromedp.Void](predicate, chromedp.WithPollingTimeout(timeout), chromedp.WithPollingInterval(100*time.Millisecond)))
+	if err != nil {
+		text, _ := chromedp.Run(p.ctx, chromedp.Evaluate[string]("document.getElementById('main').innerText.slice(0, 3000)"))
+		p.t.Fatalf("waiting for %s: %v\nthe page shows:\n%s", saying, err, text)
+	}
+}
+
+// open loads a console URL (a fresh page load) and waits until its page has rendered.
+func (p *browserPage) open(base, hash string) {
+	p.t.Helper()
+	ctx, cancel := context.WithTimeout(p.ctx, 30*time.Second)
+	defer cancel()
+	if err := chromedp.Do(ctx, chromedp.Navigate(base+"/console/"+hash)); err != nil {
+		p.t.Fatalf("open %s: %v", hash, err)
+	}
+	p.wait("page "+hash, `document.getElementById('main').dataset.ready === '1'`, 20*time.Second)
+}
+
+// goTo changes page inside the application (hash routing) and waits until it has rendered.
+func (p *browserPage) goTo(hash, page string) {
+	p.t.Helper()
+	p.js(`document.getElementById('main').removeAttribute('data-ready'); location.hash = ` + jsString(hash) + `; true`)
+	p.wait("page "+hash, fmt.Sprintf(`document.getElementById('main').dataset.ready === '1' && document.getElementById('main').dataset.page === %s`, jsString(page)), 20*time.Second)
+}
+
+func (p *browserPage) text(selector string) string {
+	p.t.Helper()
+	v, _ := p.js(`(function(){ const e = document.querySelector(` + jsString(selector) + `); return e ? e.innerText : ""; })()`).(string)
+	return v
+}
+
+func jsString(s string) string {
+	b, _ := json.Marshal(s)
+	return string(b)
+}
+
+// TestConsoleInBrowser walks the console in Debian's Chromium, headless, as its issue asks: after the seed's
+// two curl commands, connect_test with its 2 rows, the schema diff showing lastname added, the seed's query
+// and a bar chart of it saved to a new dashboard that is still there after a reload and on a second
+// instance, the read-only rule, the registry page, and the dead letters of bad records, one of them
+// re-driven once its cause (an unregistered schema) is fixed from the registry page. Every page is
+// screenshotted ($MINIPIPE_SCREENSHOTS, else the test's temporary directory).
+func TestConsoleInBrowser(t *testing.T) {
+	brokers := testkit.Kafka(t)
+	ctx := testkit.Browser(t, 5*time.Minute)
+	for _, topic := range []string{"connect_test", "connect_test.dlq"} {
+		deleteTopic(t, brokers, topic)
+	}
+	cfgA := testkit.TestConfig(t, brokers)
+	cfgA.Topics = "connect_test"
+	cfgA.RotateInterval = 3 * time.Second
+	cfgB := testkit.TestConfig(t, brokers)
+	cfgB.Topics, cfgB.RotateInterval = cfgA.Topics, cfgA.RotateInterval
+	cfgB.PipelineName, cfgB.Warehouse = cfgA.PipelineName, cfgA.WarehouseURL()
+	cfgB.RegistryTopic, cfgB.ConsoleTopic = cfgA.RegistryTopic, cfgA.ConsoleTopic
+	a := testkit.StartProcess(t, cfgA)
+	b := testkit.StartProcess(t, cfgB)
+	baseA, baseB := "http://"+cfgA.HTTPAddr, "http://"+cfgB.HTTPAddr
+
+	for i, cmd := range []string{seedCurl1, seedCurl2} {
+		if status, body := curl(t, cmd, cfgA.RestAddr); status != 200 {
+			t.Fatalf("seed curl %d: %d %s", i+1, status, body)
+		}
+	}
+	// Bad records straight to the topic: text that is not Avro, and carol's row written with schema id 3,
+	// which nobody has registered yet.
+	carol := []byte{0, 0, 0, 0, 3, 0x0a, 'c', 'a', 'r', 'o', 'l', 0x02, 0x0a, 'j', 'o', 'n', 'e', 's', 0x02, 0x0c, 'b', 'e', 'r', 'l', 'i', 'n'}
+	produceRaw(t, brokers, "connect_test", []byte("hello, I am not Avro"), carol)
+
+	p := &browserPage{t: t, ctx: ctx}
+	// Overview: the topic and its table, live.
+	p.open(baseA, "#/")
+	p.wait("connect_test on the overview", `[...document.querySelectorAll('table.tables td a')].some(a => a.textContent === 'connect_test')`, 60*time.Second)
+	p.wait("dead letters counted on the overview", `document.querySelector('#kpi-dead b').textContent === '2'`, 60*time.Second)
+	testkit.Screenshot(t, ctx, "overview")
+
+	// Tables: connect_test with 2 rows; its schema versions, lastname added in the diff.
+	p.goTo("#/tables", "tables")
+	p.wait("connect_test in the tables list", `[...document.querySelectorAll('table.tables td a')].some(a => a.textContent === 'connect_test')`, 10*time.Second)
+	testkit.Screenshot(t, ctx, "tables")
+	p.goTo("#/tables/connect_test", "tables")
+	p.wait("the table page", `document.getElementById('table-name') !== null`, 10*time.Second)
+	if got := p.text("#table-rows b"); got != "2" {
+		t.Fatalf("connect_test shows %q rows, want 2", got)
+	}
+	added := p.js(`[...document.querySelectorAll('#schema-diff tr.added td:first-child')].map(td => td.textContent).join(',')`)
+	if added != "lastname" {
+		t.Fatalf("the schema diff marks %q as added, want lastname\n%s", added, p.text("#schema-diff"))
+	}
+	if cols := p.text("table.columns"); !strings.Contains(cols, "lastname") || !strings.Contains(cols, "dt") {
+		t.Fatalf("columns: %q", cols)
+	}
+	testkit.Screenshot(t, ctx, "table")
+
+	// SQL: the seed's query, sorted; then a bar chart, saved to a new dashboard.
+	p.goTo("#/sql", "sql")
+	p.js(`document.getElementById('sql').value = "SELECT name, lastname FROM connect_test ORDER BY name"; document.getElementById('run').click(); true`)
+	p.wait("the query's result", `document.querySelector('#result table.result') !== null`, 30*time.Second)
+	rows := p.js(`[...document.querySelectorAll('#result table.result tbody tr')].map(tr => [...tr.children].map(td => td.textContent).join('|')).join(';')`)
+	if rows != "alice|NULL;bob|smith" {
+		t.Fatalf("the SQL page shows %q", rows)
+	}
+	// Completion offers the table's columns.
+	p.js(`const ta = document.getElementById('sql'); ta.focus(); ta.value = "SELECT lastn"; ta.selectionStart = ta.selectionEnd = ta.value.length; ta.dispatchEvent(new Event('input')); true`)
+	p.wait("a completion of lastn", `!document.getElementById('completions').hidden && document.getElementById('completions').innerText.includes('lastname')`, 5*time.Second)
+	// The read-only rule, in the page.
+	for _, stmt := range []string{"COPY connect_test TO '/tmp/stolen.csv'", "INSTALL httpfs", "ATTACH '/tmp/x.db' AS x", "CREATE TABLE t AS SELECT 1", "SELECT 1; DROP VIEW connect_test"} {
+		p.js(`document.getElementById('sql').value = ` + jsString(stmt) + `; document.getElementById('run').click(); true`)
+		p.wait("the refusal of "+stmt, `document.querySelector('#result .error') !== null`, 10*time.Second)
+		if msg := p.text("#result .error"); !strings.Contains(msg, "read-only") && !strings.Contains(msg, "one statement") {
+			t.Fatalf("%s: the page says %q", stmt, msg)
+		}
+	}
+	p.js(`document.getElementById('sql').value = "SELECT name, length(name) AS letters FROM connect_test ORDER BY name"; document.getElementById('run').click(); true`)
+	p.wait("the chart query's result", `document.querySelectorAll('#result table.result tbody tr').length === 2`, 30*time.Second)
+	p.js(`const s = document.getElementById('chart-type'); s.value = 'bar'; s.dispatchEvent(new Event('change')); true`)
+	p.wait("a bar chart with two bars", `document.querySelectorAll('#chart svg rect.bar').length === 2`, 10*time.Second)
+	testkit.Screenshot(t, ctx, "sql")
+	p.js(`document.getElementById('query-name').value = 'letters per name'; document.getElementById('dashboard-name').value = 'seed'; document.getElementById('add-to-dashboard').click(); true`)
+	p.wait("the new dashboard's link", `document.getElementById('dashboard-link') !== null`, 20*time.Second)
+	href, _ := p.js(`document.getElementById('dashboard-link').getAttribute('href')`).(string)
+	if !strings.HasPrefix(href, "#/dashboards/") {
+		t.Fatalf("dashboard link %q", href)
+	}
+	// Reloaded, on this instance and on the other one: the dashboard with its chart.
+	for _, base := range []string{baseA, baseB} {
+		p.open(base, href)
+		p.wait("the dashboard's bar chart on "+base, `document.getElementById('dashboard-title').textContent === 'seed' && document.querySelectorAll('#dashboard .tile svg rect.bar').length === 2`, 30*time.Second)
+	}
+	testkit.Screenshot(t, ctx, "dashboard")
+	p.goTo("#/dashboards", "dashboards")
+	p.wait("the dashboard in the list", `document.querySelector('table.dashboards').innerText.includes('seed')`, 10*time.Second)
+
+	// Registry: register version 3 of connect_test-value (city added), which gets id 3: the cause of carol's
+	// dead letter.
+	p.open(baseA, "#/registry")
+	p.wait("the subject", `document.querySelector('table.subjects').innerText.includes('connect_test-value')`, 10*time.Second)
+	v3 := `{"type": "record", "name": "User", "fields": [{"name": "name", "type": "string"}, {"name": "lastname", "type": ["null", "string"], "default": null}, {"name": "city", "type": ["null", "string"], "default": null}]}`
+	p.js(`document.getElementById('reg-subject').value = 'connect_test-value'; document.getElementById('reg-schema').value = ` + jsString(v3) + `; document.getElementById('reg-check').click(); true`)
+	p.wait("the compatibility check", `document.getElementById('reg-result').innerText.includes('Compatible')`, 10*time.Second)
+	p.js(`document.getElementById('reg-register').click(); true`)
+	p.wait("the registration", `document.getElementById('reg-result').innerText.includes('Registered: schema id 3')`, 10*time.Second)
+	testkit.Screenshot(t, ctx, "registry")
+
+	// Dead letters: both bad records with their reasons; carol's decoded now that id 3 is known; re-driven.
+	p.goTo("#/deadletters", "deadletters")
+	p.wait("connect_test's dead letters", `document.querySelector('table.dlq-topics').innerText.includes('connect_test')`, 10*time.Second)
+	p.goTo("#/deadletters/connect_test", "deadletters")
+	p.wait("two dead letters", `document.querySelectorAll('table.letters tbody tr').length === 2`, 10*time.Second)
+	letters := p.text("table.letters")
+	for _, want := range []string{"not-confluent-avro", "unknown-schema-id", "hello, I am not Avro", `"carol"`, "minipipe.source.topic"} {
+		if !strings.Contains(letters, want) && !strings.Contains(p.js(`document.querySelector('table.letters').textContent`).(string), want) {
+			t.Fatalf("the dead letters do not show %q:\n%s", want, letters)
+		}
+	}
+	p.js(`const tr = [...document.querySelectorAll('table.letters tbody tr')].find(tr => tr.textContent.includes('unknown-schema-id')); const c = tr.querySelector('input.pick'); c.click(); true`)
+	testkit.Screenshot(t, ctx, "deadletters")
+	p.js(`document.getElementById('redrive').click(); true`)
+	p.wait("the re-drive", `document.getElementById('redrive-result').innerText.includes('Re-driven: 1 of 1')`, 20*time.Second)
+	// Carol's row lands in the table; the re-drive is counted, and recorded so a second one is refused.
+	testkit.WaitQuery(t, cfgA.WarehouseURL(), "SELECT name, lastname FROM connect_test ORDER BY name", cfgA.RotateInterval+30*time.Second,
+		func(r [][]string) bool { return len(r) == 3 })
+	if n := a.Metric("minipipe_console_redriven_total", "topic", "connect_test"); n != 1 {
+		t.Fatalf("minipipe_console_redriven_total = %v", n)
+	}
+	p.open(baseB, "#/deadletters/connect_test")
+	p.wait("the re-driven mark on the other instance", `document.querySelector('table.letters').innerText.includes('re-driven')`, 10*time.Second)
+	_ = b
+}
