@@ -120,4 +120,3 @@ func consoleDeps(cfg Config, kcfg kafka.Config, wh fs.FS, reg *registry.Registry
 	}
 	return d
 }
-

@@ -27,9 +27,9 @@ type TableInfo struct {
 
 // PartitionInfo is one table partition.
 type PartitionInfo struct {
-	Path      string
-	Files     int64
-	Rows      int64
+	Path       string
+	Files      int64
+	Rows       int64
 	Bytes      int64
 	SchemaIDs  []int
 	LastCommit time.Time

@@ -290,7 +290,7 @@ func (c *Console) info(w http.ResponseWriter, r *http.Request) {
 	}
 	writeJSON(w, http.StatusOK, map[string]any{
 		"engines": engines, "user": auth.Principal(r.Context()), "topic": c.cfg.Topic,
-		"limits": map[string]any{"timeout_seconds": c.cfg.Limits.Timeout.Seconds(), "max_rows": c.cfg.Limits.MaxRows},
+		"limits":      map[string]any{"timeout_seconds": c.cfg.Limits.Timeout.Seconds(), "max_rows": c.cfg.Limits.MaxRows},
 		"store_ready": c.store.Ready(),
 	})
 }
