@@ -6,7 +6,7 @@ export GOFLAGS
 VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X github.com/minipipe/minipipe/topology.Version=$(VERSION)
 
-.PHONY: all build run run-full kafka-up kafka-down stack-up stack-down test test-unit vet fuzz bench clean
+.PHONY: all build run run-full kafka-up kafka-down stack-up stack-down test test-unit vet fuzz bench screenshots clean
 
 all: build
 
@@ -20,7 +20,8 @@ run: build kafka-up
 ## run-full: minipipe on the seed's whole stack (make stack-up): Parquet on HDFS, tables in the Hive Metastore.
 run-full: build stack-up
 	./bin/minipipe run --brokers 127.0.0.1:9092 --data-dir ./data-full \
-	  --warehouse hdfs://127.0.0.1:8020/warehouse --catalog hive --hive-metastore thrift://127.0.0.1:9083
+	  --warehouse hdfs://127.0.0.1:8020/warehouse --catalog hive --hive-metastore thrift://127.0.0.1:9083 \
+	  --trino http://127.0.0.1:8090
 
 kafka-up:
 	deploy/kafka/kafka.sh up
@@ -52,6 +53,11 @@ test-unit:
 
 vet:
 	$(GO) vet ./...
+
+## screenshots: the console's browser test (Debian's Chromium, a real Kafka it starts), keeping its screenshots
+## in docs/console for the README.
+screenshots:
+	MINIPIPE_SCREENSHOTS=$(CURDIR)/docs/console $(GO) test -count=1 -run TestConsoleInBrowser ./topology/
 
 ## fuzz: run every fuzz target for FUZZTIME each (the seed corpora also run in `make test`).
 FUZZTIME ?= 30s

@@ -33,6 +33,32 @@ func consoleDeps(cfg Config, kcfg kafka.Config, wh fs.FS, reg *registry.Registry
 			}
 			return s, rec.Schema, nil
 		},
+		Subjects: func() ([]console.Subject, error) {
+			st := reg.Store()
+			names, err := st.Subjects(false)
+			if err != nil {
+				return nil, err
+			}
+			out := make([]console.Subject, 0, len(names))
+			for _, n := range names {
+				vs, err := st.Versions(n)
+				if err != nil {
+					return nil, err
+				}
+				s := console.Subject{Name: n, Versions: []int{}, IDs: []int{}}
+				for _, v := range vs {
+					if !v.Deleted {
+						s.Versions = append(s.Versions, v.Version)
+						s.IDs = append(s.IDs, v.ID)
+					}
+				}
+				if level, _, err := st.EffectiveLevel(n); err == nil {
+					s.Compatibility = string(level)
+				}
+				out = append(out, s)
+			}
+			return out, nil
+		},
 		Complete: func(t console.Table) map[string]bool {
 			done := map[string]bool{}
 			for _, p := range t.Partitions {

@@ -11,6 +11,7 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/minipipe/minipipe/testkit"
+	"github.com/minipipe/minipipe/testkit/browser"
 )
 
 // browserPage drives the console in a real Chromium.
@@ -81,7 +82,7 @@ func jsString(s string) string {
 // screenshotted ($MINIPIPE_SCREENSHOTS, else the test's temporary directory).
 func TestConsoleInBrowser(t *testing.T) {
 	brokers := testkit.Kafka(t)
-	ctx := testkit.Browser(t, 5*time.Minute)
+	ctx := browser.Browser(t, 5*time.Minute)
 	for _, topic := range []string{"connect_test", "connect_test.dlq"} {
 		deleteTopic(t, brokers, topic)
 	}
@@ -111,12 +112,12 @@ func TestConsoleInBrowser(t *testing.T) {
 	p.open(baseA, "#/")
 	p.wait("connect_test on the overview", `[...document.querySelectorAll('table.tables td a')].some(a => a.textContent === 'connect_test')`, 60*time.Second)
 	p.wait("dead letters counted on the overview", `document.querySelector('#kpi-dead b').textContent === '2'`, 60*time.Second)
-	testkit.Screenshot(t, ctx, "overview")
+	browser.Screenshot(t, ctx, "overview")
 
 	// Tables: connect_test with 2 rows; its schema versions, lastname added in the diff.
 	p.goTo("#/tables", "tables")
 	p.wait("connect_test in the tables list", `[...document.querySelectorAll('table.tables td a')].some(a => a.textContent === 'connect_test')`, 10*time.Second)
-	testkit.Screenshot(t, ctx, "tables")
+	browser.Screenshot(t, ctx, "tables")
 	p.goTo("#/tables/connect_test", "tables")
 	p.wait("the table page", `document.getElementById('table-name') !== null`, 10*time.Second)
 	if got := p.text("#table-rows b"); got != "2" {
@@ -129,7 +130,7 @@ func TestConsoleInBrowser(t *testing.T) {
 	if cols := p.text("table.columns"); !strings.Contains(cols, "lastname") || !strings.Contains(cols, "dt") {
 		t.Fatalf("columns: %q", cols)
 	}
-	testkit.Screenshot(t, ctx, "table")
+	browser.Screenshot(t, ctx, "table")
 
 	// SQL: the seed's query, sorted; then a bar chart, saved to a new dashboard.
 	p.goTo("#/sql", "sql")
@@ -154,7 +155,7 @@ func TestConsoleInBrowser(t *testing.T) {
 	p.wait("the chart query's result", `document.querySelectorAll('#result table.result tbody tr').length === 2`, 30*time.Second)
 	p.js(`const s = document.getElementById('chart-type'); s.value = 'bar'; s.dispatchEvent(new Event('change')); true`)
 	p.wait("a bar chart with two bars", `document.querySelectorAll('#chart svg rect.bar').length === 2`, 10*time.Second)
-	testkit.Screenshot(t, ctx, "sql")
+	browser.Screenshot(t, ctx, "sql")
 	p.js(`document.getElementById('query-name').value = 'letters per name'; document.getElementById('dashboard-name').value = 'seed'; document.getElementById('add-to-dashboard').click(); true`)
 	p.wait("the new dashboard's link", `document.getElementById('dashboard-link') !== null`, 20*time.Second)
 	href, _ := p.js(`document.getElementById('dashboard-link').getAttribute('href')`).(string)
@@ -166,7 +167,7 @@ func TestConsoleInBrowser(t *testing.T) {
 		p.open(base, href)
 		p.wait("the dashboard's bar chart on "+base, `document.getElementById('dashboard-title').textContent === 'seed' && document.querySelectorAll('#dashboard .tile svg rect.bar').length === 2`, 30*time.Second)
 	}
-	testkit.Screenshot(t, ctx, "dashboard")
+	browser.Screenshot(t, ctx, "dashboard")
 	p.goTo("#/dashboards", "dashboards")
 	p.wait("the dashboard in the list", `document.querySelector('table.dashboards').innerText.includes('seed')`, 10*time.Second)
 
@@ -179,7 +180,7 @@ func TestConsoleInBrowser(t *testing.T) {
 	p.wait("the compatibility check", `document.getElementById('reg-result').innerText.includes('Compatible')`, 10*time.Second)
 	p.js(`document.getElementById('reg-register').click(); true`)
 	p.wait("the registration", `document.getElementById('reg-result').innerText.includes('Registered: schema id 3')`, 10*time.Second)
-	testkit.Screenshot(t, ctx, "registry")
+	browser.Screenshot(t, ctx, "registry")
 
 	// Dead letters: both bad records with their reasons; carol's decoded now that id 3 is known; re-driven.
 	p.goTo("#/deadletters", "deadletters")
@@ -193,7 +194,7 @@ func TestConsoleInBrowser(t *testing.T) {
 		}
 	}
 	p.js(`const tr = [...document.querySelectorAll('table.letters tbody tr')].find(tr => tr.textContent.includes('unknown-schema-id')); const c = tr.querySelector('input.pick'); c.click(); true`)
-	testkit.Screenshot(t, ctx, "deadletters")
+	browser.Screenshot(t, ctx, "deadletters")
 	p.js(`document.getElementById('redrive').click(); true`)
 	p.wait("the re-drive", `document.getElementById('redrive-result').innerText.includes('Re-driven: 1 of 1')`, 20*time.Second)
 	// Carol's row lands in the table; the re-drive is counted, and recorded so a second one is refused.

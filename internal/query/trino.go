@@ -100,8 +100,8 @@ func trinoCheck(sqlText string) error {
 	switch words[0] {
 	case "SELECT", "WITH", "VALUES", "TABLE", "SHOW", "DESCRIBE", "(":
 	case "EXPLAIN":
-		for _, w := range words[1:] {
-			if w == "ANALYZE" {
+		for _, w := range keywords(sqlText, 64) {
+			if strings.Trim(w, "(),") == "ANALYZE" {
 				return &ForbiddenError{Reason: "EXPLAIN ANALYZE runs its statement: not here (read-only)"}
 			}
 		}

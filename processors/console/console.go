@@ -69,7 +69,18 @@ type Deps struct {
 	Schema   func(id int) (*avro.Schema, string, error)
 	Decode   Decoder
 	Registry http.Handler // the Schema Registry API, served below /console/api/registry/
+	// Subjects lists the registry's subjects with their versions and effective compatibility levels, for
+	// the registry page (one answer, however many subjects).
+	Subjects func() ([]Subject, error)
 	Metrics  prometheus.Registerer
+}
+
+// Subject is a registry subject as the registry page lists it.
+type Subject struct {
+	Name          string `json:"subject"`
+	Versions      []int  `json:"versions"`
+	IDs           []int  `json:"ids"`
+	Compatibility string `json:"compatibility"`
 }
 
 // Console serves the pages and their API.
@@ -246,6 +257,7 @@ func (c *Console) buildHandler() http.Handler {
 	mux.HandleFunc("GET /console/api/tables", c.tables)
 	mux.HandleFunc("GET /console/api/tables/{name}", c.table)
 	mux.HandleFunc("GET /console/api/completions", c.completions)
+	mux.HandleFunc("GET /console/api/subjects", c.subjects)
 	mux.HandleFunc("POST /console/api/sql", c.sql)
 	mux.HandleFunc("GET /console/api/queries", c.listQueries)
 	mux.HandleFunc("POST /console/api/queries", c.saveQuery)
@@ -499,6 +511,22 @@ func (c *Console) completions(w http.ResponseWriter, r *http.Request) {
 		out[snap.Tables[i].Name] = names
 	}
 	writeJSON(w, http.StatusOK, out)
+}
+
+func (c *Console) subjects(w http.ResponseWriter, r *http.Request) {
+	if c.deps.Subjects == nil {
+		writeJSON(w, http.StatusOK, []Subject{})
+		return
+	}
+	subs, err := c.deps.Subjects()
+	if err != nil {
+		failErr(w, err)
+		return
+	}
+	if subs == nil {
+		subs = []Subject{}
+	}
+	writeJSON(w, http.StatusOK, subs)
 }
 
 // --- saved queries and dashboards -------------------------------------------------------------------

@@ -37,8 +37,20 @@
   const reg = (path, opts) => api("/registry" + path, Object.assign({ type: "application/vnd.schemaregistry.v1+json" }, opts || {}));
   function errorBox(e) { return h("div", { class: "error", role: "alert" }, e.message || String(e)); }
   function bytes(n) { const u = ["B", "KiB", "MiB", "GiB", "TiB"]; let i = 0; while (n >= 1024 && i < u.length - 1) { n /= 1024; i++; } return (i ? n.toFixed(1) : n) + " " + u[i]; }
-  function count(n) { return Number(n || 0).toLocaleString("en-US"); }
-  function rate(n) { return n ? (n >= 100 ? Math.round(n).toLocaleString("en-US") : n.toFixed(1)) + "/s" : "0/s"; }
+  const NF = new Intl.NumberFormat("en-US"); // one formatter: toLocaleString makes a new one for every number
+  function count(n) { return NF.format(Number(n || 0)); }
+  function rate(n) { return n ? (n >= 100 ? NF.format(Math.round(n)) : n.toFixed(1)) + "/s" : "0/s"; }
+  // capped shows the first n rows of a long list, with a button for the rest (pages stay fast with 1,000 tables).
+  function capped(rows, n, draw) {
+    const box = h("div");
+    const show = all => {
+      box.textContent = "";
+      box.append(draw(all ? rows : rows.slice(0, n)));
+      if (!all && rows.length > n) box.append(h("p", {}, h("button", { class: "show-all", onclick: () => show(true) }, `show all ${count(rows.length)}`), h("span", { class: "muted" }, ` (the first ${n} shown)`)));
+    };
+    show(false);
+    return box;
+  }
   function age(t, now) {
     if (!t || t.startsWith("0001")) return "never";
     const s = Math.max(0, ((now ? Date.parse(now) : Date.now()) - Date.parse(t)) / 1000);
@@ -142,22 +154,25 @@
         kpi("tables", count(o.tables.length), "kpi-tables"), kpi("consumer lag", count(lag), "kpi-lag"), kpi("dead letters", count(dead), "kpi-dead"),
         kpi("processor restarts (this instance)", count(restarts), "kpi-restarts")));
       (o.errors || []).forEach(e => box.append(h("div", { class: "error" }, e)));
-      box.append(h("h2", {}, "Source topics"), grid([
+      const topicRank = t => -(t.partitions.reduce((x, p) => x + p.lag, 0) * 1e6 + Object.values(t.rejected || {}).reduce((x, y) => x + y, 0) + t.in_per_sec);
+      const topics = o.topics.slice().sort((a, b) => topicRank(a) - topicRank(b) || a.name.localeCompare(b.name));
+      const tables = o.tables.slice().sort((a, b) => b.rows_per_sec - a.rows_per_sec || Date.parse(b.last_commit) - Date.parse(a.last_commit) || a.name.localeCompare(b.name));
+      box.append(h("h2", {}, "Source topics ", h("span", { class: "muted" }, "(most lag and dead letters first)")), capped(topics, 50, rows => grid([
         { label: "topic", get: t => t.name },
         { label: "table", get: t => h("a", { href: "#/tables/" + encodeURIComponent(t.table) }, t.table) },
         { label: "in", num: true, get: t => rate(t.in_per_sec) },
         { label: "accepted", num: true, get: t => count(t.accepted) },
         { label: "dead letters by reason", get: t => Object.keys(t.rejected || {}).length ? h("a", { href: "#/deadletters/" + encodeURIComponent(t.name) }, Object.entries(t.rejected).map(([k, v]) => h("span", { class: "pill bad" }, k + " " + count(v)))) : h("span", { class: "muted" }, "none") },
         { label: "lag by partition", get: t => t.partitions.length ? t.partitions.map(p => h("span", { class: "pill" + (p.lag > 0 ? " warn" : ""), title: `end ${p.end}, committed ${p.committed}` }, p.partition + ": " + count(p.lag))) : h("span", { class: "muted" }, "—") },
-      ], o.topics, { cls: "topics" }));
-      box.append(h("h2", {}, "Tables"), grid([
+      ], rows, { cls: "topics" })));
+      box.append(h("h2", {}, "Tables ", h("span", { class: "muted" }, "(busiest and freshest first)")), capped(tables, 50, rows => grid([
         { label: "table", get: t => h("a", { href: "#/tables/" + encodeURIComponent(t.name) }, t.name) },
         { label: "committed", num: true, get: t => rate(t.rows_per_sec) },
         { label: "rows", num: true, get: t => count(t.rows) },
         { label: "files", num: true, get: t => count(t.files) },
         { label: "bytes", num: true, get: t => bytes(t.bytes) },
         { label: "freshness (newest commit)", get: t => age(t.last_commit, o.now) },
-      ], o.tables, { cls: "tables" }));
+      ], rows, { cls: "tables" })));
       if (Object.keys(o.restarts || {}).length) {
         box.append(h("h2", {}, "Processor restarts in this instance"), grid([{ label: "processor", get: r => r[0] }, { label: "restarts", num: true, get: r => count(r[1]) }], Object.entries(o.restarts)));
       }
@@ -176,7 +191,7 @@
       const f = filter.value.toLowerCase();
       const rows = r.tables.filter(t => t.name.includes(f));
       box.textContent = "";
-      box.append(grid([
+      box.append(capped(rows, 200, rows => grid([
         { label: "table", get: t => h("a", { href: "#/tables/" + encodeURIComponent(t.name) }, t.name) },
         { label: "topic", get: t => t.topic || "" },
         { label: "partitions", num: true, get: t => count(t.partitions) },
@@ -185,7 +200,7 @@
         { label: "bytes", num: true, get: t => bytes(t.bytes) },
         { label: "schema versions", num: true, get: t => t.versions },
         { label: "newest commit", get: t => age(t.last_commit) },
-      ], rows, { cls: "tables" }));
+      ], rows, { cls: "tables" })));
     };
     filter.addEventListener("input", draw);
     set(h("h1", {}, "Tables ", h("span", { class: "muted" }, `(${r.tables.length})`)), h("div", { class: "toolbar" }, filter), box);
@@ -248,17 +263,14 @@
 
   // ---- registry ---------------------------------------------------------------------------------------
   async function registryPage() {
-    const subjects = await reg("/subjects");
-    const global = await reg("/config").catch(() => ({}));
-    const rows = await Promise.all(subjects.map(async s => {
-      const [vs, cfg] = await Promise.all([reg("/subjects/" + encodeURIComponent(s) + "/versions"), reg("/config/" + encodeURIComponent(s) + "?defaultToGlobal=true").catch(() => ({}))]);
-      return { s, versions: vs, level: cfg.compatibilityLevel || cfg.compatibility || "" };
-    }));
+    const [subjects, global] = await Promise.all([api("/subjects"), reg("/config").catch(() => ({}))]);
+    const rows = subjects.map(s => ({ s: s.subject, versions: s.versions, ids: s.ids, level: s.compatibility }));
     set(h("h1", {}, "Schema registry"),
       h("p", { class: "muted" }, "Global compatibility level: ", h("b", { id: "global-level" }, global.compatibilityLevel || global.compatibility || "?"), " · the Confluent Schema Registry API, also on its own port."),
       grid([
         { label: "subject", get: r => h("a", { href: "#/registry/" + encodeURIComponent(r.s) }, r.s) },
         { label: "versions", get: r => r.versions.join(", ") },
+        { label: "schema ids", get: r => r.ids.join(", ") },
         { label: "compatibility", get: r => r.level },
       ], rows, { cls: "subjects" }),
       registerForm(""));
@@ -402,6 +414,7 @@
 
   async function sqlPage(savedID) {
     loadCompletions();
+    await infoReady;
     let saved = null;
     if (savedID) saved = await api("/queries/" + savedID);
     const engines = info.engines.length ? info.engines : ["duckdb"];
@@ -557,6 +570,7 @@
   }
 
   // ---- start ------------------------------------------------------------------------------------------
-  api("/info").then(i => { info = i; document.getElementById("who").textContent = (i.user ? i.user + " · " : "") + "engines: " + i.engines.join(", "); })
-    .catch(() => {}).finally(route);
+  const infoReady = api("/info").then(i => { info = i; document.getElementById("who").textContent = (i.user ? i.user + " · " : "") + "engines: " + i.engines.join(", "); })
+    .catch(() => {});
+  route();
 })();

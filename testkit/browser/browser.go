@@ -1,4 +1,6 @@
-package testkit
+// Package browser starts Debian's Chromium, headless, for the console's browser tests and benchmarks, and
+// saves screenshots. It stands apart from testkit so that the console's own tests can use it.
+package browser
 
 import (
 	"context"
@@ -6,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -19,7 +22,7 @@ func Chromium(t testing.TB) string {
 	if os.Getenv("MINIPIPE_SKIP_REAL") != "" {
 		t.Skip("MINIPIPE_SKIP_REAL is set: skipping a test that needs Chromium")
 	}
-	out, err := exec.Command(filepath.Join(Root(), "deploy", "chromium.sh")).Output()
+	out, err := exec.Command(filepath.Join(root(), "deploy", "chromium.sh")).Output()
 	if err != nil {
 		var stderr string
 		if ee, ok := err.(*exec.ExitError); ok {
@@ -78,11 +81,27 @@ func Screenshot(t testing.TB, ctx context.Context, name string) string {
 	return p
 }
 
-var screenshotDirs = map[testing.TB]string{}
+var (
+	mu             sync.Mutex
+	screenshotDirs = map[testing.TB]string{}
+)
+
+// root is the repository root (the directory holding go.mod), from the working directory of the test.
+func root() string {
+	dir, _ := os.Getwd()
+	for d := dir; ; d = filepath.Dir(d) {
+		if _, err := os.Stat(filepath.Join(d, "go.mod")); err == nil {
+			return d
+		}
+		if filepath.Dir(d) == d {
+			return dir
+		}
+	}
+}
 
 func screenshotDir(t testing.TB) string {
-	prefixMu.Lock()
-	defer prefixMu.Unlock()
+	mu.Lock()
+	defer mu.Unlock()
 	if d, ok := screenshotDirs[t]; ok {
 		return d
 	}
