@@ -181,3 +181,9 @@ echo "peak resident memory (VmHWM) of each process over the whole benchmark:"
 peak_rss minipipe "$mp_pid" 2>&1
 stack_report "$work" 2>&1
 grep -E "level=(ERROR)" "$work/minipipe.log" | head -5 || true
+
+echo
+echo "The console with 1,000 tables of 100 partitions (in-process broker; pages in headless Debian Chromium):"
+echo
+"$DEPLOY_DIR/chromium.sh" >/dev/null
+go test -run XXX -bench 'BenchmarkConsole(API|Render)' -benchtime 10x ./processors/console/ 2>&1 | grep -E "^Benchmark"
