@@ -249,21 +249,7 @@ func (a *App) Run(ctx context.Context) error {
 	pipeDone := make(chan error, 1)
 	go func() { pipeDone <- pipe.Run(pipeCtx) }()
 
-	deps := consoleDeps(a.cfg, kcfg, wh, reg, a.pipe.Load, a.monitor)
-	deps.Metrics = a.metrics
-	con, err := console.New(console.Config{Topic: a.cfg.ConsoleTopic, Trino: a.cfg.Trino, Catalog: a.cfg.TrinoCatalog, Schema: a.cfg.HiveDatabase,
-		Limits: query.Limits{Timeout: a.cfg.ConsoleTimeout, MaxRows: a.cfg.ConsoleMaxRows}}, deps, kcfg, gk, a.log)
-	if err != nil {
-		// The console is for people; the pipeline runs without it.
-		a.log.Error("the console did not start", "error", err)
-	} else {
-		a.console.Store(con)
-		go func() {
-			if err := con.Run(pipeCtx); err != nil {
-				a.log.Error("the console stopped", "error", err)
-			}
-		}()
-	}
+	go a.runConsole(pipeCtx, kcfg, gk, wh, reg)
 	a.log.Info("pipeline running", "warehouse", a.cfg.WarehouseURL())
 
 	var runErr error
@@ -289,6 +275,34 @@ func (a *App) Run(ctx context.Context) error {
 		runErr = err
 	}
 	return runErr
+}
+
+// runConsole runs the web console until ctx ends. The console is for people: the pipeline runs without it,
+// and it is started again (with backoff) when it cannot start or stops on an error.
+func (a *App) runConsole(ctx context.Context, kcfg kafka.Config, gk *kafka.Goka, wh fs.FS, reg *registry.Registry) {
+	backoff := time.Second
+	deps := consoleDeps(a.cfg, kcfg, wh, reg, a.pipe.Load, a.monitor)
+	deps.Metrics = a.metrics
+	for ctx.Err() == nil {
+		con, err := console.New(console.Config{Topic: a.cfg.ConsoleTopic, Trino: a.cfg.Trino, Catalog: a.cfg.TrinoCatalog, Schema: a.cfg.HiveDatabase,
+			Limits: query.Limits{Timeout: a.cfg.ConsoleTimeout, MaxRows: a.cfg.ConsoleMaxRows}}, deps, kcfg, gk, a.log)
+		if err == nil {
+			a.console.Store(con)
+			err = con.Run(ctx)
+			a.console.CompareAndSwap(con, nil)
+			backoff = time.Second
+		}
+		if ctx.Err() != nil {
+			return
+		}
+		a.log.Error("the console is not running; starting it again", "in", backoff, "error", err)
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, time.Minute)
+	}
 }
 
 // security reads the users file and the server certificate, and keeps them current: the users file is

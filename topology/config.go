@@ -2,6 +2,7 @@ package topology
 
 import (
 	"fmt"
+	"net/url"
 	"os"
 	"path/filepath"
 	"sort"
@@ -367,6 +368,11 @@ func (c *Config) validate() error {
 	}
 	if !strings.HasPrefix(c.ConsoleTopic, "_") || len(c.ConsoleTopic) < 2 || c.ConsoleTopic == c.RegistryTopic {
 		return fmt.Errorf("--console-topic %q: internal topics start with '_', and it is not the registry's", c.ConsoleTopic)
+	}
+	if c.Trino != "" {
+		if u, err := url.Parse(c.Trino); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return fmt.Errorf("--trino: give the coordinator as http://[user@]host:port")
+		}
 	}
 	if c.ConsoleTimeout <= 0 || c.ConsoleMaxRows <= 0 {
 		return fmt.Errorf("--console-statement-timeout and --console-max-rows are positive")

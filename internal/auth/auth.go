@@ -263,6 +263,29 @@ func Principal(ctx context.Context) string {
 	return s
 }
 
+type rolesKey struct{}
+
+// withRoles returns ctx carrying the roles of the user a request came from.
+func withRoles(ctx context.Context, roles []Role) context.Context {
+	return context.WithValue(ctx, rolesKey{}, roles)
+}
+
+// HasRole reports whether the user a request came from has role r (admin has every role); true when the
+// API is not protected
+// (no users file: everyone may do everything).
+func HasRole(ctx context.Context, r Role) bool {
+	roles, ok := ctx.Value(rolesKey{}).([]Role)
+	if !ok {
+		return Principal(ctx) == ""
+	}
+	for _, have := range roles {
+		if have == r || have == Admin {
+			return true
+		}
+	}
+	return false
+}
+
 // A Rule says which role a request needs; open is true for requests anyone may make (health checks).
 type Rule func(r *http.Request) (need Role, open bool)
 
@@ -305,7 +328,7 @@ func Protect(a *Authenticator, rule Rule, next http.Handler) http.Handler {
 			writeError(w, http.StatusForbidden, 40301, fmt.Sprintf("user %s may not %s %s: it needs the %s role", u.Name, r.Method, r.URL.Path, need))
 			return
 		}
-		next.ServeHTTP(w, r.WithContext(WithPrincipal(r.Context(), u.Name)))
+		next.ServeHTTP(w, r.WithContext(withRoles(WithPrincipal(r.Context(), u.Name), u.Roles)))
 	})
 }
 

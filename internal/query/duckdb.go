@@ -33,12 +33,16 @@ type DB struct {
 }
 
 // Open starts DuckDB and creates the views.
-func Open(ctx context.Context, tables []View) (*DB, error) {
+func Open(ctx context.Context, tables []View) (*DB, error) { return OpenConns(ctx, tables, 1) }
+
+// OpenConns is Open with up to conns connections, so that as many statements run at once (the connections
+// share the in-memory database: its views and settings).
+func OpenConns(ctx context.Context, tables []View, conns int) (*DB, error) {
 	db, err := sql.Open("duckdb", "")
 	if err != nil {
 		return nil, fmt.Errorf("duckdb: %w", err)
 	}
-	db.SetMaxOpenConns(1) // one connection: views live in its catalog
+	db.SetMaxOpenConns(max(conns, 1))
 	for _, t := range tables {
 		if err := createView(ctx, db, t); err != nil {
 			db.Close()

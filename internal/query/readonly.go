@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"time"
 
@@ -16,9 +17,13 @@ import (
 
 // Limits bound what one statement of a shared session (the console) may cost.
 type Limits struct {
-	Timeout time.Duration // default 30s
-	MaxRows int           // rows returned at most (default 10,000); Result.Truncated says more were left
+	Timeout  time.Duration // default 30s
+	MaxRows  int           // rows returned at most (default 10,000); Result.Truncated says more were left
+	MaxBytes int           // bytes of values returned at most (default 32 MiB); values past MaxCell are cut
 }
+
+// MaxCell is the longest value a shared session returns whole; longer ones end in "…" (Result.Truncated).
+const MaxCell = 64 << 10
 
 func (l *Limits) defaults() {
 	if l.Timeout <= 0 {
@@ -26,6 +31,9 @@ func (l *Limits) defaults() {
 	}
 	if l.MaxRows <= 0 {
 		l.MaxRows = 10000
+	}
+	if l.MaxBytes <= 0 {
+		l.MaxBytes = 32 << 20
 	}
 }
 
@@ -36,8 +44,8 @@ func (e *ForbiddenError) Error() string { return e.Reason }
 
 // Lock makes the database read-only for whoever queries it next: files can be read only under roots (the
 // warehouse's local directories; its views were made before), no extension is installed or loaded, no
-// setting changes afterwards (lock_configuration), and DuckDB's memory is capped (e.g. "1GB"). ReadOnly
-// then runs only single SELECT statements.
+// setting changes afterwards (lock_configuration), DuckDB's memory is capped (e.g. "1GB"), nothing spills
+// to disk and it takes half the cores. ReadOnly then runs only single SELECT statements.
 func (d *DB) Lock(ctx context.Context, roots []string, memory string) error {
 	dirs := make([]string, 0, len(roots))
 	for _, r := range roots {
@@ -48,6 +56,8 @@ func (d *DB) Lock(ctx context.Context, roots []string, memory string) error {
 		dirs = append(dirs, quoteString(strings.TrimSuffix(abs, "/")+"/"))
 	}
 	stmts := []string{
+		"SET temp_directory = ''",                                   // nothing spills to disk: a statement past the memory cap fails instead
+		fmt.Sprintf("SET threads = %d", max(1, runtime.NumCPU()/2)), // the pipeline keeps the other half
 		"SET autoinstall_known_extensions = false",
 		"SET autoload_known_extensions = false",
 		"SET allowed_directories = [" + strings.Join(dirs, ", ") + "]",
@@ -76,7 +86,7 @@ func (d *DB) ReadOnly(ctx context.Context, sqlText string, lim Limits) (*Result,
 	if err := d.checkSelect(ctx, sqlText); err != nil {
 		return nil, err
 	}
-	res, err := d.query(ctx, sqlText, lim.MaxRows)
+	res, err := d.queryBounded(ctx, sqlText, lim)
 	if err != nil && errors.Is(ctx.Err(), context.DeadlineExceeded) {
 		return nil, fmt.Errorf("the statement ran longer than %s and was cancelled", lim.Timeout)
 	}
@@ -168,14 +178,29 @@ func (d *DB) query(ctx context.Context, sqlText string, maxRows int) (*Result, e
 	return collect(rows, maxRows)
 }
 
+// queryBounded runs a statement and keeps what the limits allow.
+func (d *DB) queryBounded(ctx context.Context, sqlText string, lim Limits) (*Result, error) {
+	rows, err := d.db.QueryContext(ctx, sqlText)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	return collectBounded(rows, lim.MaxRows, lim.MaxBytes)
+}
+
 // collect reads rows into a Result, at most maxRows (0: all).
-func collect(rows *sql.Rows, maxRows int) (*Result, error) {
+func collect(rows *sql.Rows, maxRows int) (*Result, error) { return collectBounded(rows, maxRows, 0) }
+
+// collectBounded reads rows into a Result: at most maxRows rows (0: all) and, with maxBytes > 0, at most
+// maxBytes bytes of values, each value cut at MaxCell.
+func collectBounded(rows *sql.Rows, maxRows, maxBytes int) (*Result, error) {
 	cols, err := rows.Columns()
 	if err != nil {
 		return nil, err
 	}
 	types, _ := rows.ColumnTypes()
 	res := &Result{Columns: cols}
+	size := 0
 	for _, t := range types {
 		res.Types = append(res.Types, t.DatabaseTypeName())
 	}
@@ -198,7 +223,16 @@ func collect(rows *sql.Rows, maxRows int) (*Result, error) {
 				continue
 			}
 			s := render(v)
+			if maxBytes > 0 && len(s) > MaxCell {
+				s = strings.ToValidUTF8(s[:MaxCell], "") + "…"
+				res.Truncated = true
+			}
+			size += len(s)
 			row[i] = &s
+		}
+		if maxBytes > 0 && size > maxBytes {
+			res.Truncated = true
+			break
 		}
 		res.Rows = append(res.Rows, row)
 	}

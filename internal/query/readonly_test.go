@@ -152,3 +152,22 @@ func TestReadOnlyTimeout(t *testing.T) {
 		t.Fatalf("after a timeout: %v", err)
 	}
 }
+
+// TestReadOnlyBoundsBytes: a statement returning huge values costs the process what Limits allow, not what
+// the statement asks (rows of 40 MB each would otherwise all be held, then copied into JSON).
+func TestReadOnlyBoundsBytes(t *testing.T) {
+	ctx := context.Background()
+	db, _, _ := lockedDB(t)
+	res, err := db.ReadOnly(ctx, `SELECT repeat('x', 4000000) AS big FROM range(100)`, Limits{MaxBytes: 1 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !res.Truncated || len(res.Rows) > 16 || len(*res.Rows[0][0]) > MaxCell+len("…") {
+		t.Fatalf("kept %d rows, the first %d bytes long (truncated %v)", len(res.Rows), len(*res.Rows[0][0]), res.Truncated)
+	}
+	// Nothing spills to disk: a statement past the memory cap fails with DuckDB's message.
+	var threads, temp string
+	if err := db.db.QueryRowContext(ctx, `SELECT current_setting('threads')::VARCHAR, current_setting('temp_directory')`).Scan(&threads, &temp); err != nil || temp != "" || threads == "" {
+		t.Fatalf("threads %q, temp_directory %q: %v", threads, temp, err)
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"regexp"
 	"strings"
 
 	_ "github.com/trinodb/trino-go-client/trino" // registers the "trino" driver
@@ -84,7 +85,7 @@ func (t *Trino) ReadOnly(ctx context.Context, sqlText string, lim Limits) (*Resu
 		return nil, err
 	}
 	defer rows.Close()
-	res, err := collect(rows, lim.MaxRows)
+	res, err := collectBounded(rows, lim.MaxRows, lim.MaxBytes)
 	if err != nil && errors.Is(ctx.Err(), context.DeadlineExceeded) {
 		return nil, fmt.Errorf("the statement ran longer than %s and was cancelled", lim.Timeout)
 	}
@@ -111,7 +112,30 @@ func trinoCheck(sqlText string) error {
 	if separated(strings.TrimRight(stripComments(sqlText), "; \t\r\n")) {
 		return &ForbiddenError{Reason: "one statement at a time"}
 	}
+	// Table functions may pass a statement through to another system (system.query of JDBC catalogs).
+	if tableFunction.MatchString(unquoted(stripComments(sqlText))) {
+		return &ForbiddenError{Reason: "table functions do not run here (read-only): TABLE(...) may pass a statement to another system"}
+	}
 	return nil
+}
+
+var tableFunction = regexp.MustCompile(`(?i)\bTABLE\s*\(`)
+
+// unquoted blanks quoted strings (identifiers stay: "table" quoted is a name, not the keyword).
+func unquoted(s string) string {
+	b := []byte(s)
+	in := false
+	for i, c := range b {
+		switch {
+		case in && c == '\'':
+			in = false
+		case in:
+			b[i] = ' '
+		case c == '\'':
+			in = true
+		}
+	}
+	return string(b)
 }
 
 // keywords are the first n words of a statement, upper-cased, comments skipped.
@@ -148,7 +172,8 @@ func stripComments(s string) string {
 		case c == '\'' || c == '"':
 			quote = c
 		case c == '-' && i+1 < len(b) && b[i+1] == '-':
-			for i < len(b) && b[i] != '\n' {
+			// Trino ends a line comment at \r as well as \n (SIMPLE_COMMENT in its grammar).
+			for i < len(b) && b[i] != '\n' && b[i] != '\r' {
 				b[i] = ' '
 				i++
 			}

@@ -31,6 +31,13 @@ func TestTrinoCheck(t *testing.T) {
 		{"SELECT 1 -- ; \n; DROP TABLE t", false},
 		{"SET SESSION query_max_run_time = '1h'", false},
 		{"ALTER TABLE t ADD COLUMN c int", false},
+		{"--\rINSERT INTO t VALUES (1) /*\nSELECT 1 */", false},
+		{"EXPLAIN --\rANALYZE INSERT INTO t SELECT 1", false},
+		{"--\rCALL system.drop_stats('default', 't') /*\nSELECT */", false},
+		{"SELECT * FROM TABLE(pg.system.query(query => 'DELETE FROM x'))", false},
+		{"SELECT * FROM table (x.system.query(query => 'x'))", false},
+		{"SELECT 'TABLE(' AS s", true},
+		{`SELECT "table"(1)`, true},
 		{"", false},
 		{"-- only a comment", false},
 	} {

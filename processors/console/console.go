@@ -15,7 +15,9 @@ import (
 	iofs "io/fs"
 	"log/slog"
 	"mime"
+	"net"
 	"net/http"
+	"net/netip"
 	"sort"
 	"strconv"
 	"strings"
@@ -23,7 +25,6 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/minipipe/minipipe/internal/auth"
 	"github.com/minipipe/minipipe/internal/avro"
@@ -92,14 +93,16 @@ type Console struct {
 	store *Store
 	snaps *snapshots
 
-	decode   Decoder
-	producer *kgo.Client
-	trino    *query.Trino
-	metrics  metrics
+	decode    Decoder
+	trino     *query.Trino
+	metrics   metrics
+	kafkaSem  chan struct{} // dead-letter reads and re-drives at once
+	redriving sync.Map      // dead letters being re-driven in this instance
 
 	handler http.Handler
 
 	dbMu    sync.Mutex
+	closed  bool // Run has ended: no new DuckDB
 	db      *duck
 	dbViews string // the views db was made with
 }
@@ -126,9 +129,20 @@ func New(cfg Config, deps Deps, kcfg kafka.Config, gk *kafka.Goka, log *slog.Log
 			Help: "Dead letters sent back to their source topic from the console, by source topic."}, []string{"topic"}),
 	}
 	if deps.Metrics != nil {
-		for _, m := range []prometheus.Collector{c.metrics.queries, c.metrics.duration, c.metrics.redriven} {
+		for i, m := range []prometheus.Collector{c.metrics.queries, c.metrics.duration, c.metrics.redriven} {
 			if err := deps.Metrics.Register(m); err != nil {
-				return nil, fmt.Errorf("console metrics: %w", err)
+				var are prometheus.AlreadyRegisteredError
+				if !errors.As(err, &are) { // a console started again keeps counting where the last one stopped
+					return nil, fmt.Errorf("console metrics: %w", err)
+				}
+				switch i {
+				case 0:
+					c.metrics.queries = are.ExistingCollector.(*prometheus.CounterVec)
+				case 1:
+					c.metrics.duration = are.ExistingCollector.(*prometheus.HistogramVec)
+				case 2:
+					c.metrics.redriven = are.ExistingCollector.(*prometheus.CounterVec)
+				}
 			}
 		}
 	}
@@ -143,9 +157,7 @@ func New(cfg Config, deps Deps, kcfg kafka.Config, gk *kafka.Goka, log *slog.Log
 	if c.store, err = NewStore(cfg.Topic, kcfg, gk, c.log); err != nil {
 		return nil, err
 	}
-	if c.producer, err = kcfg.NewProducer("minipipe-console"); err != nil {
-		return nil, fmt.Errorf("console: producer: %w", err)
-	}
+	c.kafkaSem = make(chan struct{}, 2)
 	c.snaps = newSnapshots(deps.Snapshot, cfg.Interval)
 	c.handler = c.buildHandler()
 	return c, nil
@@ -158,14 +170,15 @@ func (c *Console) Store() *Store { return c.store }
 func (c *Console) Run(ctx context.Context) error {
 	go c.snaps.run(ctx)
 	err := c.store.Run(ctx)
-	c.producer.Close()
 	if c.trino != nil {
 		c.trino.Close()
 	}
 	c.dbMu.Lock()
 	if c.db != nil {
 		c.db.release()
+		c.db, c.dbViews = nil, ""
 	}
+	c.closed = true
 	c.dbMu.Unlock()
 	return err
 }
@@ -283,6 +296,12 @@ func (c *Console) buildHandler() http.Handler {
 		fail(w, http.StatusForbidden, 40302, "cross-site request refused: the console's forms are sent from its own pages only")
 	}))
 	return csrf.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if auth.Principal(r.Context()) == "" && !localHost(r.Host) {
+			// Without users, a page of another site could reach the console through a DNS name it points at
+			// 127.0.0.1 (DNS rebinding): only addresses and localhost are served then.
+			fail(w, http.StatusForbidden, 40304, "host %q refused: without --auth-file the console answers only requests to an IP address or localhost", r.Host)
+			return
+		}
 		h := w.Header()
 		h.Set("X-Content-Type-Options", "nosniff")
 		h.Set("X-Frame-Options", "DENY")
@@ -290,6 +309,19 @@ func (c *Console) buildHandler() http.Handler {
 		h.Set("Content-Security-Policy", "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; connect-src 'self'; frame-ancestors 'none'; form-action 'self'")
 		mux.ServeHTTP(w, r)
 	}))
+}
+
+// localHost reports whether a Host header names an IP address or localhost.
+func localHost(host string) bool {
+	if h, _, err := net.SplitHostPort(host); err == nil {
+		host = h
+	}
+	host = strings.TrimSuffix(strings.ToLower(strings.Trim(host, "[]")), ".")
+	if host == "localhost" || strings.HasSuffix(host, ".localhost") {
+		return true
+	}
+	_, err := netip.ParseAddr(host)
+	return err == nil
 }
 
 func (c *Console) info(w http.ResponseWriter, r *http.Request) {
@@ -556,15 +588,32 @@ func (c *Console) getQuery(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, q)
 }
 
+// mayChange refuses to change what another user saved, unless the user is an admin (with --auth-file;
+// without it everyone may do everything).
+func mayChange(w http.ResponseWriter, r *http.Request, what, by string) bool {
+	user := auth.Principal(r.Context())
+	if by == "" || by == user || auth.HasRole(r.Context(), auth.Admin) {
+		return true
+	}
+	fail(w, http.StatusForbidden, 40303, "%s was saved by %s: only %s or an admin may change or delete it (save a copy under a new name)", what, by, by)
+	return false
+}
+
 func (c *Console) saveQuery(w http.ResponseWriter, r *http.Request) {
 	var q Query
 	if !readJSON(w, r, &q) {
 		return
 	}
-	if id := r.PathValue("id"); id != "" {
-		q.ID = id
-	} else {
-		q.ID = ""
+	q.ID = r.PathValue("id")
+	if q.ID != "" {
+		old, ok, err := c.store.Query(q.ID)
+		if err != nil {
+			failErr(w, err)
+			return
+		}
+		if ok && !mayChange(w, r, "query "+strconv.Quote(old.Name), old.By) {
+			return
+		}
 	}
 	q.By = auth.Principal(r.Context())
 	q, err := c.store.SaveQuery(r.Context(), q)
@@ -576,6 +625,9 @@ func (c *Console) saveQuery(w http.ResponseWriter, r *http.Request) {
 }
 
 func (c *Console) deleteQuery(w http.ResponseWriter, r *http.Request) {
+	if old, ok, err := c.store.Query(r.PathValue("id")); err == nil && ok && !mayChange(w, r, "query "+strconv.Quote(old.Name), old.By) {
+		return
+	}
 	if err := c.store.DeleteQuery(r.Context(), r.PathValue("id")); err != nil {
 		failErr(w, err)
 		return
@@ -621,6 +673,16 @@ func (c *Console) saveDashboard(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	d.ID = r.PathValue("id")
+	if d.ID != "" {
+		old, ok, err := c.store.Dashboard(d.ID)
+		if err != nil {
+			failErr(w, err)
+			return
+		}
+		if ok && !mayChange(w, r, "dashboard "+strconv.Quote(old.Name), old.By) {
+			return
+		}
+	}
 	d.By = auth.Principal(r.Context())
 	d, err := c.store.SaveDashboard(r.Context(), d)
 	if err != nil {
@@ -631,6 +693,9 @@ func (c *Console) saveDashboard(w http.ResponseWriter, r *http.Request) {
 }
 
 func (c *Console) deleteDashboard(w http.ResponseWriter, r *http.Request) {
+	if old, ok, err := c.store.Dashboard(r.PathValue("id")); err == nil && ok && !mayChange(w, r, "dashboard "+strconv.Quote(old.Name), old.By) {
+		return
+	}
 	if err := c.store.DeleteDashboard(r.Context(), r.PathValue("id")); err != nil {
 		failErr(w, err)
 		return

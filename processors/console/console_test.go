@@ -8,11 +8,15 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/minipipe/minipipe/internal/auth"
 	"github.com/minipipe/minipipe/internal/kafka"
 	"github.com/minipipe/minipipe/internal/query"
 	"github.com/minipipe/minipipe/state"
@@ -209,6 +213,27 @@ func TestReadOnlySQLOverHTTP(t *testing.T) {
 	if status, _, raw := h.do(t, "POST", "/console/api/sql", `{"sql":"SELECT 1","engine":"trino"}`); status != 422 || !strings.Contains(raw, "--trino") {
 		t.Fatalf("trino without --trino: %d %s", status, raw)
 	}
+	// A mistake gets the engine's own words.
+	if status, m, raw := h.do(t, "POST", "/console/api/sql", `{"sql":"SELECT nosuch FROM events"}`); status != 400 || !strings.Contains(fmt.Sprint(m["message"]), "nosuch") {
+		t.Fatalf("unknown column: %d %s", status, raw)
+	}
+	// Cancel: the page closes its request; the statement stops at once and is counted as cancelled.
+	ctx, cancel := context.WithCancel(context.Background())
+	req, _ := http.NewRequestWithContext(ctx, "POST", h.srv.URL+"/console/api/sql", strings.NewReader(`{"sql":"SELECT count(*) FROM range(100000000000) a"}`))
+	req.Header.Set("Content-Type", "application/json")
+	time.AfterFunc(300*time.Millisecond, cancel)
+	start := time.Now()
+	if resp, err := http.DefaultClient.Do(req); err == nil {
+		resp.Body.Close()
+		t.Fatalf("the long statement answered %d", resp.StatusCode)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for testutil.ToFloat64(h.c.metrics.queries.WithLabelValues("duckdb", "cancelled")) != 1 {
+		if time.Now().After(deadline) {
+			t.Fatalf("the cancelled statement was not stopped (counted %v) after %v", testutil.ToFloat64(h.c.metrics.queries.WithLabelValues("duckdb", "cancelled")), time.Since(start))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
 
 // TestWritesRefusedCrossSite: the console's writes come from its own pages only (CSRF), and as JSON.
@@ -267,3 +292,77 @@ func TestStoreChecks(t *testing.T) {
 }
 
 func jsonDecode(r io.Reader, into any) error { return json.NewDecoder(r).Decode(into) }
+
+// TestOwnersAndRoles: with a users file, any reader saves queries and dashboards, only their author or an
+// admin changes or deletes them, and only an admin re-drives dead letters.
+func TestOwnersAndRoles(t *testing.T) {
+	h := newHarness(t, embedded(t), "_console_roles")
+	users := []auth.User{}
+	for name, roles := range map[string][]auth.Role{"ann": {auth.Reader}, "bob": {auth.Reader}, "root": {auth.Reader, auth.Admin}} {
+		hash, err := auth.HashPassword([]byte(name + "-pw"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		users = append(users, auth.User{Name: name, Hash: hash, Roles: roles})
+	}
+	path := filepath.Join(t.TempDir(), "users")
+	if err := os.WriteFile(path, auth.FormatFile(users), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	authn, err := auth.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(auth.Protect(authn, auth.OpsRule, h.c.Handler()))
+	defer srv.Close()
+	as := func(user, method, path, body string) (int, string) {
+		req, _ := http.NewRequest(method, srv.URL+path, strings.NewReader(body))
+		req.SetBasicAuth(user, user+"-pw")
+		if body != "" {
+			req.Header.Set("Content-Type", "application/json")
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	status, body := as("ann", "POST", "/console/api/queries", `{"name":"ann's","sql":"SELECT 1"}`)
+	var q Query
+	if status != 200 || json.Unmarshal([]byte(body), &q) != nil || q.By != "ann" {
+		t.Fatalf("ann saves: %d %s", status, body)
+	}
+	if status, body := as("bob", "PUT", "/console/api/queries/"+q.ID, `{"name":"bob's now","sql":"SELECT 2"}`); status != 403 || !strings.Contains(body, "saved by ann") {
+		t.Fatalf("bob overwrites ann's query: %d %s", status, body)
+	}
+	if status, body := as("bob", "DELETE", "/console/api/queries/"+q.ID, ""); status != 403 {
+		t.Fatalf("bob deletes ann's query: %d %s", status, body)
+	}
+	if status, body := as("ann", "PUT", "/console/api/queries/"+q.ID, `{"name":"ann's v2","sql":"SELECT 2"}`); status != 200 {
+		t.Fatalf("ann changes her query: %d %s", status, body)
+	}
+	if status, body := as("root", "DELETE", "/console/api/queries/"+q.ID, ""); status != 204 {
+		t.Fatalf("an admin deletes it: %d %s", status, body)
+	}
+	if status, body := as("ann", "POST", "/console/api/deadletters/events/redrive", `{"records":[{"partition":0,"offset":0}]}`); status != 403 {
+		t.Fatalf("a reader re-drives: %d %s", status, body)
+	}
+	// Without users, only addresses and localhost are served (DNS rebinding).
+	req, _ := http.NewRequest("GET", h.srv.URL+"/console/api/tables", nil)
+	req.Host = "attacker.example:8080"
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 403 {
+		t.Fatalf("a rebound host name: %d", resp.StatusCode)
+	}
+	for _, host := range []string{"localhost:8080", "127.0.0.1", "[::1]:8080", "console.localhost"} {
+		if !localHost(host) {
+			t.Errorf("%s refused", host)
+		}
+	}
+}

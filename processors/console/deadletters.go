@@ -2,6 +2,7 @@ package console
 
 import (
 	"context"
+	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -11,9 +12,9 @@ import (
 	"unicode/utf8"
 
 	"github.com/IBM/sarama"
-	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/minipipe/minipipe/internal/avro"
+	"github.com/minipipe/minipipe/internal/kafka"
 	"github.com/minipipe/minipipe/processors/dlq"
 )
 
@@ -54,13 +55,29 @@ const (
 	showBytes     = 4 << 10 // of a value shown as text or hex
 )
 
-func (c *Console) readDeadLetters(ctx context.Context, source string, n int) (*DeadLetters, error) {
-	topic := dlq.Topic(source)
-	client, err := sarama.NewClient(c.kcfg.Brokers, c.kcfg.Sarama())
-	if err != nil {
-		return nil, fmt.Errorf("connecting to Kafka: %w", err)
+// kafkaSlot bounds the dead-letter reads and re-drives running at once (each reads partitions to their end).
+func (c *Console) kafkaSlot(ctx context.Context) (func(), error) {
+	select {
+	case c.kafkaSem <- struct{}{}:
+		return func() { <-c.kafkaSem }, nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
 	}
-	defer client.Close()
+}
+
+func (c *Console) readDeadLetters(ctx context.Context, source string, n int) (*DeadLetters, error) {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	done, err := c.kafkaSlot(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer done()
+	topic := dlq.Topic(source)
+	client := c.store.client
+	if err := client.RefreshMetadata(topic); err != nil && !errors.Is(err, sarama.ErrUnknownTopicOrPartition) {
+		return nil, fmt.Errorf("reading %s: %w", topic, err)
+	}
 	parts, err := client.Partitions(topic)
 	if err != nil {
 		if errors.Is(err, sarama.ErrUnknownTopicOrPartition) {
@@ -116,8 +133,6 @@ func readRange(ctx context.Context, consumer sarama.Consumer, topic string, p in
 		return fmt.Errorf("reading %s/%d: %w", topic, p, err)
 	}
 	defer pc.Close()
-	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
 	for {
 		select {
 		case m := <-pc.Messages():
@@ -165,7 +180,7 @@ func (c *Console) letter(m *sarama.ConsumerMessage) Letter {
 		id, js, err := c.decode(m.Value)
 		l.SchemaID = id
 		if err == nil {
-			l.Decoded = string(js)
+			l.Decoded = cut(string(js))
 			return l
 		}
 		l.DecodeErr = err.Error()
@@ -234,74 +249,130 @@ type RedriveResult struct {
 	Error     string `json:"error,omitempty"`
 }
 
-// redrive sends dead letters back to their source topic, key and value as they were, with a header naming
-// the dead letter; each is recorded in the console topic, so a second click (on any instance) does not send
-// it again.
+// redrive sends dead letters back to their source topic: key, value and timestamp as they were, with a
+// header naming the dead letter and an idempotency key made from its coordinates, to the partition the
+// REST edge would pick for that key (the record's own key when it has one). The ingest stage drops a second
+// copy of the same dead letter within --idempotency-window, whatever raced (two clicks, two instances, a
+// re-drive sent but not recorded); the console topic records each one, so the page shows it done and a
+// later request is answered "already".
 func (c *Console) redrive(ctx context.Context, source string, which []Coord, by string) ([]RedriveResult, error) {
-	topic := dlq.Topic(source)
-	client, err := sarama.NewClient(c.kcfg.Brokers, c.kcfg.Sarama())
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	defer cancel()
+	done, err := c.kafkaSlot(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("connecting to Kafka: %w", err)
+		return nil, err
 	}
-	defer client.Close()
+	defer done()
+	topic := dlq.Topic(source)
+	client := c.store.client
+	if err := client.RefreshMetadata(topic, source); err != nil {
+		return nil, fmt.Errorf("reading %s: %w", topic, err)
+	}
 	consumer, err := sarama.NewConsumerFromClient(client)
 	if err != nil {
 		return nil, err
 	}
 	defer consumer.Close()
+	parts, err := client.Partitions(source)
+	if err != nil || len(parts) == 0 {
+		return nil, fmt.Errorf("partitions of %s: %v", source, err)
+	}
 	out := make([]RedriveResult, 0, len(which))
 	for _, w := range which {
-		res := RedriveResult{Partition: w.Partition, Offset: w.Offset}
-		if r, ok, err := c.store.Redriven(topic, w.Partition, w.Offset); err != nil {
-			return nil, err
-		} else if ok {
-			res.Status, res.To, res.ToOffset = "already", r.To, r.ToOffset
-			out = append(out, res)
-			continue
+		res := c.redriveOne(ctx, client, consumer, topic, source, int32(len(parts)), w, by)
+		if res.Status == "redriven" {
+			c.metrics.redriven.WithLabelValues(source).Inc()
 		}
-		var msg *sarama.ConsumerMessage
-		err := readRange(ctx, consumer, topic, w.Partition, w.Offset, w.Offset+1, func(m *sarama.ConsumerMessage) {
-			if m.Offset == w.Offset {
-				msg = m
-			}
-		})
-		if err != nil || msg == nil {
-			res.Status = "missing"
-			if err != nil {
-				res.Error = err.Error()
-			}
-			out = append(out, res)
-			continue
-		}
-		to := source
-		for _, h := range msg.Headers {
-			if h != nil && string(h.Key) == dlq.HeaderSourceTopic && len(h.Value) > 0 {
-				to = string(h.Value)
-			}
-		}
-		if to != source {
-			res.Status, res.Error = "failed", fmt.Sprintf("the dead letter names source topic %q, not %q", to, source)
-			out = append(out, res)
-			continue
-		}
-		rec := &kgo.Record{Topic: to, Key: msg.Key, Value: msg.Value, Partition: -1,
-			Headers: []kgo.RecordHeader{{Key: HeaderRedrivenFrom, Value: []byte(topic + "/" + strconv.Itoa(int(w.Partition)) + "/" + strconv.FormatInt(w.Offset, 10))}}}
-		if err := c.producer.ProduceSync(ctx, rec).FirstErr(); err != nil {
-			res.Status, res.Error = "failed", err.Error()
-			out = append(out, res)
-			continue
-		}
-		r := Redrive{DLQ: topic, Partition: w.Partition, Offset: w.Offset, To: to, ToOffset: rec.Offset, At: time.Now().UTC(), By: by}
-		if err := c.store.markRedriven(ctx, r); err != nil {
-			res.Status, res.Error = "failed", "sent to "+to+", but not recorded as re-driven: "+err.Error()
-			out = append(out, res)
-			continue
-		}
-		c.metrics.redriven.WithLabelValues(source).Inc()
-		res.Status, res.To, res.ToOffset = "redriven", to, rec.Offset
 		out = append(out, res)
 	}
 	return out, nil
+}
+
+func (c *Console) redriveOne(ctx context.Context, client sarama.Client, consumer sarama.Consumer, topic, source string, partitions int32, w Coord, by string) RedriveResult {
+	res := RedriveResult{Partition: w.Partition, Offset: w.Offset}
+	failed := func(format string, args ...any) RedriveResult {
+		res.Status, res.Error = "failed", fmt.Sprintf(format, args...)
+		return res
+	}
+	key := redriveKey(topic, w.Partition, w.Offset)
+	if _, busy := c.redriving.LoadOrStore(key, true); busy {
+		res.Status = "in progress"
+		return res
+	}
+	defer c.redriving.Delete(key)
+	if r, ok, err := c.store.Redriven(topic, w.Partition, w.Offset); err != nil {
+		return failed("%v", err)
+	} else if ok {
+		res.Status, res.To, res.ToOffset = "already", r.To, r.ToOffset
+		return res
+	}
+	oldest, err1 := client.GetOffset(topic, w.Partition, sarama.OffsetOldest)
+	newest, err2 := client.GetOffset(topic, w.Partition, sarama.OffsetNewest)
+	if err := errors.Join(err1, err2); err != nil {
+		return failed("%v", err)
+	}
+	if w.Offset < oldest || w.Offset >= newest {
+		res.Status = "missing"
+		res.Error = fmt.Sprintf("%s/%d holds offsets %d to %d", topic, w.Partition, oldest, newest-1)
+		return res
+	}
+	var msg *sarama.ConsumerMessage
+	if err := readRange(ctx, consumer, topic, w.Partition, w.Offset, w.Offset+1, func(m *sarama.ConsumerMessage) {
+		if m.Offset == w.Offset {
+			msg = m
+		}
+	}); err != nil {
+		return failed("%v", err)
+	}
+	if msg == nil {
+		res.Status, res.Error = "missing", "compacted or deleted"
+		return res
+	}
+	hdr := map[string]string{}
+	for _, h := range msg.Headers {
+		if h != nil {
+			hdr[string(h.Key)] = string(h.Value)
+		}
+	}
+	if to := hdr[dlq.HeaderSourceTopic]; to != source {
+		return failed("the dead letter names source topic %q, not %q", to, source)
+	}
+	if msg.Value == nil || hdr[dlq.HeaderDroppedBytes] != "" {
+		return failed("the dead letter kept no value (too large for the dead-letter topic): re-read it from %s partition %s offset %s",
+			source, hdr[dlq.HeaderSourcePartition], hdr[dlq.HeaderSourceOffset])
+	}
+	idem := redriveIdempotencyKey(topic, w.Partition, w.Offset)
+	out := &sarama.ProducerMessage{Topic: source, Value: sarama.ByteEncoder(msg.Value), Headers: []sarama.RecordHeader{
+		{Key: []byte(kafka.HeaderIdempotencyKey), Value: []byte(idem)},
+		{Key: []byte(kafka.HeaderIdempotencyIndex), Value: []byte("0")},
+		{Key: []byte(HeaderRedrivenFrom), Value: []byte(topic + "/" + strconv.Itoa(int(w.Partition)) + "/" + strconv.FormatInt(w.Offset, 10))},
+	}}
+	if msg.Key != nil {
+		out.Key = sarama.ByteEncoder(msg.Key)
+		out.Partition = kafka.KeyPartition(msg.Key, partitions)
+	} else {
+		out.Partition = kafka.KeyPartition([]byte(idem), partitions) // as the edge places a keyless record by its key
+	}
+	if ms, err := strconv.ParseInt(hdr[dlq.HeaderSourceTimestamp], 10, 64); err == nil && ms > 0 {
+		out.Timestamp = time.UnixMilli(ms) // the row keeps its own time (and its time partition)
+	}
+	p, off, err := c.store.send(out)
+	if err != nil {
+		return failed("%v", err)
+	}
+	r := Redrive{DLQ: topic, Partition: w.Partition, Offset: w.Offset, To: fmt.Sprintf("%s/%d", source, p), ToOffset: off, At: time.Now().UTC(), By: by}
+	if err := c.store.markRedriven(ctx, r); err != nil {
+		// Sent: a retry sends it again, and the ingest stage drops that copy by its idempotency key.
+		return failed("sent to %s, but not recorded as re-driven: %v", r.To, err)
+	}
+	res.Status, res.To, res.ToOffset = "redriven", r.To, off
+	return res
+}
+
+// redriveIdempotencyKey names a dead letter for the ingest stage's idempotency check.
+func redriveIdempotencyKey(dlqTopic string, p int32, off int64) string {
+	sum := sha256.Sum256([]byte(fmt.Sprintf("%s\x00%d\x00%d", dlqTopic, p, off)))
+	return "minipipe-redrive-" + hex.EncodeToString(sum[:16])
 }
 
 // HeaderRedrivenFrom names the dead letter a re-driven record came from.

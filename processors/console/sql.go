@@ -49,6 +49,9 @@ func (c *Console) duckdb(ctx context.Context) (*duck, error) {
 	}
 	c.dbMu.Lock()
 	defer c.dbMu.Unlock()
+	if c.closed {
+		return nil, errors.New("the console is stopping")
+	}
 	if c.db != nil && c.dbViews == key.String() {
 		c.db.acquire()
 		return c.db, nil
@@ -57,7 +60,7 @@ func (c *Console) duckdb(ctx context.Context) (*duck, error) {
 	if err != nil {
 		return nil, err
 	}
-	db, err := query.Open(ctx, views)
+	db, err := query.OpenConns(ctx, views, 4) // statements of several pages and tiles at once
 	if err != nil {
 		return nil, err
 	}

@@ -131,7 +131,13 @@ func (q *Query) check() error {
 	return nil
 }
 
-func (d *Dashboard) check(s *Store) error {
+func (d *Dashboard) check(s *Store, before *Dashboard) error {
+	had := map[string]bool{} // tiles whose query was deleted since stay (shown as missing) when kept
+	if before != nil {
+		for _, it := range before.Items {
+			had[it.Query] = true
+		}
+	}
 	if err := checkName(d.Name); err != nil {
 		return err
 	}
@@ -147,7 +153,7 @@ func (d *Dashboard) check(s *Store) error {
 		}
 		if _, ok, err := s.Query(it.Query); err != nil {
 			return err
-		} else if !ok {
+		} else if !ok && !had[it.Query] {
 			return invalid("tile %d: no saved query %s", i+1, it.Query)
 		}
 		if it.X < 0 || it.X > 11 || it.W < 1 || it.X+it.W > 12 || it.Y < 0 || it.Y > 1000 || it.H < 1 || it.H > 12 {
@@ -175,6 +181,23 @@ type Store struct {
 	mu       sync.Mutex
 	applied  int64
 	offsetCh chan struct{}
+	closed   bool
+	sending  sync.WaitGroup // sends under way (Run waits for them before closing the producer)
+}
+
+var errStopped = errors.New("the console is stopping: try again in a moment")
+
+// send produces a record unless the store has stopped.
+func (s *Store) send(msg *sarama.ProducerMessage) (int32, int64, error) {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return 0, 0, errStopped
+	}
+	s.sending.Add(1)
+	s.mu.Unlock()
+	defer s.sending.Done()
+	return s.producer.SendMessage(msg)
 }
 
 // NewStore creates the console topic if missing (compacted, one partition: one order of writes) and
@@ -211,6 +234,10 @@ func NewStore(topic string, kcfg kafka.Config, gk *kafka.Goka, log *slog.Logger)
 // Run reads the console topic until ctx ends.
 func (s *Store) Run(ctx context.Context) error {
 	err := s.view.Run(ctx)
+	s.mu.Lock()
+	s.closed = true // after this nothing is sent: the producer's channel is closed below
+	s.mu.Unlock()
+	s.sending.Wait()
 	s.producer.Close()
 	s.client.Close()
 	if err != nil && ctx.Err() == nil {
@@ -278,10 +305,12 @@ func (s *Store) put(ctx context.Context, key string, value []byte) error {
 	if value != nil {
 		msg.Value = sarama.ByteEncoder(value)
 	}
-	_, offset, err := s.producer.SendMessage(msg)
+	_, offset, err := s.send(msg)
 	if err != nil {
 		return fmt.Errorf("saving to %s: %w", s.topic, err)
 	}
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
 	for {
 		s.mu.Lock()
 		applied, ch := s.applied, s.offsetCh
@@ -396,7 +425,13 @@ func (s *Store) SaveDashboard(ctx context.Context, d Dashboard) (Dashboard, erro
 	if d.Items == nil {
 		d.Items = []Item{}
 	}
-	if err := d.check(s); err != nil {
+	var before *Dashboard
+	if old, ok, err := s.Dashboard(d.ID); err != nil {
+		return d, err
+	} else if ok {
+		before = &old
+	}
+	if err := d.check(s, before); err != nil {
 		return d, err
 	}
 	d.Updated = time.Now().UTC()

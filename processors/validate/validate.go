@@ -107,10 +107,19 @@ func (v *Validator) verdict(id int) (*verdict, error) {
 	if ok && (vd.until.IsZero() || now().Before(vd.until)) {
 		return vd, nil
 	}
+	stale := vd
 	s, err := v.schemas.Schema(id)
 	if errors.Is(err, ErrUnknownSchema) {
 		// It may have been registered a moment ago through another instance: catch up once.
 		if serr := v.schemas.Sync(); serr != nil {
+			if stale != nil { // looked up again (it was unknown): while the registry cannot say, it stays unknown
+				again := *stale
+				again.until = now().Add(unknownFor)
+				v.mu.Lock()
+				v.verdicts[id] = &again
+				v.mu.Unlock()
+				return &again, nil
+			}
 			return nil, serr
 		}
 		s, err = v.schemas.Schema(id)

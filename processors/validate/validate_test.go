@@ -14,6 +14,7 @@ type fakeSchemas struct {
 	subjects map[string][]int
 	down     bool
 	synced   int
+	syncErr  error
 }
 
 func (f *fakeSchemas) Schema(id int) (*avro.Schema, error) {
@@ -26,7 +27,7 @@ func (f *fakeSchemas) Schema(id int) (*avro.Schema, error) {
 	return nil, fmt.Errorf("%w: %d", ErrUnknownSchema, id)
 }
 func (f *fakeSchemas) SubjectSchemaIDs(s string) ([]int, error) { return f.subjects[s], nil }
-func (f *fakeSchemas) Sync() error                              { f.synced++; return nil }
+func (f *fakeSchemas) Sync() error                              { f.synced++; return f.syncErr }
 
 func TestCheck(t *testing.T) {
 	parse := func(s string) *avro.Schema {
@@ -125,5 +126,25 @@ func TestUnknownSchemaRegisteredLater(t *testing.T) {
 	clock = clock.Add(unknownFor + time.Millisecond)
 	if id, _, _, err := v.Check(rec); err != nil || id != 7 {
 		t.Fatalf("after registration: %d %v", id, err)
+	}
+}
+
+// TestUnknownSchemaRegistryDown: an id found unknown stays unknown while the registry cannot be asked again,
+// instead of failing the processor every time its verdict expires.
+func TestUnknownSchemaRegistryDown(t *testing.T) {
+	rec := append(avro.AppendWireHeader(nil, 9), 2)
+	f := &fakeSchemas{byID: map[int]*avro.Schema{}, subjects: map[string][]int{}}
+	clock := time.Unix(1000, 0)
+	now = func() time.Time { return clock }
+	defer func() { now = time.Now }()
+	v := New(f, "t-value", nil)
+	var rej *Rejection
+	if _, _, _, err := v.Check(rec); !errors.As(err, &rej) || rej.Code != CodeUnknownSchema {
+		t.Fatalf("unknown: %v", err)
+	}
+	f.syncErr = errors.New("kafka unreachable")
+	clock = clock.Add(unknownFor + time.Millisecond)
+	if _, _, _, err := v.Check(rec); !errors.As(err, &rej) || rej.Code != CodeUnknownSchema {
+		t.Fatalf("with the registry unreachable: %v, want the unknown-schema rejection", err)
 	}
 }

@@ -325,11 +325,12 @@
     const btn = h("button", { class: "primary", id: "redrive", disabled: true }, "Re-drive selected");
     btn.addEventListener("click", async () => {
       out.textContent = "";
+      btn.disabled = true;
       try {
         const r = await api("/deadletters/" + encodeURIComponent(topic) + "/redrive", { method: "POST", body: { records: [...picked].map(k => { const [p, o] = k.split("/"); return { partition: +p, offset: +o }; }) } });
         const n = r.results.filter(x => x.status === "redriven").length;
         out.append(h("p", { class: "ok" }, `Re-driven: ${n} of ${r.results.length}.`), grid([{ label: "record", get: x => x.partition + "/" + x.offset }, { label: "status", get: x => x.status }, { label: "to", get: x => x.to ? x.to + " @ " + x.to_offset : "" }, { label: "error", get: x => x.error || "" }], r.results));
-      } catch (e) { out.append(errorBox(e)); }
+      } catch (e) { out.append(errorBox(e)); btn.disabled = false; }
     });
     const rows = d.letters.map(l => Object.assign({ _attrs: { "data-offset": l.partition + "/" + l.offset } }, l));
     set(h("h1", {}, "Dead letters of ", topic),
