@@ -285,7 +285,7 @@ func (a *App) runConsole(ctx context.Context, kcfg kafka.Config, gk *kafka.Goka,
 	deps.Metrics = a.metrics
 	for ctx.Err() == nil {
 		con, err := console.New(console.Config{Topic: a.cfg.ConsoleTopic, Trino: a.cfg.Trino, Catalog: a.cfg.TrinoCatalog, Schema: a.cfg.HiveDatabase,
-			Limits: query.Limits{Timeout: a.cfg.ConsoleTimeout, MaxRows: a.cfg.ConsoleMaxRows}}, deps, kcfg, gk, a.log)
+			Limits: query.Limits{Timeout: a.cfg.ConsoleTimeout, MaxRows: a.cfg.ConsoleMaxRows}, AnyHost: a.cfg.InsecureNoAuth}, deps, kcfg, gk, a.log)
 		if err == nil {
 			a.console.Store(con)
 			err = con.Run(ctx)

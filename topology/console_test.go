@@ -205,5 +205,14 @@ func TestConsoleInBrowser(t *testing.T) {
 	}
 	p.open(baseB, "#/deadletters/connect_test")
 	p.wait("the re-driven mark on the other instance", `document.querySelector('table.letters').innerText.includes('re-driven')`, 10*time.Second)
-	_ = b
+	// Asked again, through the other instance: not sent twice.
+	coords := p.js(`[...document.querySelectorAll('table.letters tbody tr')].find(tr => tr.textContent.includes('unknown-schema-id')).dataset.offset`).(string)
+	part, off, _ := strings.Cut(coords, "/")
+	r := testkit.Do(t, "POST", baseB+"/console/api/deadletters/connect_test/redrive", `{"records":[{"partition":`+part+`,"offset":`+off+`}]}`, "Content-Type", "application/json")
+	if r.Status != 200 || !strings.Contains(string(r.Body), `"status":"already"`) {
+		t.Fatalf("the second re-drive: %d %s", r.Status, r.Body)
+	}
+	if n := b.Metric("minipipe_console_redriven_total", "topic", "connect_test"); n != 0 {
+		t.Fatalf("the other instance counted %v re-drives", n)
+	}
 }

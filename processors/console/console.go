@@ -44,6 +44,9 @@ type Config struct {
 	Trino    string        // http://[user@]host:port: the SQL page can run on Trino too
 	Catalog  string        // Trino catalog of the tables (default hive)
 	Schema   string        // Trino schema of the tables (default default)
+	// AnyHost serves requests for any Host without users too (--insecure-no-auth: the operator exposed
+	// minipipe knowingly); otherwise they must name an IP address or localhost.
+	AnyHost bool
 }
 
 func (c *Config) defaults() {
@@ -296,7 +299,7 @@ func (c *Console) buildHandler() http.Handler {
 		fail(w, http.StatusForbidden, 40302, "cross-site request refused: the console's forms are sent from its own pages only")
 	}))
 	return csrf.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if auth.Principal(r.Context()) == "" && !localHost(r.Host) {
+		if auth.Principal(r.Context()) == "" && !c.cfg.AnyHost && !localHost(r.Host) {
 			// Without users, a page of another site could reach the console through a DNS name it points at
 			// 127.0.0.1 (DNS rebinding): only addresses and localhost are served then.
 			fail(w, http.StatusForbidden, 40304, "host %q refused: without --auth-file the console answers only requests to an IP address or localhost", r.Host)
