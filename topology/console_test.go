@@ -167,6 +167,11 @@ func TestConsoleInBrowser(t *testing.T) {
 		p.open(base, href)
 		p.wait("the dashboard's bar chart on "+base, `document.getElementById('dashboard-title').textContent === 'seed' && document.querySelectorAll('#dashboard .tile svg rect.bar').length === 2`, 30*time.Second)
 	}
+	// Edit the layout: the tile made full width and saved; reloaded, it stays so.
+	p.js(`document.getElementById('edit-layout').click(); for (let i = 0; i < 6; i++) document.querySelector('.tile-tools button[title=wider]').click(); document.getElementById('edit-layout').click(); true`)
+	p.wait("the layout saved", `document.getElementById('refreshed').textContent === 'layout saved'`, 10*time.Second)
+	p.open(baseB, href)
+	p.wait("the wider tile after a reload", `document.querySelector('#dashboard .tile').style.gridColumn.includes('span 12') && document.querySelectorAll('#dashboard .tile svg rect.bar').length === 2`, 30*time.Second)
 	browser.Screenshot(t, ctx, "dashboard")
 	p.goTo("#/dashboards", "dashboards")
 	p.wait("the dashboard in the list", `document.querySelector('table.dashboards').innerText.includes('seed')`, 10*time.Second)

@@ -535,14 +535,34 @@
     const d = r.dashboard;
     const board = h("div", { class: "dash", id: "dashboard" });
     const stamp = h("span", { class: "muted", id: "refreshed" });
+    let editing = false;
+    const place = (tile, it) => { tile.style.gridColumn = `${it.x + 1} / span ${it.w}`; tile.style.gridRow = `${it.y + 1} / span ${it.h}`; };
     const tiles = d.items.map(it => {
       const q = r.queries[it.query];
       const body = h("div", { class: "body" });
-      const tile = h("div", { class: "tile", "data-query": it.query }, h("h3", {}, q ? h("a", { href: "#/sql?q=" + q.id }, q.name) : "missing query " + it.query), body);
-      tile.style.gridColumn = `${it.x + 1} / span ${it.w}`;
-      tile.style.gridRow = `${it.y + 1} / span ${it.h}`;
+      const tile = h("div", { class: "tile", "data-query": it.query });
+      const move = (dx, dy, dw, dh) => {
+        it.w = Math.min(12, Math.max(2, it.w + dw)); it.h = Math.min(12, Math.max(2, it.h + dh));
+        it.x = Math.min(12 - it.w, Math.max(0, it.x + dx)); it.y = Math.max(0, it.y + dy);
+        place(tile, it);
+      };
+      const tools = h("span", { class: "tile-tools" },
+        h("button", { title: "left", onclick: () => move(-1, 0, 0, 0) }, "◀"), h("button", { title: "right", onclick: () => move(1, 0, 0, 0) }, "▶"),
+        h("button", { title: "up", onclick: () => move(0, -1, 0, 0) }, "▲"), h("button", { title: "down", onclick: () => move(0, 1, 0, 0) }, "▼"),
+        h("button", { title: "narrower", onclick: () => move(0, 0, -1, 0) }, "−w"), h("button", { title: "wider", onclick: () => move(0, 0, 1, 0) }, "+w"),
+        h("button", { title: "lower", onclick: () => move(0, 0, 0, -1) }, "−h"), h("button", { title: "taller", onclick: () => move(0, 0, 0, 1) }, "+h"),
+        h("button", { title: "remove the tile", class: "remove-tile", onclick: () => { d.items = d.items.filter(x => x !== it); tile.remove(); } }, "✕"));
+      tools.hidden = true;
+      tile.append(h("h3", {}, q ? h("a", { href: "#/sql?q=" + q.id }, q.name) : "missing query " + it.query, tools), body);
+      place(tile, it);
       board.append(tile);
-      return { it, q, body };
+      return { it, q, body, tools };
+    });
+    const editBtn = h("button", { id: "edit-layout" }, "Edit layout");
+    editBtn.addEventListener("click", async () => {
+      if (!editing) { editing = true; editBtn.textContent = "Save layout"; tiles.forEach(t => t.tools.hidden = false); return; }
+      try { await api("/dashboards/" + d.id, { method: "PUT", body: d }); editing = false; editBtn.textContent = "Edit layout"; tiles.forEach(t => t.tools.hidden = true); stamp.textContent = "layout saved"; }
+      catch (e) { stamp.textContent = e.message; }
     });
     async function refresh() {
       await Promise.all(tiles.map(async ({ q, body }) => {
@@ -563,7 +583,7 @@
     });
     const del = h("button", { onclick: async () => { if (confirm("Delete dashboard " + d.name + "?")) { await api("/dashboards/" + d.id, { method: "DELETE" }); location.hash = "#/dashboards"; } } }, "Delete");
     set(h("h1", {}, "Dashboard: ", h("span", { id: "dashboard-title" }, d.name)),
-      h("div", { class: "toolbar" }, h("button", { onclick: refresh }, "Refresh"), "refresh", every_, stamp, del,
+      h("div", { class: "toolbar" }, h("button", { onclick: refresh }, "Refresh"), "refresh", every_, editBtn, stamp, del,
         h("span", { class: "muted" }, "share: " + location.origin + "/console/#/dashboards/" + d.id)),
       d.items.length ? board : h("p", { class: "muted" }, "No tiles yet: save a query from the SQL page and add it here."));
     await refresh();
