@@ -16,9 +16,8 @@ import (
 
 // browserPage drives the console in a real Chromium.
 type browserPage struct {
-	t    *testing.T
-	ctx  context.Context
-	base string
+	t   *testing.T
+	ctx context.Context
 }
 
 // js runs a JavaScript expression in the page and returns its value.
