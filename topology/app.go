@@ -496,7 +496,17 @@ func (a *App) httpHandler() http.Handler {
 		c := a.console.Load()
 		if c == nil {
 			w.Header().Set("Retry-After", "2")
-			http.Error(w, "the console is starting (waiting for Kafka and the schema registry)", http.StatusServiceUnavailable)
+			w.Header().Set("Cache-Control", "no-store")
+			if strings.HasPrefix(r.URL.Path, "/console/api/") {
+				w.Header().Set("Content-Type", "application/json")
+				w.WriteHeader(http.StatusServiceUnavailable)
+				_, _ = w.Write([]byte(`{"error_code":50301,"message":"the console is starting (waiting for Kafka and the schema registry)"}` + "\n"))
+				return
+			}
+			// A page asked for: it loads itself again in a moment.
+			w.Header().Set("Content-Type", "text/html; charset=utf-8")
+			w.WriteHeader(http.StatusServiceUnavailable)
+			_, _ = w.Write([]byte(`<!doctype html><meta http-equiv="refresh" content="2"><title>minipipe</title><p>The console is starting (waiting for Kafka and the schema registry)…</p>` + "\n"))
 			return
 		}
 		c.Handler().ServeHTTP(w, r)

@@ -35,9 +35,18 @@ func (p *browserPage) js(expr string) any {
 // wait waits until a JavaScript predicate holds in the page; what saying names it when it does not.
 func (p *browserPage) wait(saying, predicate string, timeout time.Duration) {
 	p.t.Helper()
-	ctx, cancel := context.WithTimeout(p.ctx, timeout+5*time.Second)
-	defer cancel()
-	_, err := chromedp.Run(ctx, chromedp.Poll[chromedp.Void](predicate, chromedp.WithPollingTimeout(timeout), chromedp.WithPollingInterval(100*time.Millisecond)))
+	deadline := time.Now().Add(timeout)
+	var err error
+	for {
+		ctx, cancel := context.WithTimeout(p.ctx, time.Until(deadline)+5*time.Second)
+		_, err = chromedp.Run(ctx, chromedp.Poll[chromedp.Void](predicate, chromedp.WithPollingTimeout(time.Until(deadline)), chromedp.WithPollingInterval(100*time.Millisecond)))
+		cancel()
+		// A page that loads itself again (the console starting) ends the poll's JavaScript context: poll again.
+		if err == nil || !strings.Contains(strings.ToLower(err.Error()), "context") || time.Until(deadline) < 100*time.Millisecond {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 	if err != nil {
 		text, _ := chromedp.Run(p.ctx, chromedp.Evaluate[string]("document.getElementById('main').innerText.slice(0, 3000)"))
 		p.t.Fatalf("waiting for %s: %v\nthe page shows:\n%s", saying, err, text)
@@ -52,14 +61,15 @@ func (p *browserPage) open(base, hash string) {
 	if err := chromedp.Do(ctx, chromedp.Navigate(base+"/console/"+hash)); err != nil {
 		p.t.Fatalf("open %s: %v", hash, err)
 	}
-	p.wait("page "+hash, `document.getElementById('main').dataset.ready === '1'`, 20*time.Second)
+	// While the console starts, the page is a notice that loads itself again.
+	p.wait("page "+hash, `document.getElementById('main') !== null && document.getElementById('main').dataset.ready === '1'`, 60*time.Second)
 }
 
 // goTo changes page inside the application (hash routing) and waits until it has rendered.
 func (p *browserPage) goTo(hash, page string) {
 	p.t.Helper()
 	p.js(`document.getElementById('main').removeAttribute('data-ready'); location.hash = ` + jsString(hash) + `; true`)
-	p.wait("page "+hash, fmt.Sprintf(`document.getElementById('main').dataset.ready === '1' && document.getElementById('main').dataset.page === %s`, jsString(page)), 20*time.Second)
+	p.wait("page "+hash, fmt.Sprintf(`document.getElementById('main') !== null && document.getElementById('main').dataset.ready === '1' && document.getElementById('main').dataset.page === %s`, jsString(page)), 20*time.Second)
 }
 
 func (p *browserPage) text(selector string) string {
