@@ -281,13 +281,14 @@ func (a *App) Run(ctx context.Context) error {
 // and it is started again (with backoff) when it cannot start or stops on an error.
 func (a *App) runConsole(ctx context.Context, kcfg kafka.Config, gk *kafka.Goka, wh fs.FS, reg *registry.Registry) {
 	backoff := time.Second
-	deps := consoleDeps(a.cfg, kcfg, wh, reg, a.pipe.Load, a.monitor)
+	deps := consoleDeps(a.cfg, kcfg, wh, reg, a.pipe.Load, a.monitor, a.log.With("component", "console"))
 	deps.Metrics = a.metrics
 	for ctx.Err() == nil {
 		con, err := console.New(console.Config{Topic: a.cfg.ConsoleTopic, Trino: a.cfg.Trino, Catalog: a.cfg.TrinoCatalog, Schema: a.cfg.HiveDatabase,
 			Limits: query.Limits{Timeout: a.cfg.ConsoleTimeout, MaxRows: a.cfg.ConsoleMaxRows}, AnyHost: a.cfg.InsecureNoAuth}, deps, kcfg, gk, a.log)
 		if err == nil {
 			a.console.Store(con)
+			a.log.Info("console up", "url", "http://"+a.cfg.HTTPAddr+"/console/")
 			err = con.Run(ctx)
 			a.console.CompareAndSwap(con, nil)
 			backoff = time.Second

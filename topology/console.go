@@ -2,8 +2,10 @@ package topology
 
 import (
 	"context"
+	"log/slog"
 	"path/filepath"
 	"sort"
+	"time"
 
 	"github.com/minipipe/minipipe/internal/avro"
 	"github.com/minipipe/minipipe/internal/kafka"
@@ -18,7 +20,7 @@ import (
 
 // consoleDeps wires the console to the warehouse, the ingest processors' state, the pipeline's lag
 // reading, the registry and this instance's restart counts.
-func consoleDeps(cfg Config, kcfg kafka.Config, wh fs.FS, reg *registry.Registry, pipe func() *Pipeline, monitor *supervise.Monitor) console.Deps {
+func consoleDeps(cfg Config, kcfg kafka.Config, wh fs.FS, reg *registry.Registry, pipe func() *Pipeline, monitor *supervise.Monitor, log *slog.Logger) console.Deps {
 	d := console.Deps{
 		Registry: reg.Handler(),
 		Decode:   console.RegistryDecoder(reg.Store().Parsed),
@@ -92,13 +94,20 @@ func consoleDeps(cfg Config, kcfg kafka.Config, wh fs.FS, reg *registry.Registry
 	}
 	d.Snapshot = func(ctx context.Context) (*console.Snapshot, error) {
 		snap := &console.Snapshot{Restarts: monitor.Restarts()}
+		t0 := time.Now()
 		tables, err := ListTables(wh)
 		if err != nil {
 			return nil, err
 		}
-		stats, serr := ReadSourceStats(ctx, kcfg, cfg)
+		t1 := time.Now()
+		sctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+		stats, serr := readSourceStats(sctx, kcfg, cfg, 3*time.Second)
+		cancel()
 		if serr != nil {
 			snap.Errors = append(snap.Errors, "source topics: "+serr.Error())
+		}
+		if took := time.Since(t0); took > 10*time.Second {
+			log.Warn("the console's overview was slow to read", "tables", len(tables), "manifests", t1.Sub(t0), "topics", len(stats), "source_stats", time.Since(t1))
 		}
 		topicOf := map[string]string{}
 		lag := map[string][]console.TopicPartition{}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -48,8 +49,16 @@ func (p *browserPage) wait(saying, predicate string, timeout time.Duration) {
 		time.Sleep(100 * time.Millisecond)
 	}
 	if err != nil {
-		text, _ := chromedp.Run(p.ctx, chromedp.Evaluate[string]("document.getElementById('main').innerText.slice(0, 3000)"))
-		p.t.Fatalf("waiting for %s: %v\nthe page shows:\n%s", saying, err, text)
+		text, _ := chromedp.Run(p.ctx, chromedp.Evaluate[string]("location.href + '\\n' + document.body.innerText.slice(0, 3000)"))
+		api := ""
+		if u, uerr := url.Parse(strings.TrimSpace(strings.SplitN(text, "\n", 2)[0])); uerr == nil && u.Host != "" {
+			if r, err := testkit.Try("GET", "http://"+u.Host+"/console/api/overview", "", 10*time.Second); err == nil {
+				api = fmt.Sprintf("%d %.1500s", r.Status, r.Body)
+			} else {
+				api = err.Error()
+			}
+		}
+		p.t.Fatalf("waiting for %s: %v\nthe page shows:\n%s\nthe overview API answers: %s", saying, err, text, api)
 	}
 }
 

@@ -27,6 +27,13 @@ type SourceStats struct {
 // ReadSourceStats reads the state of every source topic's ingest processor (its latest generation) from
 // the group tables in Kafka: what every instance has written, whichever owns the partitions now.
 func ReadSourceStats(ctx context.Context, kcfg kafka.Config, cfg Config) ([]SourceStats, error) {
+	return readSourceStats(ctx, kcfg, cfg, 0)
+}
+
+// readSourceStats reads the stats; with idle > 0 a partition read ends when no record came for that long
+// (the console: a partition whose last offsets are never delivered, such as transaction markers or records
+// compacted away, would hold every read up to the time limit).
+func readSourceStats(ctx context.Context, kcfg kafka.Config, cfg Config, idle time.Duration) ([]SourceStats, error) {
 	catalog, err := NewTableRules(cfg)
 	if err != nil {
 		return nil, err
@@ -71,7 +78,7 @@ func ReadSourceStats(ctx context.Context, kcfg kafka.Config, cfg Config) ([]Sour
 			return nil, fmt.Errorf("partitions of %s: %w", table, err)
 		}
 		for _, p := range parts {
-			err := readToEnd(ctx, client, table, p, func(key, value []byte) {
+			err := readToEndIdle(ctx, client, table, p, idle, func(key, value []byte) {
 				switch string(key) {
 				case validate.StatsKey:
 					if st, err := validate.DecodeStats(value); err == nil && value != nil {
@@ -96,6 +103,11 @@ func ReadSourceStats(ctx context.Context, kcfg kafka.Config, cfg Config) ([]Sour
 // readToEnd calls fn for every record of a partition, from the oldest to the one before the end offset
 // read at the start.
 func readToEnd(ctx context.Context, client sarama.Client, topic string, partition int32, fn func(key, value []byte)) error {
+	return readToEndIdle(ctx, client, topic, partition, 0, fn)
+}
+
+// readToEndIdle is readToEnd that, with idle > 0, also ends after idle without a record.
+func readToEndIdle(ctx context.Context, client sarama.Client, topic string, partition int32, idle time.Duration, fn func(key, value []byte)) error {
 	end, err := client.GetOffset(topic, partition, sarama.OffsetNewest)
 	if err != nil {
 		return fmt.Errorf("reading %s/%d: %w", topic, partition, err)
@@ -119,12 +131,24 @@ func readToEnd(ctx context.Context, client sarama.Client, topic string, partitio
 	defer pc.Close()
 	ctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
+	var quiet <-chan time.Time
+	var timer *time.Timer
+	if idle > 0 {
+		timer = time.NewTimer(idle)
+		defer timer.Stop()
+		quiet = timer.C
+	}
 	for {
 		select {
+		case <-quiet:
+			return nil
 		case m := <-pc.Messages():
 			fn(m.Key, m.Value)
 			if m.Offset >= end-1 {
 				return nil
+			}
+			if timer != nil {
+				timer.Reset(idle)
 			}
 		case err := <-pc.Errors():
 			return fmt.Errorf("reading %s/%d: %w", topic, partition, err)

@@ -127,6 +127,9 @@ type snapshots struct {
 	refreshing sync.Mutex // one read at a time
 }
 
+// firstWait is how long a page waits for the first reading.
+const firstWait = 5 * time.Second
+
 func newSnapshots(src Source, interval time.Duration) *snapshots {
 	return &snapshots{src: src, interval: interval, ready: make(chan struct{})}
 }
@@ -185,6 +188,9 @@ func (s *snapshots) get(ctx context.Context) (*Snapshot, error) {
 	case <-s.ready:
 	case <-ctx.Done():
 		return nil, ctx.Err()
+	case <-time.After(firstWait):
+		// The first reading is slow (a large warehouse, a slow broker): pages show that, and fill in later.
+		return &Snapshot{Taken: time.Now(), Tables: []Table{}, Topics: []Topic{}, Errors: []string{"still reading the warehouse's manifests and the pipeline's state for the first time"}}, nil
 	}
 	s.mu.Lock()
 	// No page asked for a while (the background reads may have paused) and the last read is older than
