@@ -9,15 +9,7 @@ install_chromium() {
     return 0
   fi
   command -v chromium >/dev/null && return 0
-  local sudo=
-  if [ "$(id -u)" != 0 ]; then
-    sudo -n true 2>/dev/null || die "chromium is missing and apt-get needs root: run 'apt-get install chromium' as root"
-    sudo="sudo -n"
-  fi
-  log "installing Debian's chromium with apt-get (once per machine)"
-  $sudo env DEBIAN_FRONTEND=noninteractive apt-get update -q >&2 || die "apt-get update failed"
-  $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends chromium fonts-dejavu-core >&2 \
-    || die "apt-get install chromium failed"
+  apt_install chromium fonts-dejavu-core
 }
 with_lock chromium install_chromium
 if [ -n "${MINIPIPE_CHROMIUM:-}" ]; then echo "$MINIPIPE_CHROMIUM"; else command -v chromium; fi

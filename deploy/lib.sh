@@ -108,3 +108,16 @@ java17() {
   command -v java >/dev/null || die "no java found: install OpenJDK 17"
   command -v java
 }
+
+# apt_install PKG...: install Debian packages with apt-get, as root or through sudo without a password; a
+# machine where neither works gets a clear error naming them.
+apt_install() {
+  local sudo=
+  if [ "$(id -u)" != 0 ]; then
+    sudo -n true 2>/dev/null || die "missing Debian packages $*: apt-get needs root: run 'apt-get install $*' as root"
+    sudo="sudo -n"
+  fi
+  log "installing Debian's $* with apt-get (once per machine)"
+  $sudo env DEBIAN_FRONTEND=noninteractive apt-get update -q >&2 || die "apt-get update failed"
+  $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "$@" >&2 || die "apt-get install $* failed"
+}

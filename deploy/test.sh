@@ -6,7 +6,7 @@
 #  - the Hive Metastore (standalone, Derby) from Maven Central jars, its warehouse on that HDFS;
 #  - Trino with a Hive catalog on that metastore (Maven Central tarball, Temurin 25);
 #  - Confluent's Python client in a cached virtualenv (PyPI);
-#  - Debian's Chromium for the console's browser tests (apt-get, once per machine);
+#  - Debian's Chromium for the console's browser tests, and systemd-analyze (apt-get, once per machine);
 # then go vet, staticcheck (pinned) and go test over every package. Downloads are cached (~/.cache/minipipe, ~/.m2). At the end it
 # prints each service's peak resident memory (VmHWM). Extra arguments go to go test.
 source "$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/lib.sh"
@@ -29,6 +29,7 @@ trap cleanup EXIT
 "$DEPLOY_DIR/trino/trino.sh" fetch
 "$DEPLOY_DIR/python.sh" >/dev/null
 "$DEPLOY_DIR/chromium.sh" >/dev/null
+command -v systemd-analyze >/dev/null || with_lock apt apt_install systemd # verifies deploy/systemd's unit
 
 "$DEPLOY_DIR/kafka/kafka.sh" start --dir "$root/kafka" --port "$kport" & kpid=$!
 "$DEPLOY_DIR/hdfs/hdfs.sh" start --dir "$root/hdfs" --port "$hport" & hpid=$!
