@@ -94,14 +94,15 @@ func (t *Trino) ReadOnly(ctx context.Context, sqlText string, lim Limits) (*Resu
 
 // trinoCheck refuses what is not a single query statement.
 func trinoCheck(sqlText string) error {
-	words := keywords(sqlText, 3)
+	text := code(sqlText)
+	words := keywords(text, 64)
 	if len(words) == 0 {
 		return &ForbiddenError{Reason: "no statement given"}
 	}
 	switch words[0] {
 	case "SELECT", "WITH", "VALUES", "TABLE", "SHOW", "DESCRIBE", "(":
 	case "EXPLAIN":
-		for _, w := range keywords(sqlText, 64) {
+		for _, w := range words {
 			if strings.Trim(w, "(),") == "ANALYZE" {
 				return &ForbiddenError{Reason: "EXPLAIN ANALYZE runs its statement: not here (read-only)"}
 			}
@@ -109,11 +110,11 @@ func trinoCheck(sqlText string) error {
 	default:
 		return &ForbiddenError{Reason: "only query statements run here (read-only): " + words[0] + " is not one"}
 	}
-	if separated(strings.TrimRight(stripComments(sqlText), "; \t\r\n")) {
+	if strings.Contains(strings.TrimRight(text, "; \t\r\n"), ";") {
 		return &ForbiddenError{Reason: "one statement at a time"}
 	}
 	// Table functions may pass a statement through to another system (system.query of JDBC catalogs).
-	if tableFunction.MatchString(unquoted(stripComments(sqlText))) {
+	if tableFunction.MatchString(text) {
 		return &ForbiddenError{Reason: "table functions do not run here (read-only): TABLE(...) may pass a statement to another system"}
 	}
 	return nil
@@ -121,26 +122,8 @@ func trinoCheck(sqlText string) error {
 
 var tableFunction = regexp.MustCompile(`(?i)\bTABLE\s*\(`)
 
-// unquoted blanks quoted strings (identifiers stay: "table" quoted is a name, not the keyword).
-func unquoted(s string) string {
-	b := []byte(s)
-	in := false
-	for i, c := range b {
-		switch {
-		case in && c == '\'':
-			in = false
-		case in:
-			b[i] = ' '
-		case c == '\'':
-			in = true
-		}
-	}
-	return string(b)
-}
-
-// keywords are the first n words of a statement, upper-cased, comments skipped.
+// keywords are the first n words of a statement (passed through code), upper-cased.
 func keywords(s string, n int) []string {
-	s = stripComments(s)
 	var out []string
 	for _, f := range strings.FieldsFunc(s, func(r rune) bool { return r == ' ' || r == '\t' || r == '\n' || r == '\r' }) {
 		if strings.HasPrefix(f, "(") {
@@ -158,8 +141,9 @@ func keywords(s string, n int) []string {
 	return out
 }
 
-// stripComments blanks -- and /* */ comments outside quotes.
-func stripComments(s string) string {
+// code blanks what is not SQL code: -- and /* */ comments, and the contents of quoted strings and identifiers
+// (their quotes stay), so that keywords, ';' and TABLE( are looked for only where Trino reads them.
+func code(s string) string {
 	b := []byte(s)
 	var quote byte
 	for i := 0; i < len(b); i++ {
@@ -168,6 +152,8 @@ func stripComments(s string) string {
 		case quote != 0:
 			if c == quote {
 				quote = 0
+			} else {
+				b[i] = ' '
 			}
 		case c == '\'' || c == '"':
 			quote = c
@@ -190,23 +176,4 @@ func stripComments(s string) string {
 		}
 	}
 	return string(b)
-}
-
-// separated reports whether s holds a ';' outside quoted strings and identifiers.
-func separated(s string) bool {
-	var quote byte
-	for j := 0; j < len(s); j++ {
-		c := s[j]
-		switch {
-		case quote != 0:
-			if c == quote {
-				quote = 0
-			}
-		case c == '\'' || c == '"':
-			quote = c
-		case c == ';':
-			return true
-		}
-	}
-	return false
 }

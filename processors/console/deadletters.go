@@ -55,20 +55,21 @@ const (
 	showBytes     = 4 << 10 // of a value shown as text or hex
 )
 
-// kafkaSlot bounds the dead-letter reads and re-drives running at once (each reads partitions to their end).
-func (c *Console) kafkaSlot(ctx context.Context) (func(), error) {
+// kafkaSlot bounds the dead-letter reads and re-drives running at once (each reads partitions to their end),
+// and how long one may take (waiting for its turn included). done ends both.
+func (c *Console) kafkaSlot(ctx context.Context, limit time.Duration) (context.Context, func(), error) {
+	ctx, cancel := context.WithTimeout(ctx, limit)
 	select {
 	case c.kafkaSem <- struct{}{}:
-		return func() { <-c.kafkaSem }, nil
+		return ctx, func() { <-c.kafkaSem; cancel() }, nil
 	case <-ctx.Done():
-		return nil, ctx.Err()
+		cancel()
+		return nil, nil, ctx.Err()
 	}
 }
 
 func (c *Console) readDeadLetters(ctx context.Context, source string, n int) (*DeadLetters, error) {
-	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	done, err := c.kafkaSlot(ctx)
+	ctx, done, err := c.kafkaSlot(ctx, 30*time.Second)
 	if err != nil {
 		return nil, err
 	}
@@ -256,9 +257,7 @@ type RedriveResult struct {
 // re-drive sent but not recorded); the console topic records each one, so the page shows it done and a
 // later request is answered "already".
 func (c *Console) redrive(ctx context.Context, source string, which []Coord, by string) ([]RedriveResult, error) {
-	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
-	defer cancel()
-	done, err := c.kafkaSlot(ctx)
+	ctx, done, err := c.kafkaSlot(ctx, 2*time.Minute)
 	if err != nil {
 		return nil, err
 	}

@@ -20,6 +20,7 @@ import (
 	"github.com/lovoo/goka/storage"
 
 	"github.com/minipipe/minipipe/internal/kafka"
+	"github.com/minipipe/minipipe/state"
 )
 
 // The console's shared state is event-sourced through one compacted topic (`_minipipe_console`), as the
@@ -214,7 +215,7 @@ func NewStore(topic string, kcfg kafka.Config, gk *kafka.Goka, log *slog.Logger)
 	}
 	opts := []goka.ViewOption{goka.WithViewCallback(s.update)}
 	if b := gk.StorageBuilder(); b != nil {
-		opts = append(opts, goka.WithViewStorageBuilder(s.resuming(b)))
+		opts = append(opts, goka.WithViewStorageBuilder(state.Resuming(b, s.advance)))
 	}
 	if s.view, err = goka.NewView(kcfg.Brokers, goka.Table(topic), new(codec.Bytes), gk.ViewOptions(opts...)...); err != nil {
 		return nil, fmt.Errorf("console: view: %w", err)
@@ -260,31 +261,6 @@ func (s *Store) update(ctx goka.UpdateContext, st storage.Storage, key string, v
 		return err
 	}
 	s.advance(ctx.Offset())
-	return nil
-}
-
-func (s *Store) resuming(b storage.Builder) storage.Builder {
-	return func(topic string, partition int32) (storage.Storage, error) {
-		st, err := b(topic, partition)
-		if err != nil {
-			return nil, err
-		}
-		return &resumingStorage{Storage: st, s: s}, nil
-	}
-}
-
-type resumingStorage struct {
-	storage.Storage
-	s *Store
-}
-
-func (r *resumingStorage) Open() error {
-	if err := r.Storage.Open(); err != nil {
-		return err
-	}
-	if off, err := r.Storage.GetOffset(-1); err == nil && off >= 0 {
-		r.s.advance(off)
-	}
 	return nil
 }
 

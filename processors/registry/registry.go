@@ -28,6 +28,7 @@ import (
 	"github.com/minipipe/minipipe/internal/avro"
 	"github.com/minipipe/minipipe/internal/kafka"
 	"github.com/minipipe/minipipe/internal/supervise"
+	"github.com/minipipe/minipipe/state"
 )
 
 // Config configures the registry.
@@ -101,7 +102,7 @@ func New(cfg Config, kcfg kafka.Config, gk *kafka.Goka, log *slog.Logger) (*Regi
 	}
 	viewOpts := []goka.ViewOption{goka.WithViewCallback(r.store.update)}
 	if b := gk.StorageBuilder(); b != nil {
-		viewOpts = append(viewOpts, goka.WithViewStorageBuilder(r.store.resuming(b)))
+		viewOpts = append(viewOpts, goka.WithViewStorageBuilder(state.Resuming(b, r.store.advance)))
 	}
 	r.view, err = goka.NewView(kcfg.Brokers, goka.Table(cfg.Topic), new(codec.Bytes), gk.ViewOptions(viewOpts...)...)
 	if err != nil {

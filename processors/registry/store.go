@@ -202,34 +202,6 @@ func getSchemaRecord(st storage.Storage, id int) (*SchemaRecord, error) {
 	return &rec, nil
 }
 
-// resuming wraps the view's storage builder so that the applied offset starts where the local store left
-// off: on a restart goka resumes after the offset the store kept and calls the update callback only for newer
-// records, so without this a store that is already up to date would look as if it had applied nothing.
-func (s *Store) resuming(b storage.Builder) storage.Builder {
-	return func(topic string, partition int32) (storage.Storage, error) {
-		st, err := b(topic, partition)
-		if err != nil {
-			return nil, err
-		}
-		return &resumingStorage{Storage: st, store: s}, nil
-	}
-}
-
-type resumingStorage struct {
-	storage.Storage
-	store *Store
-}
-
-func (r *resumingStorage) Open() error {
-	if err := r.Storage.Open(); err != nil {
-		return err
-	}
-	if off, err := r.Storage.GetOffset(-1); err == nil && off >= 0 {
-		r.store.advance(off)
-	}
-	return nil
-}
-
 // advance records that offset has been applied and wakes whoever waits for it.
 func (s *Store) advance(offset int64) {
 	if offset <= s.applied.Load() {
