@@ -65,6 +65,19 @@ func (p *browserPage) wait(saying, predicate string, timeout time.Duration) {
 // open loads a console URL (a fresh page load) and waits until its page has rendered.
 func (p *browserPage) open(base, hash string) {
 	p.t.Helper()
+	// The console starts after Kafka and the registry: wait for its API before loading a page (the notice a
+	// page gets meanwhile reloads itself, but not reliably in headless Chromium).
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		r, err := testkit.Try("GET", base+"/console/api/info", "", 5*time.Second)
+		if err == nil && r.Status == 200 {
+			break
+		}
+		if time.Now().After(deadline) {
+			p.t.Fatalf("the console at %s did not start: %v %d", base, err, r.Status)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
 	ctx, cancel := context.WithTimeout(p.ctx, 30*time.Second)
 	defer cancel()
 	if err := chromedp.Do(ctx, chromedp.Navigate(base+"/console/"+hash)); err != nil {
