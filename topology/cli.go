@@ -33,7 +33,9 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		Short:         "Kafka REST Proxy, Schema Registry and exactly-once Parquet sink in one binary",
 		SilenceUsage:  true,
 		SilenceErrors: true,
+		Version:       Version,
 	}
+	root.SetVersionTemplate("minipipe {{.Version}}\n")
 	root.SetArgs(args)
 	root.SetOut(stdout)
 	root.SetErr(stderr)

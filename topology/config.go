@@ -450,3 +450,18 @@ func (c *Config) WarehouseURL() string {
 	}
 	return "file://" + filepath.Join(c.DataDir, "warehouse")
 }
+
+// LoadConfigFile reads a config file the way `minipipe run --config path` does: the defaults, then every key of
+// the file, then MINIPIPE_* variables for the keys the file does not set. An unknown key or a bad value is an error.
+func LoadConfigFile(path string) (Config, error) {
+	cfg := DefaultConfig()
+	fs := pflag.NewFlagSet("run", pflag.ContinueOnError)
+	cfg.runFlags(fs)
+	if err := fs.Parse([]string{"--config", path}); err != nil {
+		return cfg, err
+	}
+	if err := load(fs, &cfg); err != nil {
+		return cfg, err
+	}
+	return cfg, cfg.validate()
+}
