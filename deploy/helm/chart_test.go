@@ -55,7 +55,7 @@ var valueSets = []struct {
 	{name: "default"},
 	{name: "seed-stack", files: []string{"examples/seed-stack.yaml"}},
 	{name: "managed-kafka-sasl", files: []string{"examples/managed-kafka-sasl.yaml"},
-		set: []string{"kafka.sasl.password=Sup3r-s3cret-pw", "auth.users=alice:$2a$10$abcdefghijklmnopqrstuvCNkrcEqyNmUpDkNoaTb7Hq0x8LeDMtG:admin"},
+		set:     []string{"kafka.sasl.password=Sup3r-s3cret-pw", "auth.users=alice:$2a$10$abcdefghijklmnopqrstuvCNkrcEqyNmUpDkNoaTb7Hq0x8LeDMtG:admin"},
 		secrets: []string{"Sup3r-s3cret-pw", "$2a$10$abcdefghijklmnopqrstuv"}},
 	// The managed Kafka with KEDA instead of the HPA, and the Secrets made by the chart from values.
 	{name: "keda-sasl-chart-secrets", files: []string{"examples/managed-kafka-sasl.yaml"},
