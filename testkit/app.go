@@ -233,10 +233,24 @@ func StartProcess(t testing.TB, cfg topology.Config, extra ...string) *Proc {
 // StartProcessEnv is StartProcess with extra environment variables (MINIPIPE_FAILPOINT=…).
 func StartProcessEnv(t testing.TB, cfg topology.Config, env []string, extra ...string) *Proc {
 	t.Helper()
+	return startArgs(t, cfg, env, append(Args(cfg), extra...))
+}
+
+// StartConfigFile runs bin/minipipe on a config file, the way a deployment runs it, with only what is this
+// instance's own on the command line: its data directory and listener addresses (from cfg). cfg is what the
+// file holds, for the test to know.
+func StartConfigFile(t testing.TB, cfg topology.Config, file string) *Proc {
+	t.Helper()
+	return startArgs(t, cfg, nil, []string{"run", "--config", file, "--data-dir", cfg.DataDir,
+		"--rest-addr", cfg.RestAddr, "--registry-addr", cfg.RegistryAddr, "--http-addr", cfg.HTTPAddr})
+}
+
+func startArgs(t testing.TB, cfg topology.Config, env, args []string) *Proc {
+	t.Helper()
 	sc := Scheme(cfg)
 	p := &Proc{Config: cfg, REST: sc + cfg.RestAddr, Registry: sc + cfg.RegistryAddr, HTTP: sc + cfg.HTTPAddr,
 		log: &bytes.Buffer{}, exited: make(chan struct{})}
-	p.cmd = exec.Command(Binary(t), append(Args(cfg), extra...)...)
+	p.cmd = exec.Command(Binary(t), args...)
 	p.cmd.Env = append(os.Environ(), env...)
 	var out io.Writer = &lockedWriter{p}
 	// MINIPIPE_TEST_LOG_DIR keeps every process's whole log in a file there, named by test and port.

@@ -6,6 +6,9 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -14,6 +17,7 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
+	"sigs.k8s.io/yaml"
 
 	"github.com/minipipe/minipipe/sinks/fs"
 	"github.com/minipipe/minipipe/sinks/manifest"
@@ -186,7 +190,7 @@ func busiest(procs []*testkit.Proc) int {
 // timeout and past two manifest checkpoints of every busy commit partition, then woken; another killed
 // (SIGKILL) and restarted; a fourth joining; one stopped (SIGTERM) and restarted. It returns the
 // configuration and the number of records produced, each with its own id.
-func manyInstances(t *testing.T, base topology.Config, brokers []string) (topology.Config, string, int) {
+func manyInstances(t *testing.T, base topology.Config, brokers []string, launch starter) (topology.Config, string, int) {
 	base.FlushSize = 2000
 	base.RotateInterval = time.Second
 	base.RowsPartitions = 4
@@ -200,7 +204,7 @@ func manyInstances(t *testing.T, base topology.Config, brokers []string) (topolo
 	cfgs := make([]topology.Config, 3)
 	for i := range procs {
 		cfgs[i] = instanceOf(t, base)
-		procs[i] = testkit.StartProcess(t, cfgs[i])
+		procs[i] = launch(t, cfgs[i])
 	}
 	id := registerSchema(t, procs[0].Registry, topic+"-value", tsSchema)
 	gen := newSpreadGen(t, brokers, topic, id)
@@ -252,12 +256,12 @@ func manyInstances(t *testing.T, base topology.Config, brokers []string) (topolo
 	procs[victim].Kill()
 	t.Logf("killed instance %d at %d records", victim, gen.produced.Load())
 	time.Sleep(2 * time.Second)
-	procs[victim] = testkit.StartProcess(t, cfgs[victim])
+	procs[victim] = launch(t, cfgs[victim])
 
 	// 3. A fourth joins.
 	time.Sleep(3 * time.Second)
 	fourth := instanceOf(t, base)
-	procs = append(procs, testkit.StartProcess(t, fourth))
+	procs = append(procs, launch(t, fourth))
 	cfgs = append(cfgs, fourth)
 	t.Logf("a fourth instance joined at %d records", gen.produced.Load())
 
@@ -266,7 +270,7 @@ func manyInstances(t *testing.T, base topology.Config, brokers []string) (topolo
 	term := (frozen + 2) % 3
 	procs[term].Stop()
 	t.Logf("stopped instance %d (SIGTERM) at %d records", term, gen.produced.Load())
-	procs[term] = testkit.StartProcess(t, cfgs[term])
+	procs[term] = launch(t, cfgs[term])
 	time.Sleep(5 * time.Second)
 	stop()
 	t.Logf("%d records produced", gen.produced.Load())
@@ -290,20 +294,85 @@ func manyInstances(t *testing.T, base topology.Config, brokers []string) (topolo
 	return base, topic, int(gen.produced.Load())
 }
 
+// starter starts one instance of the pipeline, with its own data directory and addresses in cfg.
+type starter func(t *testing.T, cfg topology.Config) *testkit.Proc
+
+// withFlags starts instances with every setting as a flag.
+func withFlags(t *testing.T, cfg topology.Config) *testkit.Proc { return testkit.StartProcess(t, cfg) }
+
 // TestManyInstances: three, then four instances of one pipeline on a local warehouse, frozen, killed,
-// joined and restarted under load; every record is one row, and every file is in the manifest.
+// joined and restarted under load; every record is one row, and every file is in the manifest. The instances
+// run on the config file the Helm chart (deploy/helm/minipipe) renders into its ConfigMap, as its pods do: only
+// their data directories and listener addresses (a pod's own) are flags.
 func TestManyInstances(t *testing.T) {
 	brokers := testkit.Kafka(t)
-	cfg, topic, produced := manyInstances(t, testkit.TestConfig(t, brokers), brokers)
+	tc := testkit.TestConfig(t, brokers)
+	file := chartConfig(t, map[string]any{
+		"auth": map[string]any{"insecureNoAuth": true},
+		"config": map[string]any{
+			"brokers": tc.Brokers, "pipeline-name": tc.PipelineName, "topics": tc.Topics,
+			"registry-topic": tc.RegistryTopic, "console-topic": tc.ConsoleTopic,
+			"warehouse": tc.WarehouseURL(), "catalog": "none", "log-format": "text", "memory-limit": "1600MiB",
+			// what manyInstances sets for the test's pace
+			"flush-size": 2000, "rotate-interval": "1s", "rows-partitions": 4, "manifest-checkpoint-every": 3, "timestamp-field": "ts",
+		},
+		"rotateIntervalSeconds": 1,
+	})
+	base, err := topology.LoadConfigFile(file)
+	if err != nil {
+		t.Fatalf("the chart's config file: %v", err)
+	}
+	if base.FlushSize != 2000 || base.RotateInterval != time.Second || base.RowsPartitions != 4 || base.CheckpointEvery != 3 ||
+		base.TimestampField != "ts" || base.PipelineName != tc.PipelineName || base.Warehouse != tc.WarehouseURL() {
+		t.Fatalf("the chart's config file reads as %+v", base)
+	}
+	fromFile := func(t *testing.T, cfg topology.Config) *testkit.Proc { return testkit.StartConfigFile(t, cfg, file) }
+	cfg, topic, produced := manyInstances(t, base, brokers, fromFile)
 	settle(t, brokers, cfg, topic, produced, 3*time.Minute)
 	filesMatchManifest(t, mustFS(t, cfg.WarehouseURL()), tableOf(topic))
+}
+
+// chartConfig renders deploy/helm/minipipe with values and returns the config file of its ConfigMap, written
+// to a temporary file.
+func chartConfig(t *testing.T, values map[string]any) string {
+	t.Helper()
+	dir := t.TempDir()
+	vb, err := yaml.Marshal(values)
+	if err != nil {
+		t.Fatal(err)
+	}
+	vf := filepath.Join(dir, "values.yaml")
+	if err := os.WriteFile(vf, vb, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(testkit.Helm(t), "template", "rel", filepath.Join(testkit.Root(), "deploy", "helm", "minipipe"),
+		"--kube-version", "1.33.0", "--show-only", "templates/configmap.yaml", "-f", vf)
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("helm template: %v\n%s", err, stderr.String())
+	}
+	var cm struct {
+		Kind string
+		Data map[string]string
+	}
+	if err := yaml.Unmarshal(out, &cm); err != nil || cm.Kind != "ConfigMap" || cm.Data["minipipe.yaml"] == "" {
+		t.Fatalf("helm template gave no config file (%v):\n%s", err, out)
+	}
+	file := filepath.Join(dir, "minipipe.yaml")
+	if err := os.WriteFile(file, []byte(cm.Data["minipipe.yaml"]), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("the chart's config file:\n%s", cm.Data["minipipe.yaml"])
+	return file
 }
 
 // TestStackManyInstances: the same on HDFS with the Hive Metastore, counted through Trino.
 func TestStackManyInstances(t *testing.T) {
 	brokers := testkit.Kafka(t)
 	trino := testkit.Trino(t)
-	cfg, topic, produced := manyInstances(t, stackConfig(t, brokers, testkit.SharedMetastore(t)), brokers)
+	cfg, topic, produced := manyInstances(t, stackConfig(t, brokers, testkit.SharedMetastore(t)), brokers, withFlags)
 	table := "hive." + cfg.HiveDatabase + "." + tableOf(topic)
 	settleTrino(t, brokers, cfg, trino, table, topic, produced, 3*time.Minute)
 	filesMatchManifest(t, mustFS(t, cfg.WarehouseURL()), tableOf(topic))
