@@ -6,7 +6,7 @@ export GOFLAGS
 VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X github.com/minipipe/minipipe/topology.Version=$(VERSION)
 
-.PHONY: all build run run-full kafka-up kafka-down stack-up stack-down test test-unit vet fuzz bench screenshots clean
+.PHONY: all build run run-full kafka-up kafka-down stack-up stack-down test test-unit vet fuzz bench screenshots image deploy-check clean
 
 all: build
 
@@ -58,6 +58,18 @@ vet:
 ## in docs/console for the README.
 screenshots:
 	MINIPIPE_SCREENSHOTS=$(CURDIR)/docs/console $(GO) test -count=1 -run TestConsoleInBrowser ./topology/
+
+## image: minipipe's OCI image without a container engine (Debian packages for the base, go-containerregistry):
+## an OCI layout in bin/image and bin/minipipe-image.tar. Push: see the README's "Deploying".
+image:
+	deploy/image.sh
+
+## deploy-check: the Helm chart linted and rendered (Helm pinned, from the Go module proxy) for its defaults and
+## examples, every object decoded strictly into the Kubernetes types, the policies checked; the systemd unit
+## verified; the image built and run. (All part of make test as well.)
+deploy-check:
+	$(GO) test -count=1 ./deploy/...
+	$(GO) test -count=1 -run 'TestSystemdUnit' ./topology/
 
 ## fuzz: run every fuzz target for FUZZTIME each (the seed corpora also run in `make test`).
 FUZZTIME ?= 30s

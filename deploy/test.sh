@@ -7,6 +7,7 @@
 #  - Trino with a Hive catalog on that metastore (Maven Central tarball, Temurin 25);
 #  - Confluent's Python client in a cached virtualenv (PyPI);
 #  - Debian's Chromium for the console's browser tests, and systemd-analyze (apt-get, once per machine);
+#  - Helm (pinned, built from the Go module proxy) for the chart's checks; the image's Debian packages;
 # then go vet, staticcheck (pinned) and go test over every package. Downloads are cached (~/.cache/minipipe, ~/.m2). At the end it
 # prints each service's peak resident memory (VmHWM). Extra arguments go to go test.
 source "$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/lib.sh"
@@ -30,6 +31,8 @@ trap cleanup EXIT
 "$DEPLOY_DIR/python.sh" >/dev/null
 "$DEPLOY_DIR/chromium.sh" >/dev/null
 command -v systemd-analyze >/dev/null || with_lock apt apt_install systemd # verifies deploy/systemd's unit
+MINIPIPE_TEST_HELM=$("$DEPLOY_DIR/helm.sh" --path) # the chart's checks (built from the Go module proxy once)
+export MINIPIPE_TEST_HELM
 
 "$DEPLOY_DIR/kafka/kafka.sh" start --dir "$root/kafka" --port "$kport" & kpid=$!
 "$DEPLOY_DIR/hdfs/hdfs.sh" start --dir "$root/hdfs" --port "$hport" & hpid=$!

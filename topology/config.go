@@ -452,7 +452,8 @@ func (c *Config) WarehouseURL() string {
 }
 
 // LoadConfigFile reads a config file the way `minipipe run --config path` does: the defaults, then every key of
-// the file, then MINIPIPE_* variables for the keys the file does not set. An unknown key or a bad value is an error.
+// the file, then the MINIPIPE_* environment variables (which win over the file). An unknown key or a bad value is
+// an error.
 func LoadConfigFile(path string) (Config, error) {
 	cfg := DefaultConfig()
 	fs := pflag.NewFlagSet("run", pflag.ContinueOnError)
