@@ -99,11 +99,17 @@ func TestChartChecksCanFail(t *testing.T) {
 	helm := testkit.Helm(t)
 	base := run(t, helm, "template", "rel", "minipipe", "--kube-version", kubeVersion)
 
-	// The chart itself refuses secrets and keys it owns in config.
-	for _, set := range []string{"config.kafka-sasl-password=hunter2", "config.rest-addr=0.0.0.0:1", "config.s3-secret-key=x"} {
+	// The chart itself refuses secrets and keys it owns in config; its values schema refuses misspelt or
+	// mistyped values.
+	for set, want := range map[string]string{
+		"config.kafka-sasl-password=hunter2": "looks like a secret", "config.s3-secret-key=x": "looks like a secret",
+		"config.rest-addr=0.0.0.0:1": "is set by the chart", "replicaCont=3": "'replicaCont' not allowed",
+		"kafka.sasl.mechanism=GSSAPI": "/kafka/sasl/mechanism", "ports.rest=0": "/ports/rest",
+		"config.rotate-interval=1 minute": "/config/rotate-interval", "keda.topics={../x}": "/keda/topics/0",
+	} {
 		cmd := exec.Command(helm, "template", "rel", "minipipe", "--kube-version", kubeVersion, "--set", set)
-		if out, err := cmd.CombinedOutput(); err == nil {
-			t.Errorf("--set %s rendered:\n%s", set, out)
+		if out, err := cmd.CombinedOutput(); err == nil || !strings.Contains(string(out), want) {
+			t.Errorf("--set %s: want an error naming %q, got %v:\n%.500s", set, want, err, out)
 		}
 	}
 	// Strict decoding: an unknown field, a misspelt one, a duplicate.
