@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # `make image`: minipipe's OCI image, built without a container engine. The base is Debian packages of this
 # machine's release (the C/C++ runtime the cgo build of DuckDB links against, CA certificates, time zones),
-# fetched with apt-get download into $MINIPIPE_CACHE/image/<release>; deploy/image/main.go (go-containerregistry)
+# fetched with apt-get download into $MINIPIPE_CACHE/image/<release>-<hash> (again after a week, for security
+# updates); deploy/image/main.go (go-containerregistry)
 # writes the OCI layout and a tarball:
 #   deploy/image.sh [--out DIR] [--tag NAME:TAG]     (default: bin/image and bin/minipipe-image.tar)
 # Push with: go run github.com/google/go-containerregistry/cmd/crane@v0.22.1 push bin/minipipe-image.tar REGISTRY/minipipe:TAG
@@ -17,14 +18,16 @@ while [ $# -gt 0 ]; do
     *) die "unknown argument $1" ;;
   esac
 done
-PACKAGES="libc6 libgcc-s1 libstdc++6 ca-certificates tzdata netbase"
+# base-files gives /etc/os-release, by which image scanners know the distribution of the packages' records.
+PACKAGES="base-files libc6 libgcc-s1 libstdc++6 ca-certificates tzdata netbase"
 command -v dpkg-deb >/dev/null || die "dpkg-deb is missing: the image's base is made of Debian packages"
 # shellcheck disable=SC1091
 release=$(. /etc/os-release && echo "${ID}-${VERSION_CODENAME:-$VERSION_ID}")
-debs="$MINIPIPE_CACHE/image/$release"
+debs="$MINIPIPE_CACHE/image/$release-$(echo "$PACKAGES" | sha256sum | cut -c1-8)"
 
 fetch_debs() {
-  [ -f "$debs/.complete" ] && return 0
+  # Fetched again after a week, for the release's security updates (glibc, the CA bundle).
+  [ -f "$debs/.complete" ] && [ -z "$(find "$debs/.complete" -mtime +7)" ] && return 0
   rm -rf "$debs.tmp" && mkdir -p "$debs.tmp"
   log "downloading Debian's $PACKAGES for the image's base ($release)"
   if ! (cd "$debs.tmp" && apt-get download -q -o APT::Sandbox::User=root $PACKAGES >&2); then

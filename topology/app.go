@@ -49,11 +49,12 @@ type App struct {
 	lock     *os.File
 	ksec     kafka.Security // read once: the TLS files and the SASL password
 
-	kafkaOK atomic.Bool
-	reg     atomic.Pointer[registry.Registry]
-	pipe    atomic.Pointer[Pipeline]
-	console atomic.Pointer[console.Console]
-	monitor *supervise.Monitor
+	kafkaOK  atomic.Bool
+	draining atomic.Bool // told to stop, serving out --shutdown-delay
+	reg      atomic.Pointer[registry.Registry]
+	pipe     atomic.Pointer[Pipeline]
+	console  atomic.Pointer[console.Console]
+	monitor  *supervise.Monitor
 }
 
 // NewApp checks the configuration and takes the data directory.
@@ -255,6 +256,13 @@ func (a *App) Run(ctx context.Context) error {
 	var runErr error
 	select {
 	case <-ctx.Done():
+		if d := a.cfg.ShutdownDelay; d > 0 {
+			// Told to stop: report not ready and keep serving while load balancers and Kubernetes' endpoints
+			// stop sending new requests here, then stop.
+			a.draining.Store(true)
+			a.log.Info("stopping: not ready any more, serving until the shutdown delay has passed", "delay", d)
+			time.Sleep(d)
+		}
 	case runErr = <-regDone:
 		regDone <- runErr
 	case runErr = <-pipeDone:
@@ -341,6 +349,15 @@ func (a *App) security(ctx context.Context) (*auth.Authenticator, *tls.Config, e
 		case serverTLS == nil:
 			a.log.Warn("listeners reachable from other machines take passwords over plain HTTP: give --tls-cert and --tls-key", "listeners", exposed)
 		}
+	}
+	if certs != nil {
+		go certs.Watch(ctx, 10*time.Second, func(err error) {
+			if err != nil {
+				a.log.Error("the TLS certificate files changed but do not load; the certificate in use stays", "error", err)
+				return
+			}
+			a.log.Info("TLS certificate files changed: reloaded", "subject", certs.Leaf().Subject.String(), "not_after", certs.Leaf().NotAfter)
+		})
 	}
 	if authn != nil || certs != nil {
 		hup := make(chan os.Signal, 1)
@@ -454,6 +471,9 @@ func (a *App) watchKafka(ctx context.Context, kcfg kafka.Config) {
 
 // Ready reports whether Kafka is reachable and the registry has loaded its state.
 func (a *App) Ready() (bool, string) {
+	if a.draining.Load() {
+		return false, "shutting down"
+	}
 	if !a.kafkaOK.Load() {
 		return false, "kafka unreachable"
 	}

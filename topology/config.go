@@ -43,6 +43,7 @@ type Config struct {
 	HTTPIdleTimeout   time.Duration
 	HTTPMaxConns      int
 	RegistryTimeout   time.Duration
+	ShutdownDelay     time.Duration
 	RegistryTopic     string
 	ConsoleTopic      string
 	Trino             string
@@ -184,6 +185,7 @@ func (c *Config) runFlags(fs *pflag.FlagSet) {
 	fs.DurationVar(&c.HTTPWriteTimeout, "http-write-timeout", c.HTTPWriteTimeout, "longest from a request's headers to the end of its response (more than --produce-timeout and --registry-timeout)")
 	fs.DurationVar(&c.HTTPIdleTimeout, "http-idle-timeout", c.HTTPIdleTimeout, "how long a keep-alive connection may wait for its next request")
 	fs.IntVar(&c.HTTPMaxConns, "http-max-connections", c.HTTPMaxConns, "open connections per listener; more wait to be accepted")
+	fs.DurationVar(&c.ShutdownDelay, "shutdown-delay", c.ShutdownDelay, "on SIGTERM, how long /readyz answers 503 while every API keeps serving, before the listeners close (time for load balancers and Kubernetes to stop sending requests)")
 	fs.DurationVar(&c.RegistryTimeout, "registry-timeout", c.RegistryTimeout, "how long a schema registry write may take")
 	fs.BoolVar(&c.Pprof, "pprof", c.Pprof, "serve Go's profiler under /debug/pprof/ on the --http-addr address")
 	fs.StringVar(&c.AuthFile, "auth-file", c.AuthFile, "users file (NAME:HASH:ROLES a line; `minipipe user add` writes it): every API then needs HTTP Basic credentials of a user with the role a request needs; re-read when it changes")

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -308,9 +309,11 @@ func TestManyInstances(t *testing.T) {
 	brokers := testkit.Kafka(t)
 	tc := testkit.TestConfig(t, brokers)
 	file := chartConfig(t, map[string]any{
-		"auth": map[string]any{"insecureNoAuth": true},
+		"auth":               map[string]any{"insecureNoAuth": true},
+		"allowFileWarehouse": true, // the instances share this machine's folder, as pods would a shared volume
 		"config": map[string]any{
-			"brokers": tc.Brokers, "pipeline-name": tc.PipelineName, "topics": tc.Topics,
+			"log-level": tc.LogLevel,
+			"brokers":   tc.Brokers, "pipeline-name": tc.PipelineName, "topics": tc.Topics,
 			"registry-topic": tc.RegistryTopic, "console-topic": tc.ConsoleTopic,
 			"warehouse": tc.WarehouseURL(), "catalog": "none", "log-format": "text", "memory-limit": "1600MiB",
 			// what manyInstances sets for the test's pace
@@ -436,4 +439,51 @@ func logStageMetrics(t *testing.T, procs []*testkit.Proc) {
 		}
 		t.Logf("instance %d (%s):%s", i, p.Config.RestAddr, b.String())
 	}
+}
+
+// TestShutdownDelay: on SIGTERM with --shutdown-delay (the chart sets it), /readyz answers 503 while every API
+// still serves, so that Kubernetes takes the pod out of its Services before its listeners close; then the
+// process stops.
+func TestShutdownDelay(t *testing.T) {
+	brokers := testkit.Kafka(t)
+	p := testkit.StartProcess(t, testkit.TestConfig(t, brokers), "--shutdown-delay", "3s")
+	get := func(url string) (int, string) {
+		resp, err := http.Get(url)
+		if err != nil {
+			return 0, err.Error()
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	if code, _ := get(p.HTTP + "/readyz"); code != http.StatusOK {
+		t.Fatalf("/readyz %d before the stop", code)
+	}
+	sent := time.Now()
+	if err := p.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	for {
+		code, body := get(p.HTTP + "/readyz")
+		if code == http.StatusServiceUnavailable && strings.Contains(body, "shutting down") {
+			break
+		}
+		if time.Since(sent) > 2*time.Second {
+			t.Fatalf("/readyz %d %q 2 s after SIGTERM", code, body)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if code, body := get(p.Registry + "/subjects"); code != http.StatusOK {
+		t.Fatalf("the registry during the shutdown delay: %d %s", code, body)
+	}
+	if code, _ := get(p.HTTP + "/healthz"); code != http.StatusOK {
+		t.Fatalf("/healthz during the shutdown delay: %d", code)
+	}
+	if !p.WaitExit(60 * time.Second) {
+		t.Fatal("still running 60 s after SIGTERM")
+	}
+	if d := time.Since(sent); d < 3*time.Second {
+		t.Fatalf("exited %s after SIGTERM, before the 3 s delay", d)
+	}
+	t.Logf("exited %s after SIGTERM", time.Since(sent).Round(100*time.Millisecond))
 }

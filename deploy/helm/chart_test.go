@@ -29,6 +29,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/apimachinery/pkg/util/validation"
 	k8syaml "k8s.io/apimachinery/pkg/util/yaml"
 	sigsjson "sigs.k8s.io/json"
 	"sigs.k8s.io/yaml"
@@ -106,6 +107,8 @@ func TestChartChecksCanFail(t *testing.T) {
 		"config.rest-addr=0.0.0.0:1": "is set by the chart", "replicaCont=3": "'replicaCont' not allowed",
 		"kafka.sasl.mechanism=GSSAPI": "/kafka/sasl/mechanism", "ports.rest=0": "/ports/rest",
 		"config.rotate-interval=1 minute": "/config/rotate-interval", "keda.topics={../x}": "/keda/topics/0",
+		"config.warehouse=file:///var/lib/minipipe/warehouse": "every pod must share it", "config.trino=http://u:pw@trino:8080": "password in a URL",
+		"kafka.sasl.mechanism=PLAIN,kafka.sasl.username=u": "kafka.sasl.mechanism needs", "config.pipeline-name=a.b": "/config/pipeline-name",
 	} {
 		cmd := exec.Command(helm, "template", "rel", "minipipe", "--kube-version", kubeVersion, "--set", set)
 		if out, err := cmd.CombinedOutput(); err == nil || !strings.Contains(string(out), want) {
@@ -159,6 +162,19 @@ func TestChartChecksCanFail(t *testing.T) {
 				}
 			}
 		}, "hostPath"},
+		{"warehouse in the pod", func(r *rendered) {
+			r.configMaps[0].Data["minipipe.yaml"] = strings.Replace(r.configMaps[0].Data["minipipe.yaml"], "warehouse: hdfs://namenode:8020/warehouse", "warehouse: file:///var/lib/minipipe/warehouse", 1)
+		}, "vanish with the pod"},
+		{"literal secret in env", func(r *rendered) {
+			r.container().Env = append(r.container().Env, corev1.EnvVar{Name: "MINIPIPE_KAFKA_SASL_PASSWORD", Value: "hunter2"})
+		}, "literal value"},
+		{"password in a URL", func(r *rendered) {
+			r.configMaps[0].Data["minipipe.yaml"] += "trino: http://u:pw@trino:8080\n"
+		}, "password in the URL"},
+		{"no shutdown delay", func(r *rendered) {
+			r.configMaps[0].Data["minipipe.yaml"] = strings.Replace(r.configMaps[0].Data["minipipe.yaml"], "shutdown-delay: 5s", "shutdown-delay: 0s", 1)
+		}, "no shutdown-delay"},
+		{"a name too long", func(r *rendered) { r.services[0].Name = strings.Repeat("r", 60) + "-rest" }, "Service name"},
 		{"selector misses the pods", func(r *rendered) { r.services[1].Spec.Selector = map[string]string{"app": "other"} }, "selects no pod"},
 	}
 	for _, m := range mutations {
@@ -200,6 +216,7 @@ type rendered struct {
 	serviceMonitor []*monitoringv1.ServiceMonitor
 	accounts       []*corev1.ServiceAccount
 	custom         []custom // KEDA's objects, checked against KEDA's CRD schemas
+	names          []string // every object's name
 }
 
 type custom struct {
@@ -225,7 +242,10 @@ func decode(stream []byte) (*rendered, error) {
 			return nil, err
 		}
 		if tm.Kind == "" {
-			continue // an empty document
+			if strings.TrimSpace(commentLines.ReplaceAllString(string(doc), "")) != "" {
+				return nil, fmt.Errorf("a document without a kind:\n%s", doc)
+			}
+			continue // an empty document, or only comments
 		}
 		// As the API server decodes with strict field validation: duplicate fields, unknown fields and fields
 		// in the wrong case are errors.
@@ -244,6 +264,11 @@ func decode(stream []byte) (*rendered, error) {
 			return nil
 		}
 		r.kinds = append(r.kinds, tm.Kind)
+		var meta struct{ Metadata metav1.ObjectMeta }
+		if err := yaml.Unmarshal(doc, &meta); err != nil {
+			return nil, err
+		}
+		r.names = append(r.names, meta.Metadata.Name)
 		switch tm.APIVersion + " " + tm.Kind {
 		case "apps/v1 Deployment":
 			if r.deploy != nil {
@@ -400,6 +425,12 @@ func (r *rendered) container() *corev1.Container {
 	return &r.deploy.Spec.Template.Spec.Containers[0]
 }
 
+// commentLines are YAML comment lines.
+var commentLines = regexp.MustCompile(`(?m)^\s*#.*$`)
+
+// urlPassword is a URL with a password in it.
+var urlPassword = regexp.MustCompile(`://[^/@\s]*:[^/@\s]*@`)
+
 // secretLike is what must never be in a ConfigMap: PEM private keys and password hashes of a users file.
 var secretLike = regexp.MustCompile(`PRIVATE KEY-----|\$2[aby]\$\d\d\$|\$argon2id\$`)
 
@@ -467,6 +498,40 @@ func (r *rendered) policy(t *testing.T, secrets []string) []string {
 			if secretKey.MatchString(key) && !strings.HasSuffix(key, "-file") {
 				bad("the config file (a ConfigMap) sets %s: a secret belongs in a Secret", key)
 			}
+		}
+	}
+
+	for _, u := range []string{cfg.Warehouse, cfg.HiveMetastore, cfg.Trino} {
+		if urlPassword.MatchString(u) {
+			bad("the config file (a ConfigMap) holds a password in the URL %s", u)
+		}
+	}
+	for _, e := range c.Env {
+		if secretKey.MatchString(e.Name) && e.Value != "" {
+			bad("environment variable %s holds a literal value: a secret belongs in a Secret (valueFrom.secretKeyRef)", e.Name)
+		}
+	}
+
+	// The warehouse is shared by every pod: remote, or a volume that is not the pod's own.
+	switch wh := cfg.WarehouseURL(); {
+	case strings.HasPrefix(wh, "hdfs://"), strings.HasPrefix(wh, "s3://"):
+	case strings.HasPrefix(wh, "file://"):
+		if _, vol := r.mountOf(strings.TrimPrefix(wh, "file://")); vol == nil || vol.EmptyDir != nil || vol.PersistentVolumeClaim == nil {
+			bad("warehouse %s is in the pod's own files: committed tables would vanish with the pod", wh)
+		}
+	default:
+		bad("warehouse %s: not one every pod shares", wh)
+	}
+
+	// Names the API server takes.
+	for _, svc := range r.services {
+		if errs := validation.IsDNS1035Label(svc.Name); len(errs) > 0 {
+			bad("Service name %q: %s", svc.Name, strings.Join(errs, "; "))
+		}
+	}
+	for _, name := range r.names {
+		if errs := validation.IsDNS1123Subdomain(name); len(errs) > 0 {
+			bad("name %q: %s", name, strings.Join(errs, "; "))
 		}
 	}
 
@@ -582,10 +647,14 @@ func (r *rendered) policy(t *testing.T, secrets []string) []string {
 		}
 	}
 
-	// A stop commits the open files: the grace period covers a rotate interval and a commit.
-	need := cfg.RotateInterval + 30*time.Second
+	// A stop serves out the shutdown delay (endpoints removed meanwhile), then commits the open files: the grace
+	// period covers both and a commit.
+	if cfg.ShutdownDelay <= 0 {
+		bad("no shutdown-delay: a stopping pod refuses requests before the Services stop sending them")
+	}
+	need := cfg.ShutdownDelay + cfg.RotateInterval + 30*time.Second
 	if g := pod.TerminationGracePeriodSeconds; g == nil || time.Duration(*g)*time.Second < need {
-		bad("termination grace period %v is shorter than rotate-interval %s + 30s", g, cfg.RotateInterval)
+		bad("termination grace period %v is shorter than shutdown-delay %s + rotate-interval %s + 30s", g, cfg.ShutdownDelay, cfg.RotateInterval)
 	}
 
 	// Disruption budget, autoscalers and the ServiceMonitor point at this Deployment and its pods.
@@ -624,8 +693,17 @@ func (r *rendered) policy(t *testing.T, secrets []string) []string {
 			case group != names.IngestGroup(topic, 1):
 				bad("the lag trigger on %s names group %v, minipipe's is %s", topic, group, names.IngestGroup(topic, 1))
 			}
-			if md["bootstrapServers"] != strings.Join(cfg.Brokers, ",") {
-				bad("a lag trigger asks brokers %v, minipipe uses %v", md["bootstrapServers"], cfg.Brokers)
+			bs, _ := md["bootstrapServers"].(string)
+			kb := strings.Split(bs, ",")
+			if len(kb) != len(cfg.Brokers) {
+				bad("a lag trigger asks brokers %q, minipipe uses %v", bs, cfg.Brokers)
+			}
+			for i := range min(len(kb), len(cfg.Brokers)) {
+				host, port, _ := strings.Cut(kb[i], ":")
+				mh, mp, _ := strings.Cut(cfg.Brokers[i], ":")
+				if port != mp || !strings.HasPrefix(host, mh) || !strings.Contains(host, ".") {
+					bad("a lag trigger asks broker %s for minipipe's %s: KEDA's operator needs a name it resolves in its own namespace", kb[i], cfg.Brokers[i])
+				}
 			}
 		}
 		if !commit {

@@ -16,6 +16,7 @@ import (
 	"os/exec"
 	"path"
 	"path/filepath"
+	"runtime"
 	"sort"
 	"strconv"
 	"strings"
@@ -100,7 +101,7 @@ func build(binary, debs, out, tarPath, tag, version, source string, created time
 		return err
 	}
 	cf = cf.DeepCopy()
-	cf.Architecture, cf.OS = "amd64", "linux"
+	cf.Architecture, cf.OS = runtime.GOARCH, "linux" // the binary and the packages are this machine's
 	cf.Created = v1.Time{Time: created}
 	cf.Config = v1.Config{
 		Entrypoint:   []string{binPath},
@@ -117,7 +118,7 @@ func build(binary, debs, out, tarPath, tag, version, source string, created time
 			"org.opencontainers.image.version":     version,
 			"org.opencontainers.image.source":      source,
 			"org.opencontainers.image.created":     created.Format(time.RFC3339),
-			"org.opencontainers.image.base.name":   "debian:bookworm packages " + strings.Join(pkgs, " "),
+			"io.minipipe.base.packages":            strings.Join(pkgs, " "),
 		},
 	}
 	for _, p := range ports {
@@ -270,6 +271,10 @@ func appLayer(binary string, created time.Time) ([]byte, error) {
 }
 
 func skip(p string) bool {
+	// Each package's licence stays, as in distroless.
+	if d, f := path.Split(p); f == "copyright" && path.Dir(path.Clean(d)) == "usr/share/doc" {
+		return false
+	}
 	for _, s := range skipped {
 		if strings.HasPrefix(p+"/", s) {
 			return true

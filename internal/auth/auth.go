@@ -131,8 +131,9 @@ func (a *Authenticator) Reload() (bool, error) {
 			dummy, most = list[i].Hash, c
 		}
 	}
-	if st, err := os.Stat(a.path); err == nil && st.Mode().Perm()&0o077 != 0 {
-		a.log.Warn("the users file can be read by other users of this machine: chmod 600 it", "file", a.path, "mode", st.Mode().Perm().String())
+	// Group read is how Kubernetes hands a Secret to a pod's fsGroup (mode 0440); others or group write is not.
+	if st, err := os.Stat(a.path); err == nil && st.Mode().Perm()&0o027 != 0 {
+		a.log.Warn("the users file can be read by other users of this machine (or written by its group): chmod 600 it", "file", a.path, "mode", st.Mode().Perm().String())
 	}
 	a.mu.Lock()
 	a.users, a.sum = users, sum

@@ -3,13 +3,17 @@
 package tlsconf
 
 import (
+	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync/atomic"
+	"syscall"
+	"time"
 )
 
 // Reloader serves a certificate and key pair read from PEM files, read again by Reload. Connections
@@ -17,6 +21,7 @@ import (
 type Reloader struct {
 	certFile, keyFile string
 	cert              atomic.Pointer[tls.Certificate]
+	loaded            atomic.Pointer[string] // the files' stamp when last read
 }
 
 // NewReloader reads the pair once; an error names the file at fault (never the key's bytes).
@@ -33,6 +38,8 @@ func NewReloader(certFile, keyFile string) (*Reloader, error) {
 
 // Reload reads the pair again; on an error the certificate in use stays.
 func (r *Reloader) Reload() error {
+	st := r.stamp() // before reading: a change while reading is seen by the next Watch check
+	r.loaded.Store(&st)
 	cert, err := tls.LoadX509KeyPair(filepath.Clean(r.certFile), filepath.Clean(r.keyFile))
 	if err != nil {
 		return fmt.Errorf("TLS certificate %s and key %s: %w", r.certFile, r.keyFile, err)
@@ -42,6 +49,40 @@ func (r *Reloader) Reload() error {
 	}
 	r.cert.Store(&cert)
 	return nil
+}
+
+// Watch reloads the pair whenever either file changes (size, time or identity: a Kubernetes Secret volume
+// swaps a symbolic link, cert-manager renews in place), checked every interval until ctx ends; report is told
+// the outcome of each reload. No signal is needed, as none is sent in a pod.
+func (r *Reloader) Watch(ctx context.Context, every time.Duration, report func(error)) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if now := r.stamp(); now != *r.loaded.Load() {
+			report(r.Reload())
+		}
+	}
+}
+
+// stamp identifies the files' current versions.
+func (r *Reloader) stamp() string {
+	var b strings.Builder
+	for _, f := range []string{r.certFile, r.keyFile} {
+		if st, err := os.Stat(f); err == nil {
+			fmt.Fprintf(&b, "%d/%d/", st.Size(), st.ModTime().UnixNano())
+			if sys, ok := st.Sys().(*syscall.Stat_t); ok {
+				fmt.Fprintf(&b, "%d/%d;", sys.Dev, sys.Ino)
+			}
+		} else {
+			b.WriteString("missing;")
+		}
+	}
+	return b.String()
 }
 
 // Leaf is the certificate in use.

@@ -2,11 +2,14 @@ package tlsconf_test
 
 import (
 	"bufio"
+	"context"
 	"crypto/tls"
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/minipipe/minipipe/internal/tlsconf"
 	"github.com/minipipe/minipipe/testkit"
@@ -79,5 +82,65 @@ func TestReload(t *testing.T) {
 	// Without the CA the server is not trusted.
 	if _, err := (&http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{MinVersion: tls.VersionTLS12}}}).Get(srv.URL); err == nil {
 		t.Fatal("an untrusted certificate was accepted")
+	}
+}
+
+// Watch follows a Kubernetes Secret volume: the files are links through ..data, which the kubelet swaps to a
+// new directory when the Secret changes (cert-manager renewing it); no signal is sent.
+func TestWatchSecretVolume(t *testing.T) {
+	vol := t.TempDir()
+	version := func(name string) {
+		t.Helper()
+		dir := filepath.Join(vol, name)
+		if err := os.Mkdir(dir, 0o700); err != nil {
+			t.Fatal(err)
+		}
+		certs := testkit.NewCerts(t, dir)
+		if err := os.Rename(certs.Cert, filepath.Join(dir, "tls.crt")); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Rename(certs.Key, filepath.Join(dir, "tls.key")); err != nil {
+			t.Fatal(err)
+		}
+		tmp := filepath.Join(vol, "..data_tmp")
+		if err := os.Symlink(name, tmp); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Rename(tmp, filepath.Join(vol, "..data")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	version("..v1")
+	for _, f := range []string{"tls.crt", "tls.key"} {
+		if err := os.Symlink(filepath.Join("..data", f), filepath.Join(vol, f)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r, err := tlsconf.NewReloader(filepath.Join(vol, "tls.crt"), filepath.Join(vol, "tls.key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	first := r.Leaf().SerialNumber.String()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	reloads := make(chan error, 10)
+	go r.Watch(ctx, 20*time.Millisecond, func(err error) { reloads <- err })
+	version("..v2")
+	select {
+	case err := <-reloads:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the swapped Secret volume was not reloaded")
+	}
+	if r.Leaf().SerialNumber.String() == first {
+		t.Fatal("reloaded, but the certificate in use is the first")
+	}
+	// Nothing changes: no reload.
+	select {
+	case err := <-reloads:
+		t.Fatalf("a reload without a change: %v", err)
+	case <-time.After(200 * time.Millisecond):
 	}
 }

@@ -29,6 +29,28 @@ app.kubernetes.io/name: {{ include "minipipe.name" . }}
 app.kubernetes.io/instance: {{ .Release.Name }}
 {{- end }}
 
+{{/* A Service's name: the base name, cut so that "-<api>" still fits in 63 characters. */}}
+{{- define "minipipe.serviceName" -}}
+{{- $api := index . 1 }}
+{{- printf "%s-%s" (include "minipipe.fullname" (index . 0) | trunc (int (sub 62 (len $api))) | trimSuffix "-") $api }}
+{{- end }}
+
+{{/* Brokers as KEDA's operator reaches them from its namespace. */}}
+{{- define "minipipe.kedaBrokers" -}}
+{{- if .Values.keda.bootstrapServers }}
+{{- join "," .Values.keda.bootstrapServers }}
+{{- else }}
+{{- $out := list }}
+{{- range (index .Values.config "brokers") }}
+{{- $hp := splitList ":" . }}
+{{- $host := first $hp }}
+{{- if and (not (contains "." $host)) (ne $host "localhost") }}{{ $host = printf "%s.%s.svc" $host $.Release.Namespace }}{{ end }}
+{{- $out = append $out (printf "%s:%s" $host (last $hp)) }}
+{{- end }}
+{{- join "," $out }}
+{{- end }}
+{{- end }}
+
 {{- define "minipipe.serviceAccountName" -}}
 {{- if .Values.serviceAccount.create }}
 {{- default (include "minipipe.fullname" .) .Values.serviceAccount.name }}
@@ -72,6 +94,11 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- end }}
 {{- range $k, $v := $c }}
 {{- if and (regexMatch "(?i)(password|secret|token|private|credential)" $k) (not (hasSuffix "-file" $k)) }}{{ fail (printf "config.%s looks like a secret: the config file is a ConfigMap; use a Secret (kafka.sasl, auth, env with secretKeyRef)" $k) }}{{ end }}
+{{- if regexMatch "://[^/@\\s]*:[^/@\\s]*@" (toString $v) }}{{ fail (printf "config.%s holds a password in a URL: the config file is a ConfigMap" $k) }}{{ end }}
+{{- end }}
+{{- $wh := toString (index $c "warehouse") }}
+{{- if not (or (hasPrefix "hdfs://" $wh) (hasPrefix "s3://" $wh) (and .Values.allowFileWarehouse (hasPrefix "file:///" $wh))) }}
+{{- fail (printf "config.warehouse %q: every pod must share it: hdfs://NAMENODE:PORT/PATH (a file:/// warehouse needs allowFileWarehouse and a volume every pod mounts there)" $wh) }}
 {{- end }}
 {{- $_ := set $c "rest-addr" (printf "0.0.0.0:%d" (int .Values.ports.rest)) }}
 {{- $_ := set $c "registry-addr" (printf "0.0.0.0:%d" (int .Values.ports.registry)) }}
@@ -101,6 +128,7 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- end }}
 {{- end }}
 {{- if .Values.kafka.sasl.mechanism }}
+{{- if not (or .Values.kafka.sasl.password .Values.kafka.sasl.existingSecret) }}{{ fail "kafka.sasl.mechanism needs kafka.sasl.existingSecret (or kafka.sasl.password)" }}{{ end }}
 {{- $_ := set $c "kafka-sasl-mechanism" .Values.kafka.sasl.mechanism }}
 {{- $_ := set $c "kafka-sasl-username" (required "kafka.sasl.username is required with kafka.sasl.mechanism" .Values.kafka.sasl.username) }}
 {{- $_ := set $c "kafka-sasl-password-file" "/etc/minipipe/kafka-sasl/password" }}
