@@ -6,7 +6,7 @@ export GOFLAGS
 VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X github.com/minipipe/minipipe/topology.Version=$(VERSION)
 
-.PHONY: all build run run-full kafka-up kafka-down stack-up stack-down test test-unit vet fuzz bench screenshots image deploy-check clean
+.PHONY: all build run run-full kafka-up kafka-down stack-up stack-down test test-unit vet fuzz bench screenshots image deploy-check s3-up s3-down clean
 
 all: build
 
@@ -36,6 +36,14 @@ stack-up:
 	deploy/hdfs/hdfs.sh up
 	deploy/hms/hms.sh up
 	deploy/trino/trino.sh up
+
+## s3-up: an S3-compatible server (moto's server mode, from PyPI) on http://127.0.0.1:9000 with the bucket
+## minipipe; `source .state/s3/env` gives its AWS_* credentials.
+s3-up:
+	deploy/s3/s3.sh up
+
+s3-down:
+	deploy/s3/s3.sh down
 
 stack-down:
 	-deploy/trino/trino.sh down

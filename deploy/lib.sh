@@ -66,19 +66,21 @@ peak_rss() {
   printf '  %-9s %s\n' "$1" "$(awk '/VmHWM/ {printf "%.0f MiB", $2/1024}' "/proc/$2/status")" >&2
 }
 
-# The services of a test or benchmark run live in one directory, ROOT/{kafka,hdfs,hms,trino}.
+# The services of a test or benchmark run live in one directory, ROOT/{kafka,hdfs,hms,trino,s3}.
 # stack_kill ROOT: SIGKILL every one of them that runs.
 stack_kill() {
   "$DEPLOY_DIR/trino/trino.sh" kill --dir "$1/trino" >/dev/null 2>&1 || true
   "$DEPLOY_DIR/hms/hms.sh" kill --dir "$1/hms" >/dev/null 2>&1 || true
   "$DEPLOY_DIR/hdfs/hdfs.sh" kill --dir "$1/hdfs" >/dev/null 2>&1 || true
   "$DEPLOY_DIR/kafka/kafka.sh" kill --dir "$1/kafka" >/dev/null 2>&1 || true
+  [ -f "$1/s3/moto.pid" ] && { kill -KILL "$(cat "$1/s3/moto.pid")" 2>/dev/null || true; }
+  return 0
 }
 
 # stack_report ROOT: the peak resident memory of each service still running there.
 stack_report() {
   local name file
-  for name in kafka/kafka namenode:hdfs/namenode datanode:hdfs/datanode metastore:hms/hms trino/trino; do
+  for name in kafka/kafka namenode:hdfs/namenode datanode:hdfs/datanode metastore:hms/hms trino/trino s3:s3/moto; do
     file=${name#*:}; name=${name%%:*}; name=${name%%/*}
     peak_rss "$name" "$(cat "$1/$file.pid" 2>/dev/null)"
   done

@@ -5,6 +5,7 @@
 #  - HDFS (one NameNode, one DataNode, Hadoop 3.4) from Maven Central jars;
 #  - the Hive Metastore (standalone, Derby) from Maven Central jars, its warehouse on that HDFS;
 #  - Trino with a Hive catalog on that metastore (Maven Central tarball, Temurin 25);
+#  - moto's S3-compatible server (PyPI, in a cached virtualenv) with the bucket minipipe;
 #  - Confluent's Python client in a cached virtualenv (PyPI);
 #  - Debian's Chromium for the console's browser tests, and systemd-analyze (apt-get, once per machine);
 #  - Helm (pinned, built from the Go module proxy) for the chart's checks; the image's Debian packages;
@@ -17,7 +18,7 @@ STATICCHECK=v0.8.2
 
 start=$(date +%s)
 root=$(mktemp -d /tmp/minipipe-test.XXXXXX)
-kport=$(free_port); hport=$(free_port); mport=$(free_port); tport=$(free_port)
+kport=$(free_port); hport=$(free_port); mport=$(free_port); tport=$(free_port); sport=$(free_port)
 
 cleanup() { stack_kill "$root"; rm -rf "$root"; }
 trap cleanup EXIT
@@ -29,6 +30,7 @@ trap cleanup EXIT
 "$DEPLOY_DIR/hms/hms.sh" fetch
 "$DEPLOY_DIR/trino/trino.sh" fetch
 "$DEPLOY_DIR/python.sh" >/dev/null
+"$DEPLOY_DIR/s3/s3.sh" fetch
 "$DEPLOY_DIR/chromium.sh" >/dev/null
 command -v systemd-analyze >/dev/null || with_lock apt apt_install systemd # verifies deploy/systemd's unit
 MINIPIPE_TEST_HELM=$("$DEPLOY_DIR/helm.sh" --path) # the chart's checks (built from the Go module proxy once)
@@ -39,6 +41,7 @@ export MINIPIPE_TEST_HELM
 wait "$hpid" || die "HDFS did not start"
 "$DEPLOY_DIR/hms/hms.sh" start --dir "$root/hms" --port "$mport" --hdfs "hdfs://127.0.0.1:$hport"
 "$DEPLOY_DIR/trino/trino.sh" start --dir "$root/trino" --port "$tport" --metastore "thrift://127.0.0.1:$mport" & tpid=$!
+"$DEPLOY_DIR/s3/s3.sh" start --dir "$root/s3" --port "$sport" || die "the S3 server did not start"
 wait "$kpid" || die "Kafka did not start"
 wait "$tpid" || die "Trino did not start"
 log "services up in $(( $(date +%s) - start ))s"
@@ -47,6 +50,9 @@ export MINIPIPE_TEST_KAFKA=127.0.0.1:$kport
 export MINIPIPE_TEST_HDFS=hdfs://127.0.0.1:$hport
 export MINIPIPE_TEST_HMS=thrift://127.0.0.1:$mport
 export MINIPIPE_TEST_TRINO=http://127.0.0.1:$tport
+export MINIPIPE_TEST_S3=http://127.0.0.1:$sport
+# shellcheck disable=SC1091
+source "$root/s3/env" # the S3 server's AWS_* credentials, for the SDK's chain
 
 log "go vet, staticcheck $STATICCHECK"
 go vet ./...
