@@ -61,7 +61,7 @@ go run "honnef.co/go/tools/cmd/staticcheck@$STATICCHECK" ./...
 go run "honnef.co/go/tools/cmd/staticcheck@$STATICCHECK" -tags failpoints ./topology/
 log "go test (Kafka $MINIPIPE_TEST_KAFKA, HDFS $MINIPIPE_TEST_HDFS, metastore $MINIPIPE_TEST_HMS, Trino $MINIPIPE_TEST_TRINO)"
 status=0
-go test -count=1 -timeout 25m "$@" ./... || status=$?
+go test -count=1 -timeout 35m "$@" ./... || status=$?
 log "peak resident memory of the services:"
 stack_report "$root"
 [ "$status" = 0 ] || die "tests failed"

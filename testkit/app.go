@@ -204,7 +204,8 @@ func Args(cfg topology.Config) []string {
 	}
 	for flag, v := range map[string]string{"--kafka-tls-ca": cfg.KafkaTLSCA, "--kafka-tls-cert": cfg.KafkaTLSCert, "--kafka-tls-key": cfg.KafkaTLSKey,
 		"--kafka-tls-server-name": cfg.KafkaTLSServerName, "--kafka-sasl-mechanism": cfg.KafkaSASLMechanism,
-		"--kafka-sasl-username": cfg.KafkaSASLUsername, "--kafka-sasl-password-file": cfg.KafkaSASLPasswordFile} {
+		"--kafka-sasl-username": cfg.KafkaSASLUsername, "--kafka-sasl-password-file": cfg.KafkaSASLPasswordFile,
+		"--s3-endpoint": cfg.S3Endpoint, "--s3-region": cfg.S3Region} {
 		if v != "" {
 			args = append(args, flag, v)
 		}

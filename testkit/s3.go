@@ -18,9 +18,10 @@ const S3Bucket = "minipipe"
 // S3 returns the endpoint (http://127.0.0.1:PORT) of an S3-compatible server shared by the tests, with the
 // bucket S3Bucket: MINIPIPE_TEST_S3 (make test starts one and exports its AWS_* credentials), or moto's server
 // started here by deploy/s3/s3.sh, its credentials then set in this process's environment for the AWS SDK's
-// chain (and the minipipe processes the tests start). Tests keep out of each other's way with their own prefix.
+// chain (and the minipipe processes the tests start). AWS_ENDPOINT_URL_S3 is set to it. Tests keep out of each
+// other's way with their own prefix.
 func S3(t testing.TB) string {
-	return sharedS3.get(t, "MINIPIPE_TEST_S3", func() (string, func(), error) {
+	endpoint := sharedS3.get(t, "MINIPIPE_TEST_S3", func() (string, func(), error) {
 		dir, err := os.MkdirTemp("", "minipipe-s3-")
 		if err != nil {
 			return "", nil, err
@@ -38,6 +39,14 @@ func S3(t testing.TB) string {
 		}
 		return "http://127.0.0.1:" + port, stop, nil
 	})
+	// The warehouses the test opens itself (testkit.Query, fs.Open) reach the server through the SDK's own
+	// variable; the minipipe processes are given --s3-endpoint.
+	if os.Getenv("AWS_ENDPOINT_URL_S3") != endpoint {
+		if err := os.Setenv("AWS_ENDPOINT_URL_S3", endpoint); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return endpoint
 }
 
 // exportEnvFile sets the variables of `export K=V` lines.

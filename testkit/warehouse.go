@@ -3,6 +3,7 @@ package testkit
 import (
 	"context"
 	"fmt"
+	"sync"
 	"testing"
 	"time"
 
@@ -11,7 +12,7 @@ import (
 	"github.com/minipipe/minipipe/topology"
 )
 
-// Query runs SQL over a local warehouse the way `minipipe query` does, and returns the rows as text
+// Query runs SQL over a warehouse (local, HDFS or S3) the way `minipipe query` does, and returns the rows as text
 // (NULL for nulls), one []string per row.
 func Query(t testing.TB, warehouse, sql string) ([][]string, error) {
 	t.Helper()
@@ -20,7 +21,7 @@ func Query(t testing.TB, warehouse, sql string) ([][]string, error) {
 		return nil, err
 	}
 	defer wh.Close()
-	tables, err := topology.QueryTables(wh)
+	tables, err := topology.QueryViews(context.Background(), wh, queryCache(t, warehouse), sql)
 	if err != nil {
 		return nil, err
 	}
@@ -121,4 +122,17 @@ func parseCounts(rows [][]string) (int, int, error) {
 		return 0, 0, err
 	}
 	return n, d, nil
+}
+
+var queryCaches sync.Map // test name + warehouse → the test's mirror of its remote tables
+
+// queryCache is where a test's queries of a remote warehouse keep their copies (a temporary directory of the
+// test, kept across its queries so each file is copied once).
+func queryCache(t testing.TB, warehouse string) string {
+	key := t.Name() + "\x00" + warehouse
+	if d, ok := queryCaches.Load(key); ok {
+		return d.(string)
+	}
+	d, _ := queryCaches.LoadOrStore(key, t.TempDir())
+	return d.(string)
 }

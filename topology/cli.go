@@ -105,6 +105,7 @@ func setup(cmd *cobra.Command, cfg *Config, stderr io.Writer) (*slog.Logger, err
 	if err := load(cmd.Flags(), cfg); err != nil {
 		return nil, err
 	}
+	cfg.applyS3()
 	log, err := newLogger(*cfg, stderr)
 	if err != nil {
 		return nil, err
@@ -273,10 +274,10 @@ func QueryTables(wh fs.FS) ([]query.View, error) {
 
 func queryCommand(stdout, stderr io.Writer) *cobra.Command {
 	var format string
-	cmd := command("query [--format table|csv|json] \"SQL\"", "Run SQL over the warehouse with DuckDB: every table is a view over its committed Parquet files",
+	cmd := command("query [--format table|csv|json] \"SQL\"", "Run SQL over the warehouse with DuckDB: every table is a view over its committed Parquet files (on HDFS or S3, the tables the statement names are copied under --data-dir/query-cache first, each file once)",
 		cobra.ExactArgs(1), stderr, func(cmd *cobra.Command, cfg Config, args []string) error {
 			return withWarehouse(cfg, func(wh fs.FS) error {
-				tables, err := QueryTables(wh)
+				tables, err := QueryViews(cmd.Context(), wh, filepath.Join(cfg.DataDir, "query-cache"), args[0])
 				if err != nil {
 					return err
 				}

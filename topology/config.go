@@ -15,6 +15,7 @@ import (
 	"github.com/minipipe/minipipe/internal/kafka"
 	"github.com/minipipe/minipipe/sinks/hive"
 	"github.com/minipipe/minipipe/sinks/parquet"
+	"github.com/minipipe/minipipe/sinks/s3"
 )
 
 // Config is everything minipipe's commands are configured with. Every field is a flag; each flag can also
@@ -67,6 +68,8 @@ type Config struct {
 	KafkaSASLMechanism    string
 	KafkaSASLUsername     string
 	KafkaSASLPasswordFile string
+	S3Endpoint            string
+	S3Region              string
 
 	// The pipeline.
 	PipelineName       string
@@ -152,7 +155,9 @@ func (c *Config) connectionFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&c.DataDir, "data-dir", c.DataDir, "directory for local state (rebuilt from Kafka when lost)")
 	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "debug, info, warn or error")
 	fs.StringVar(&c.LogFormat, "log-format", c.LogFormat, "text or json")
-	fs.StringVar(&c.Warehouse, "warehouse", c.Warehouse, "where tables live: file://PATH or hdfs://NAMENODE:PORT/PATH (default file://<data-dir>/warehouse)")
+	fs.StringVar(&c.Warehouse, "warehouse", c.Warehouse, "where tables live: file://PATH, hdfs://NAMENODE:PORT/PATH or s3://BUCKET/PREFIX (default file://<data-dir>/warehouse)")
+	fs.StringVar(&c.S3Endpoint, "s3-endpoint", c.S3Endpoint, "URL of an S3-compatible server for an s3:// warehouse, addressed path-style (default: AWS, or AWS_ENDPOINT_URL_S3); credentials come from the AWS chain (AWS_ACCESS_KEY_ID…, ~/.aws, web identity, instance roles)")
+	fs.StringVar(&c.S3Region, "s3-region", c.S3Region, "region of an s3:// warehouse's bucket (default: AWS_REGION, else us-east-1)")
 	fs.StringVar(&c.Catalog, "catalog", c.Catalog, "metastore the tables are registered in: none or hive")
 	fs.StringVar(&c.HiveMetastore, "hive-metastore", c.HiveMetastore, "Hive Metastore Thrift address, thrift://HOST:PORT (with --catalog hive)")
 	fs.StringVar(&c.HiveDatabase, "hive-database", c.HiveDatabase, "Hive database holding the tables (created if missing)")
@@ -340,7 +345,23 @@ func resetAndSet(f *pflag.Flag, s string) error {
 }
 
 // validate checks values that flags cannot.
+// applyS3 gives --s3-endpoint and --s3-region to the s3:// warehouses this process opens.
+func (c *Config) applyS3() {
+	if c.S3Endpoint == "" && c.S3Region == "" {
+		return
+	}
+	d := s3.Defaults()
+	if c.S3Endpoint != "" {
+		d.Endpoint = c.S3Endpoint
+	}
+	if c.S3Region != "" {
+		d.Region = c.S3Region
+	}
+	s3.SetDefaults(d)
+}
+
 func (c *Config) validate() error {
+	c.applyS3()
 	if len(c.Brokers) == 0 {
 		return fmt.Errorf("--brokers: at least one broker is needed")
 	}

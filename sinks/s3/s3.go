@@ -18,9 +18,11 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"os"
 	"path"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -34,6 +36,38 @@ import (
 
 // partSize is the size of the parts of an upload but the last (S3 takes 5 MiB at least).
 const partSize = 8 << 20
+
+func init() {
+	fs.Register("s3", func(u *url.URL) (fs.FS, error) { return Open(context.Background(), u.String(), Defaults()) })
+	fs.Register("s3a", func(u *url.URL) (fs.FS, error) { return Open(context.Background(), u.String(), Defaults()) })
+}
+
+var (
+	defaultsMu sync.Mutex
+	defaults   *Config
+)
+
+// SetDefaults sets what s3:// warehouses opened through fs.Open use (minipipe's --s3-endpoint, --s3-region).
+func SetDefaults(c Config) {
+	defaultsMu.Lock()
+	defer defaultsMu.Unlock()
+	defaults = &c
+}
+
+// Defaults is what SetDefaults set, else the AWS SDK's environment: AWS_ENDPOINT_URL_S3 or AWS_ENDPOINT_URL
+// name an S3-compatible server (path-style), AWS_REGION its region.
+func Defaults() Config {
+	defaultsMu.Lock()
+	defer defaultsMu.Unlock()
+	if defaults != nil {
+		return *defaults
+	}
+	c := Config{Endpoint: os.Getenv("AWS_ENDPOINT_URL_S3")}
+	if c.Endpoint == "" {
+		c.Endpoint = os.Getenv("AWS_ENDPOINT_URL")
+	}
+	return c
+}
 
 // Config is how to reach the bucket; credentials come from the standard AWS chain (environment, shared files,
 // web identity, instance roles).

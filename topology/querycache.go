@@ -1,0 +1,163 @@
+package topology
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+
+	"github.com/minipipe/minipipe/internal/query"
+	"github.com/minipipe/minipipe/sinks/fs"
+)
+
+// QueryViews returns the views DuckDB needs for sql over any warehouse. A local one is read in place
+// (QueryTables). DuckDB cannot reach HDFS or S3 here (its extensions are downloaded, and this machine is offline),
+// so a remote table named in sql is mirrored into cacheDir first: its published Parquet files, which never
+// change once published, each copied once, and files gone from the table (a replay's swap) removed from the
+// mirror. Tables sql does not name are left out.
+func QueryViews(ctx context.Context, wh fs.FS, cacheDir, sql string) ([]query.View, error) {
+	if _, ok := wh.(interface{ LocalPath(string) (string, error) }); ok {
+		return QueryTables(wh)
+	}
+	tables, err := ListTables(wh)
+	if err != nil {
+		return nil, err
+	}
+	sum := sha256.Sum256([]byte(wh.URI("")))
+	root := filepath.Join(cacheDir, hex.EncodeToString(sum[:6]))
+	var out []query.View
+	for _, t := range tables {
+		if !mentions(sql, t.Name) {
+			continue
+		}
+		qt := query.View{Name: t.Name, PartitionFields: t.PartitionColumns}
+		if t.Files > 0 {
+			dir, err := mirror(ctx, wh, t.Location, filepath.Join(root, filepath.FromSlash(t.Location)))
+			if err != nil {
+				return nil, fmt.Errorf("table %s: copying its files for DuckDB: %w", t.Name, err)
+			}
+			qt.Files = []string{filepath.Join(dir, "**", "*.parquet")}
+		}
+		out = append(out, qt)
+	}
+	return out, nil
+}
+
+// mentions reports whether sql names table (as a word, in any case).
+func mentions(sql, table string) bool {
+	return regexp.MustCompile(`(?i)(^|[^A-Za-z0-9_])` + regexp.QuoteMeta(table) + `($|[^A-Za-z0-9_])`).MatchString(sql)
+}
+
+// mirror makes local the published Parquet files under location: copied when missing or of another size,
+// removed when gone. It returns the local directory.
+func mirror(ctx context.Context, wh fs.FS, location, local string) (string, error) {
+	want := map[string]int64{} // relative path → size
+	var walk func(dir, rel string) error
+	walk = func(dir, rel string) error {
+		entries, err := wh.ReadDir(dir)
+		if err != nil {
+			if errors.Is(err, fs.ErrNotExist) {
+				return nil
+			}
+			return err
+		}
+		for _, e := range entries {
+			if strings.HasPrefix(e.Name, "_") || strings.HasPrefix(e.Name, ".") {
+				continue // what query engines skip: _SUCCESS, hidden files
+			}
+			if e.IsDir {
+				if err := walk(fs.Join(dir, e.Name), filepath.Join(rel, e.Name)); err != nil {
+					return err
+				}
+			} else if strings.HasSuffix(e.Name, ".parquet") {
+				want[filepath.Join(rel, e.Name)] = e.Size
+			}
+		}
+		return nil
+	}
+	if err := walk(location, ""); err != nil {
+		return "", err
+	}
+	if err := os.MkdirAll(local, 0o700); err != nil {
+		return "", err
+	}
+	// Files no longer in the table go from the mirror.
+	_ = filepath.WalkDir(local, func(p string, d os.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return nil
+		}
+		rel, _ := filepath.Rel(local, p)
+		if _, ok := want[rel]; !ok {
+			_ = os.Remove(p)
+		}
+		return nil
+	})
+	var todo []string
+	for rel, size := range want {
+		if st, err := os.Stat(filepath.Join(local, rel)); err != nil || st.Size() != size {
+			todo = append(todo, rel)
+		}
+	}
+	// Four copies at a time.
+	work := make(chan string)
+	errs := make(chan error, len(todo))
+	var wg sync.WaitGroup
+	for range min(4, len(todo)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for rel := range work {
+				errs <- copyFile(wh, fs.Join(location, filepath.ToSlash(rel)), filepath.Join(local, rel))
+			}
+		}()
+	}
+	for _, rel := range todo {
+		if ctx.Err() != nil {
+			break
+		}
+		work <- rel
+	}
+	close(work)
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			return "", err
+		}
+	}
+	return local, ctx.Err()
+}
+
+// copyFile copies a warehouse file to a local path: a temporary file, then a rename, so that a copy cut short
+// is never taken for the file.
+func copyFile(wh fs.FS, name, local string) error {
+	if err := os.MkdirAll(filepath.Dir(local), 0o700); err != nil {
+		return err
+	}
+	r, err := wh.Open(name)
+	if err != nil {
+		return err
+	}
+	defer r.Close()
+	tmp, err := os.CreateTemp(filepath.Dir(local), ".copy-*")
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(tmp, r); err != nil {
+		tmp.Close()
+		os.Remove(tmp.Name())
+		return fmt.Errorf("copying %s: %w", name, err)
+	}
+	if err := tmp.Close(); err != nil {
+		os.Remove(tmp.Name())
+		return err
+	}
+	return os.Rename(tmp.Name(), local)
+}
