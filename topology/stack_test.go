@@ -2,6 +2,7 @@ package topology_test
 
 import (
 	"fmt"
+	"os/exec"
 	"sort"
 	"strings"
 	"testing"
@@ -124,6 +125,12 @@ func TestStackSeedWalkthrough(t *testing.T) {
 	entries, err := wh.ReadDir("connect_test/dt=" + today)
 	if err != nil || len(entries) != len(paths) {
 		t.Fatalf("HDFS holds %v (%v); Trino read %v", entries, err, paths)
+	}
+	// `minipipe query` on HDFS: DuckDB over the table's files, mirrored.
+	out, err := exec.Command(testkit.Binary(t), "query", "--warehouse", cfg.WarehouseURL(), "--data-dir", t.TempDir(), "--format", "csv",
+		"SELECT name, lastname FROM connect_test ORDER BY name").CombinedOutput()
+	if err != nil || !strings.HasSuffix(string(out), "name,lastname\nalice,\nbob,smith\n") {
+		t.Fatalf("minipipe query on HDFS: %v\n%s", err, out)
 	}
 }
 
