@@ -21,10 +21,11 @@ func Query(t testing.TB, warehouse, sql string) ([][]string, error) {
 		return nil, err
 	}
 	defer wh.Close()
-	tables, err := topology.QueryViews(context.Background(), wh, queryCache(t, warehouse), sql)
+	tables, release, err := topology.QueryViews(context.Background(), wh, queryCache(t, warehouse), sql)
 	if err != nil {
 		return nil, err
 	}
+	defer release()
 	db, err := query.Open(context.Background(), tables)
 	if err != nil {
 		return nil, err

@@ -277,10 +277,11 @@ func queryCommand(stdout, stderr io.Writer) *cobra.Command {
 	cmd := command("query [--format table|csv|json] \"SQL\"", "Run SQL over the warehouse with DuckDB: every table is a view over its committed Parquet files (on HDFS or S3, the tables the statement names are copied under --data-dir/query-cache first, each file once)",
 		cobra.ExactArgs(1), stderr, func(cmd *cobra.Command, cfg Config, args []string) error {
 			return withWarehouse(cfg, func(wh fs.FS) error {
-				tables, err := QueryViews(cmd.Context(), wh, filepath.Join(cfg.DataDir, "query-cache"), args[0])
+				tables, release, err := QueryViews(cmd.Context(), wh, filepath.Join(cfg.DataDir, "query-cache"), args[0])
 				if err != nil {
 					return err
 				}
+				defer release()
 				db, err := query.Open(cmd.Context(), tables)
 				if err != nil {
 					return err

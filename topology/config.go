@@ -344,7 +344,6 @@ func resetAndSet(f *pflag.Flag, s string) error {
 	return f.Value.Set(s)
 }
 
-// validate checks values that flags cannot.
 // applyS3 gives --s3-endpoint and --s3-region to the s3:// warehouses this process opens.
 func (c *Config) applyS3() {
 	if c.S3Endpoint == "" && c.S3Region == "" {
@@ -360,6 +359,7 @@ func (c *Config) applyS3() {
 	s3.SetDefaults(d)
 }
 
+// validate checks values that flags cannot (and hands the S3 flags to s3:// warehouses).
 func (c *Config) validate() error {
 	c.applyS3()
 	if len(c.Brokers) == 0 {

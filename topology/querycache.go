@@ -10,8 +10,10 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"sort"
 	"strings"
 	"sync"
+	"syscall"
 
 	"github.com/minipipe/minipipe/internal/query"
 	"github.com/minipipe/minipipe/sinks/fs"
@@ -22,16 +24,41 @@ import (
 // so a remote table named in sql is mirrored into cacheDir first: its published Parquet files, which never
 // change once published, each copied once, and files gone from the table (a replay's swap) removed from the
 // mirror. Tables sql does not name are left out.
-func QueryViews(ctx context.Context, wh fs.FS, cacheDir, sql string) ([]query.View, error) {
+//
+// The mirror is locked until release is called (after the query): two queries on one cache take turns, and none
+// sees a file another removes. Each view names its files (no glob), so a file missing is an error, not fewer rows.
+func QueryViews(ctx context.Context, wh fs.FS, cacheDir, sql string) (views []query.View, release func(), err error) {
 	if _, ok := wh.(interface{ LocalPath(string) (string, error) }); ok {
-		return QueryTables(wh)
+		views, err := QueryTables(wh)
+		return views, func() {}, err
 	}
 	tables, err := ListTables(wh)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	sum := sha256.Sum256([]byte(wh.URI("")))
+	key := wh.URI("")
+	if ck, ok := wh.(interface{ CacheKey() string }); ok {
+		key = ck.CacheKey() // the server too, not only the bucket and prefix
+	}
+	sum := sha256.Sum256([]byte(key))
 	root := filepath.Join(cacheDir, hex.EncodeToString(sum[:6]))
+	if err := os.MkdirAll(root, 0o700); err != nil {
+		return nil, nil, err
+	}
+	lock, err := os.OpenFile(filepath.Join(root, ".lock"), os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX); err != nil {
+		lock.Close()
+		return nil, nil, fmt.Errorf("locking the query cache %s: %w", root, err)
+	}
+	release = func() { lock.Close() } // closing the file releases its lock
+	defer func() {
+		if err != nil {
+			release()
+		}
+	}()
 	var out []query.View
 	for _, t := range tables {
 		if !mentions(sql, t.Name) {
@@ -39,15 +66,15 @@ func QueryViews(ctx context.Context, wh fs.FS, cacheDir, sql string) ([]query.Vi
 		}
 		qt := query.View{Name: t.Name, PartitionFields: t.PartitionColumns}
 		if t.Files > 0 {
-			dir, err := mirror(ctx, wh, t.Location, filepath.Join(root, filepath.FromSlash(t.Location)))
+			files, err := mirror(ctx, wh, t.Location, filepath.Join(root, filepath.FromSlash(t.Location)))
 			if err != nil {
-				return nil, fmt.Errorf("table %s: copying its files for DuckDB: %w", t.Name, err)
+				return nil, nil, fmt.Errorf("table %s: copying its files for DuckDB: %w", t.Name, err)
 			}
-			qt.Files = []string{filepath.Join(dir, "**", "*.parquet")}
+			qt.Files = files
 		}
 		out = append(out, qt)
 	}
-	return out, nil
+	return out, release, nil
 }
 
 // mentions reports whether sql names table (as a word, in any case).
@@ -56,8 +83,8 @@ func mentions(sql, table string) bool {
 }
 
 // mirror makes local the published Parquet files under location: copied when missing or of another size,
-// removed when gone. It returns the local directory.
-func mirror(ctx context.Context, wh fs.FS, location, local string) (string, error) {
+// removed when gone. It returns the local files.
+func mirror(ctx context.Context, wh fs.FS, location, local string) ([]string, error) {
 	want := map[string]int64{} // relative path → size
 	var walk func(dir, rel string) error
 	walk = func(dir, rel string) error {
@@ -83,10 +110,10 @@ func mirror(ctx context.Context, wh fs.FS, location, local string) (string, erro
 		return nil
 	}
 	if err := walk(location, ""); err != nil {
-		return "", err
+		return nil, err
 	}
 	if err := os.MkdirAll(local, 0o700); err != nil {
-		return "", err
+		return nil, err
 	}
 	// Files no longer in the table go from the mirror.
 	_ = filepath.WalkDir(local, func(p string, d os.DirEntry, err error) error {
@@ -129,10 +156,15 @@ func mirror(ctx context.Context, wh fs.FS, location, local string) (string, erro
 	close(errs)
 	for err := range errs {
 		if err != nil {
-			return "", err
+			return nil, err
 		}
 	}
-	return local, ctx.Err()
+	files := make([]string, 0, len(want))
+	for rel := range want {
+		files = append(files, filepath.Join(local, rel))
+	}
+	sort.Strings(files)
+	return files, ctx.Err()
 }
 
 // copyFile copies a warehouse file to a local path: a temporary file, then a rename, so that a copy cut short

@@ -363,6 +363,9 @@ func (p *partWriter) account() (mine int64, largest *openFile, total int64, hold
 	var most int64
 	for _, f := range p.files {
 		n := f.w.Buffered()
+		if b, ok := f.file.(interface{ Buffered() int64 }); ok {
+			n += b.Buffered() // what the file system holds before it writes (an S3 upload's part)
+		}
 		mine += n
 		if largest == nil || n > most {
 			largest, most = f, n

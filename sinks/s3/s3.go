@@ -13,6 +13,8 @@ package s3
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -80,10 +82,11 @@ type Config struct {
 
 // FS is a warehouse in a bucket, under a prefix.
 type FS struct {
-	client  *s3.Client
-	bucket  string
-	prefix  string // "" or "a/b" (no slashes around)
-	timeout time.Duration
+	client   *s3.Client
+	bucket   string
+	prefix   string // "" or "a/b" (no slashes around)
+	timeout  time.Duration
+	endpoint string
 }
 
 // Open opens s3://BUCKET/PREFIX with cfg.
@@ -109,6 +112,8 @@ func Open(ctx context.Context, raw string, cfg Config) (*FS, error) {
 		if cfg.Endpoint != "" {
 			o.BaseEndpoint = aws.String(cfg.Endpoint)
 			o.UsePathStyle = true
+			// Checksums only where the API requires them: S3-compatible servers differ in the trailers they take.
+			o.RequestChecksumCalculation = aws.RequestChecksumCalculationWhenRequired
 		}
 		if cfg.PathStyle {
 			o.UsePathStyle = true
@@ -116,7 +121,7 @@ func Open(ctx context.Context, raw string, cfg Config) (*FS, error) {
 	})
 	prefix := strings.Trim(u.Path, "/")
 	if prefix != "" {
-		if _, err := fs.Clean(prefix); err != nil {
+		if prefix, err = fs.Clean(prefix); err != nil {
 			return nil, fmt.Errorf("warehouse %s: %w", raw, err)
 		}
 	}
@@ -124,8 +129,31 @@ func Open(ctx context.Context, raw string, cfg Config) (*FS, error) {
 	if timeout <= 0 {
 		timeout = 2 * time.Minute
 	}
-	return &FS{client: client, bucket: u.Host, prefix: prefix, timeout: timeout}, nil
+	f := &FS{client: client, bucket: u.Host, prefix: prefix, timeout: timeout, endpoint: cfg.Endpoint}
+	if err := f.probe(); err != nil {
+		return nil, fmt.Errorf("warehouse %s: %w", raw, err)
+	}
+	return f, nil
 }
+
+// probe checks that the server refuses a second conditional put of a key (If-None-Match: *): the manifest's
+// fence. A server that ignores the condition would let a zombie overwrite records.
+func (f *FS) probe() error {
+	b := make([]byte, 8)
+	_, _ = rand.Read(b)
+	name := "_minipipe/probe/" + hex.EncodeToString(b)
+	if err := f.CreateExclusive(name, []byte("1")); err != nil {
+		return fmt.Errorf("writing a probe: %w", err)
+	}
+	defer func() { _ = f.Remove(name) }()
+	if err := f.CreateExclusive(name, []byte("2")); !errors.Is(err, fs.ErrExist) {
+		return fmt.Errorf("this S3 server does not refuse a conditional put (If-None-Match: *) of an existing key (%v): minipipe's commits need it (AWS S3 has it since 2024-08)", err)
+	}
+	return nil
+}
+
+// CacheKey names the warehouse for local caches: the server, the bucket and the prefix.
+func (f *FS) CacheKey() string { return f.endpoint + " " + f.bucket + "/" + f.prefix }
 
 func (f *FS) ctx() (context.Context, context.CancelFunc) {
 	return context.WithTimeout(context.Background(), f.timeout)
@@ -149,6 +177,10 @@ func wrap(op, name string, err error) error {
 	if err == nil {
 		return nil
 	}
+	var nb *types.NoSuchBucket
+	if errors.As(err, &nb) {
+		return fmt.Errorf("%s %s: the bucket does not exist (or is not this account's): %w", op, name, err)
+	}
 	var nsk *types.NoSuchKey
 	var nf *types.NotFound
 	var nsu *types.NoSuchUpload
@@ -158,6 +190,8 @@ func wrap(op, name string, err error) error {
 	var ae smithy.APIError
 	if errors.As(err, &ae) {
 		switch ae.ErrorCode() {
+		case "NoSuchBucket":
+			return fmt.Errorf("%s %s: the bucket does not exist (or is not this account's): %w", op, name, err)
 		case "PreconditionFailed":
 			return fmt.Errorf("%s %s: %w", op, name, fs.ErrExist)
 		case "NoSuchKey", "NotFound", "NoSuchUpload":
@@ -203,7 +237,10 @@ func (f *FS) parentKey(key string) string {
 	return d
 }
 
-// Create opens a multipart upload of name; Close completes it (replacing what was there).
+// Create opens a multipart upload of name; Close completes it (replacing what was there). The upload is started
+// first and the directory's marker checked after: a RemoveAll deletes the marker before it lists the uploads to
+// abort, so an upload that saw the marker is always among those it aborts (this relies on S3 listing an upload
+// once CreateMultipartUpload has returned, as it lists objects once written).
 func (f *FS) Create(name string) (fs.File, error) {
 	key, err := f.key(name)
 	if err != nil {
@@ -211,18 +248,35 @@ func (f *FS) Create(name string) (fs.File, error) {
 	}
 	ctx, cancel := f.ctx()
 	defer cancel()
-	ok, err := f.dirExists(ctx, f.parentKey(key))
-	if err != nil {
-		return nil, wrap("create", name, err)
-	}
-	if !ok {
-		return nil, fmt.Errorf("create %s: its directory: %w", name, fs.ErrNotExist)
-	}
 	out, err := f.client.CreateMultipartUpload(ctx, &s3.CreateMultipartUploadInput{Bucket: &f.bucket, Key: &key})
 	if err != nil {
 		return nil, wrap("create", name, err)
 	}
-	return &upload{fs: f, name: name, key: key, id: *out.UploadId}, nil
+	u := &upload{fs: f, name: name, key: key, id: *out.UploadId}
+	ok, err := f.markerExists(ctx, f.parentKey(key))
+	if err != nil || !ok {
+		u.abort()
+		if err != nil {
+			return nil, wrap("create", name, err)
+		}
+		return nil, fmt.Errorf("create %s: its directory: %w", name, fs.ErrNotExist)
+	}
+	return u, nil
+}
+
+// markerExists reports whether a directory's marker is there (the warehouse root always is).
+func (f *FS) markerExists(ctx context.Context, dirKey string) (bool, error) {
+	if dirKey == "" || dirKey == f.prefix {
+		return true, nil
+	}
+	_, err := f.client.HeadObject(ctx, &s3.HeadObjectInput{Bucket: &f.bucket, Key: aws.String(dirKey + "/")})
+	if err == nil {
+		return true, nil
+	}
+	if errors.Is(wrap("", "", err), fs.ErrNotExist) {
+		return false, nil
+	}
+	return false, err
 }
 
 // upload is a file being written: parts of partSize, the rest buffered until Close.
@@ -235,6 +289,10 @@ type upload struct {
 	parts []types.CompletedPart
 	err   error
 }
+
+// Buffered is what the upload holds in memory: the part being filled (the commit stage counts it in its
+// write budget).
+func (u *upload) Buffered() int64 { return int64(u.buf.Cap()) }
 
 func (u *upload) Write(p []byte) (int, error) {
 	if u.err != nil {
@@ -281,14 +339,25 @@ func (u *upload) Close() error {
 	_, err := u.fs.client.CompleteMultipartUpload(ctx, &s3.CompleteMultipartUploadInput{Bucket: &u.fs.bucket, Key: &u.key, UploadId: &u.id,
 		MultipartUpload: &types.CompletedMultipartUpload{Parts: u.parts}})
 	if err != nil {
+		werr := wrap("close", u.name, err)
+		if !errors.Is(werr, fs.ErrNotExist) && isServerError(err) {
+			// Some servers answer the completion of an aborted upload with a 500: ask for the upload itself.
+			lctx, lcancel := u.fs.ctx()
+			_, lerr := u.fs.client.ListParts(lctx, &s3.ListPartsInput{Bucket: &u.fs.bucket, Key: &u.key, UploadId: &u.id})
+			lcancel()
+			if lerr != nil && errors.Is(wrap("", "", lerr), fs.ErrNotExist) {
+				werr = fmt.Errorf("close %s: %w", u.name, fs.ErrNotExist)
+			}
+		}
 		u.abort()
-		if e := wrap("close", u.name, err); errors.Is(e, fs.ErrNotExist) || isServerError(err) {
+		if errors.Is(werr, fs.ErrNotExist) {
 			// Aborted meanwhile (its directory removed by a new owner): nothing was published.
 			return fmt.Errorf("close %s: the upload was aborted (its directory was removed): %w", u.name, fs.ErrNotExist)
 		}
-		return wrap("close", u.name, err)
+		return werr
 	}
 	u.err = errors.New("closed")
+	u.buf = bytes.Buffer{}
 	return nil
 }
 
@@ -395,12 +464,19 @@ func (f *FS) rename(oldname, newname string) error {
 		return wrap("rename", oldname, err)
 	}
 	size := aws.ToInt64(head.ContentLength)
+	if d := path.Dir(newname); d != "." {
+		if err := f.MkdirAll(d); err != nil { // the contract: missing directories of newname are made
+			return err
+		}
+	}
 	mu, err := f.client.CreateMultipartUpload(ctx, &s3.CreateMultipartUploadInput{Bucket: &f.bucket, Key: &to})
 	if err != nil {
 		return wrap("rename", newname, err)
 	}
 	abort := func() {
-		_, _ = f.client.AbortMultipartUpload(ctx, &s3.AbortMultipartUploadInput{Bucket: &f.bucket, Key: &to, UploadId: mu.UploadId})
+		actx, acancel := f.ctx() // a context of its own: the failure may have been the rename's timeout
+		defer acancel()
+		_, _ = f.client.AbortMultipartUpload(actx, &s3.AbortMultipartUploadInput{Bucket: &f.bucket, Key: &to, UploadId: mu.UploadId})
 	}
 	// Parts of at most 1 GiB (a part copy takes at most 5 GiB).
 	const copyPart = 1 << 30
@@ -411,7 +487,9 @@ func (f *FS) rename(oldname, newname string) error {
 		if size > copyPart {
 			in.CopySourceRange = aws.String(fmt.Sprintf("bytes=%d-%d", off, min(off+copyPart, size)-1))
 		}
-		out, err := f.client.UploadPartCopy(ctx, in)
+		pctx, pcancel := f.ctx() // each part copy (up to 1 GiB) has the whole timeout
+		out, err := f.client.UploadPartCopy(pctx, in)
+		pcancel()
 		if err != nil {
 			abort()
 			return wrap("rename", oldname, err)
@@ -421,16 +499,18 @@ func (f *FS) rename(oldname, newname string) error {
 			break
 		}
 	}
-	if _, err := f.client.CompleteMultipartUpload(ctx, &s3.CompleteMultipartUploadInput{Bucket: &f.bucket, Key: &to, UploadId: mu.UploadId,
+	cctx, ccancel := f.ctx()
+	defer ccancel()
+	if _, err := f.client.CompleteMultipartUpload(cctx, &s3.CompleteMultipartUploadInput{Bucket: &f.bucket, Key: &to, UploadId: mu.UploadId,
 		MultipartUpload: &types.CompletedMultipartUpload{Parts: parts}, IfNoneMatch: aws.String("*")}); err != nil {
 		abort()
 		return wrap("rename to", newname, err)
 	}
-	_, err = f.client.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: &f.bucket, Key: &from})
+	_, err = f.client.DeleteObject(cctx, &s3.DeleteObjectInput{Bucket: &f.bucket, Key: &from})
 	return wrap("rename: removing", oldname, err)
 }
 
-// Remove removes a file, or an empty directory's marker.
+// Remove removes a file, or an empty directory's marker (a missing one is not an error).
 func (f *FS) Remove(name string) error {
 	key, err := f.key(name)
 	if err != nil {
@@ -438,10 +518,6 @@ func (f *FS) Remove(name string) error {
 	}
 	ctx, cancel := f.ctx()
 	defer cancel()
-	if _, err := f.client.HeadObject(ctx, &s3.HeadObjectInput{Bucket: &f.bucket, Key: &key}); err == nil {
-		_, err = f.client.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: &f.bucket, Key: &key})
-		return wrap("remove", name, err)
-	}
 	out, err := f.client.ListObjectsV2(ctx, &s3.ListObjectsV2Input{Bucket: &f.bucket, Prefix: aws.String(key + "/"), MaxKeys: aws.Int32(2)})
 	if err != nil {
 		return wrap("remove", name, err)
@@ -450,6 +526,10 @@ func (f *FS) Remove(name string) error {
 		if aws.ToString(o.Key) != key+"/" {
 			return fmt.Errorf("remove %s: the directory is not empty", name)
 		}
+	}
+	// Deleting a missing key succeeds: the file and the marker, whichever is there.
+	if _, err := f.client.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: &f.bucket, Key: &key}); err != nil {
+		return wrap("remove", name, err)
 	}
 	_, err = f.client.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: &f.bucket, Key: aws.String(key + "/")})
 	return wrap("remove", name, err)
@@ -464,7 +544,11 @@ func (f *FS) RemoveAll(name string) error {
 	}
 	ctx, cancel := f.ctx()
 	defer cancel()
-	// Uploads first: a file being written there is fenced before its directory's objects go.
+	// The marker first: a Create that still finds it started its upload before, so the listing below sees it.
+	if _, err := f.client.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: &f.bucket, Key: aws.String(key + "/")}); err != nil {
+		return wrap("remove all", name, err)
+	}
+	// Then the uploads: a file being written there can no longer be published.
 	var keyMarker, idMarker *string
 	for {
 		out, err := f.client.ListMultipartUploads(ctx, &s3.ListMultipartUploadsInput{Bucket: &f.bucket, Prefix: aws.String(key + "/"), KeyMarker: keyMarker, UploadIdMarker: idMarker})
@@ -557,13 +641,17 @@ func (f *FS) ReadDir(name string) ([]fs.Entry, error) {
 		}
 		for _, cp := range page.CommonPrefixes {
 			seen = true
-			out = append(out, fs.Entry{Name: strings.TrimSuffix(strings.TrimPrefix(aws.ToString(cp.Prefix), prefix), "/"), IsDir: true})
+			n := strings.TrimSuffix(strings.TrimPrefix(aws.ToString(cp.Prefix), prefix), "/")
+			if n == "" || n == "." || n == ".." {
+				continue // a key with "//" or dot segments, not written by minipipe: never a path to follow
+			}
+			out = append(out, fs.Entry{Name: n, IsDir: true})
 		}
 		for _, o := range page.Contents {
 			seen = true
 			n := strings.TrimPrefix(aws.ToString(o.Key), prefix)
-			if n == "" {
-				continue // the directory's own marker
+			if n == "" || n == "." || n == ".." || strings.Contains(n, "/") {
+				continue // the directory's own marker, or an odd key
 			}
 			out = append(out, fs.Entry{Name: n, Size: aws.ToInt64(o.Size), ModTime: aws.ToTime(o.LastModified)})
 		}

@@ -23,11 +23,17 @@ func open(t *testing.T) *s3.FS {
 	endpoint := testkit.S3(t)
 	b := make([]byte, 6)
 	_, _ = rand.Read(b)
-	f, err := s3.Open(context.Background(), "s3://"+testkit.S3Bucket+"/t-"+hex.EncodeToString(b), s3.Config{Endpoint: endpoint})
+	prefix := "t-" + hex.EncodeToString(b)
+	f, err := s3.Open(context.Background(), "s3://"+testkit.S3Bucket+"/"+prefix, s3.Config{Endpoint: endpoint})
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = f.RemoveAll("."); f.Close() })
+	t.Cleanup(func() {
+		f.Close()
+		if root, err := s3.Open(context.Background(), "s3://"+testkit.S3Bucket, s3.Config{Endpoint: endpoint}); err == nil {
+			_ = root.RemoveAll(prefix)
+		}
+	})
 	return f
 }
 
@@ -88,5 +94,15 @@ func TestUploadInParts(t *testing.T) {
 	}
 	if uri := f.URI("tbl"); !strings.HasPrefix(uri, "s3a://"+testkit.S3Bucket+"/t-") {
 		t.Fatalf("URI %s", uri)
+	}
+}
+
+// TestOpenProbes: opening a warehouse probes the server's conditional put (moto answers it), and the probe
+// leaves nothing behind.
+func TestOpenProbes(t *testing.T) {
+	f := open(t)
+	entries, err := f.ReadDir("_minipipe/probe")
+	if err == nil && len(entries) > 0 {
+		t.Fatalf("the probe left %v", entries)
 	}
 }
