@@ -141,6 +141,10 @@ func mirror(ctx context.Context, wh fs.FS, location, local string) ([]string, er
 		go func() {
 			defer wg.Done()
 			for rel := range work {
+				if ctx.Err() != nil {
+					errs <- ctx.Err()
+					continue
+				}
 				errs <- copyFile(wh, fs.Join(location, filepath.ToSlash(rel)), filepath.Join(local, rel))
 			}
 		}()

@@ -40,7 +40,12 @@ make_venv() {
 fetch() { with_lock "moto-venv" make_venv; }
 
 start() {
-  if pid_alive "$pidfile"; then log "S3 server already running (pid $(cat "$pidfile")) from $dir"; return 0; fi
+  if pid_alive "$pidfile"; then
+    grep -q "MINIPIPE_S3_ENDPOINT=http://127.0.0.1:$port\$" "$dir/env" 2>/dev/null ||
+      die "an S3 server from $dir already runs (pid $(cat "$pidfile")) on another port: $(grep ENDPOINT "$dir/env")"
+    log "S3 server already running (pid $(cat "$pidfile")) from $dir"; return 0
+  fi
+  if port_open "$port"; then die "127.0.0.1:$port is taken by another process"; fi
   fetch
   if [ ! -s "$dir/env" ]; then
     (umask 077; cat > "$dir/env" <<ENV
