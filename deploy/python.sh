@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# Make (once) a Python virtualenv with the pinned requirements of testkit/python and print its python.
-# Cached under $MINIPIPE_CACHE by a hash of the requirements, so a change of pins makes a new one.
+# Make (once) a Python virtualenv with pinned requirements and print its python: testkit/python's (the Confluent
+# clients), or the file given (deploy/s3's moto). Cached under $MINIPIPE_CACHE by a hash of the requirements, so a
+# change of pins makes a new one.
 source "$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/lib.sh"
-req="$DEPLOY_DIR/../testkit/python/requirements.txt"
+req=${1:-"$DEPLOY_DIR/../testkit/python/requirements.txt"}
 hash=$(sha256sum "$req" | cut -c1-12)
 venv="$MINIPIPE_CACHE/venv-$hash"
 make_venv() {

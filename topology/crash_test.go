@@ -174,6 +174,12 @@ func killAt(t *testing.T, cfg topology.Config, step string, during func()) {
 // no staging file left.
 func TestCrashAtEveryCommitStep(t *testing.T) {
 	brokers := testkit.Kafka(t)
+	crashAtEveryStep(t, brokers, crashConfig, "crash", false)
+}
+
+// crashAtEveryStep runs the crash cases, each on a configuration of newConfig's and a topic of its own, two at a
+// time when parallel (each mostly waits for restarts and rotations).
+func crashAtEveryStep(t *testing.T, brokers []string, newConfig func(*testing.T, []string) topology.Config, name string, parallel bool) {
 	cases := [][]string{
 		{"commit.staged:3"},
 		{"commit.intent:3"},
@@ -184,10 +190,12 @@ func TestCrashAtEveryCommitStep(t *testing.T) {
 		{"commit.published:2", "recover.settled:1"},
 	}
 	for _, steps := range cases {
-		steps := steps
 		t.Run(strings.Join(steps, ","), func(t *testing.T) {
-			cfg := crashConfig(t, brokers)
-			topic := testkit.Topic(t, "crash")
+			if parallel {
+				t.Parallel()
+			}
+			cfg := newConfig(t, brokers)
+			topic := testkit.Topic(t, name)
 			gen := primedTopic(t, brokers, cfg, topic)
 			for _, step := range steps {
 				killAt(t, cfg, step, nil)

@@ -23,30 +23,7 @@ func s3Config(t *testing.T, brokers []string) topology.Config {
 // minipipe is SIGKILLed at each step of the commit protocol (and in the recovery after), restarted, and every
 // row is counted through `minipipe query`'s mirror of the table: no loss, no duplicate, no staging file left.
 func TestS3CrashAtEveryCommitStep(t *testing.T) {
-	brokers := testkit.Kafka(t)
-	cases := [][]string{
-		{"commit.staged:3"},
-		{"commit.intent:3"},
-		{"commit.published:3"},
-		{"commit.committed:3"},
-		{"commit.acked:3"},
-		{"commit.intent:2", "recover.claimed:1"},
-		{"commit.published:2", "recover.settled:1"},
-	}
-	for _, steps := range cases {
-		t.Run(strings.Join(steps, ","), func(t *testing.T) {
-			t.Parallel() // two at a time (GOMAXPROCS): each mostly waits for restarts and rotations
-			cfg := s3Config(t, brokers)
-			topic := testkit.Topic(t, "s3crash")
-			gen := primedTopic(t, brokers, cfg, topic)
-			for _, step := range steps {
-				killAt(t, cfg, step, nil)
-				gen.produce(300)
-			}
-			testkit.StartProcess(t, cfg)
-			settle(t, brokers, cfg, topic, int(gen.produced.Load()), 2*time.Minute)
-		})
-	}
+	crashAtEveryStep(t, testkit.Kafka(t), s3Config, "s3crash", true)
 }
 
 // TestS3Query: `minipipe query` on an s3:// warehouse, the binary as a user runs it.

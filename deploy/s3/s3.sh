@@ -13,7 +13,6 @@
 source "$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/lib.sh"
 
 req="$DEPLOY_DIR/s3/requirements.txt"
-venv="$MINIPIPE_CACHE/moto-$(sha256sum "$req" | cut -c1-12)"
 dir=${MINIPIPE_S3_DIR:-./.state/s3}
 port=${MINIPIPE_S3_PORT:-9000}
 bucket=minipipe
@@ -28,16 +27,8 @@ done
 mkdir -p "$dir"; dir=$(cd "$dir" && pwd)
 pidfile=$dir/moto.pid
 
-make_venv() {
-  [ -f "$venv/.complete" ] && return 0
-  command -v python3 >/dev/null || die "python3 not found"
-  log "creating $venv with $(basename "$req") (moto's S3 server)"
-  rm -rf "$venv"
-  python3 -m venv "$venv" >&2 || die "python3 -m venv failed (Debian: apt-get install python3-venv)"
-  "$venv/bin/pip" install -q --disable-pip-version-check -r "$req" >&2 || die "pip install -r $req failed"
-  touch "$venv/.complete"
-}
-fetch() { with_lock "moto-venv" make_venv; }
+# The virtualenv (deploy/python.sh, cached by the requirements' hash); prints its python.
+fetch() { "$DEPLOY_DIR/python.sh" "$req"; }
 
 start() {
   if pid_alive "$pidfile"; then
@@ -46,7 +37,7 @@ start() {
     log "S3 server already running (pid $(cat "$pidfile")) from $dir"; return 0
   fi
   if port_open "$port"; then die "127.0.0.1:$port is taken by another process"; fi
-  fetch
+  local python; python=$(fetch)
   if [ ! -s "$dir/env" ]; then
     (umask 077; cat > "$dir/env" <<ENV
 export AWS_ACCESS_KEY_ID=minipipe
@@ -58,14 +49,14 @@ ENV
   fi
   sed -i "s|^export MINIPIPE_S3_ENDPOINT=.*|export MINIPIPE_S3_ENDPOINT=http://127.0.0.1:$port|" "$dir/env"
   log "starting moto's S3 server on 127.0.0.1:$port"
-  nohup "$venv/bin/python" -m moto.server -H 127.0.0.1 -p "$port" >> "$dir/moto.log" 2>&1 &
+  nohup "$python" -m moto.server -H 127.0.0.1 -p "$port" >> "$dir/moto.log" 2>&1 &
   echo $! > "$pidfile"
   if ! wait_port "$port" 60 "$pidfile"; then tail -40 "$dir/moto.log" >&2; die "the S3 server did not start; log: $dir/moto.log"; fi
   # The bucket, made with the credentials of D/env (path-style).
   (
     # shellcheck disable=SC1091
     source "$dir/env"
-    "$venv/bin/python" - "$port" "$bucket" <<'PY' || exit 1
+    "$python" - "$port" "$bucket" <<'PY' || exit 1
 import sys, boto3
 port, bucket = sys.argv[1], sys.argv[2]
 s3 = boto3.client("s3", endpoint_url=f"http://127.0.0.1:{port}")
@@ -78,7 +69,7 @@ PY
 }
 
 case $cmd in
-  fetch) fetch ;;
+  fetch) fetch >/dev/null ;;
   start) start ;;
   stop) stop_pid "$pidfile" 10 ;;
   up) start ;;
