@@ -149,10 +149,20 @@ func TestConsoleInBrowser(t *testing.T) {
 	p.goTo("#/tables", "tables")
 	p.wait("connect_test in the tables list", `[...document.querySelectorAll('table.tables td a')].some(a => a.textContent === 'connect_test')`, 10*time.Second)
 	browser.Screenshot(t, ctx, "tables")
-	p.goTo("#/tables/connect_test", "tables")
-	p.wait("the table page", `document.getElementById('table-name') !== null`, 10*time.Second)
-	if got := p.text("#table-rows b"); got != "2" {
-		t.Fatalf("connect_test shows %q rows, want 2", got)
+	// The two rows may land in different Kafka partitions, committed by different rotations: the table is
+	// listed once the first is, so read its page again until both are (or the deadline).
+	for deadline := time.Now().Add(60 * time.Second); ; {
+		p.goTo("#/tables/connect_test", "tables")
+		p.wait("the table page", `document.getElementById('table-name') !== null`, 10*time.Second)
+		got := p.text("#table-rows b")
+		if got == "2" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("connect_test shows %q rows, want 2", got)
+		}
+		p.goTo("#/tables", "tables")
+		time.Sleep(time.Second)
 	}
 	added := p.js(`[...document.querySelectorAll('#schema-diff tr.added td:first-child')].map(td => td.textContent).join(',')`)
 	if added != "lastname" {
