@@ -6,7 +6,7 @@ export GOFLAGS
 VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X github.com/minipipe/minipipe/topology.Version=$(VERSION)
 
-.PHONY: all build run run-full kafka-up kafka-down stack-up stack-down test test-unit vet fuzz bench screenshots image deploy-check s3-up s3-down clean
+.PHONY: all build run run-full run-s3 kafka-up kafka-down stack-up stack-down test test-unit vet fuzz bench screenshots image deploy-check s3-up s3-down clean
 
 all: build
 
@@ -23,15 +23,23 @@ run-full: build stack-up
 	  --warehouse hdfs://127.0.0.1:8020/warehouse --catalog hive --hive-metastore thrift://127.0.0.1:9083 \
 	  --trino http://127.0.0.1:8090
 
+## run-s3: minipipe on the same stack with its warehouse in the S3 server's bucket (s3a:// tables in the metastore).
+run-s3: build stack-up
+	. ./.state/s3/env && ./bin/minipipe run --brokers 127.0.0.1:9092 --data-dir ./data-s3 \
+	  --warehouse s3://minipipe/warehouse --s3-endpoint http://127.0.0.1:9000 --catalog hive \
+	  --hive-metastore thrift://127.0.0.1:9083 --trino http://127.0.0.1:8090
+
 kafka-up:
 	deploy/kafka/kafka.sh up
 
 kafka-down:
 	deploy/kafka/kafka.sh down
 
-## stack-up: Kafka (127.0.0.1:9092), HDFS (NameNode RPC 127.0.0.1:8020), the Hive Metastore
-## (thrift://127.0.0.1:9083) and Trino (http://127.0.0.1:8090), each from its registry, data under ./.state.
+## stack-up: Kafka (127.0.0.1:9092), HDFS (NameNode RPC 127.0.0.1:8020), an S3 server (http://127.0.0.1:9000,
+## bucket minipipe), the Hive Metastore (thrift://127.0.0.1:9083) and Trino (http://127.0.0.1:8090), each from
+## its registry, data under ./.state; the metastore and Trino reach both HDFS and the S3 server.
 stack-up:
+	deploy/s3/s3.sh up
 	deploy/kafka/kafka.sh up
 	deploy/hdfs/hdfs.sh up
 	deploy/hms/hms.sh up
@@ -50,6 +58,7 @@ stack-down:
 	-deploy/hms/hms.sh down
 	-deploy/hdfs/hdfs.sh down
 	-deploy/kafka/kafka.sh down
+	-deploy/s3/s3.sh down
 
 ## test: every test, against real services started by the project's scripts.
 test: build

@@ -4,7 +4,8 @@
 #   2. topic → committed Parquet: a topic filled beforehand, drained by a fresh pipeline;
 #   3. replay: the same table rebuilt from its topic into a new generation;
 #   3a. wide records (~1.1 KB, 30 fields) into zstd Parquet, beside franz-go's raw read of the same topic, then
-#       the same topic at zstd level 3, then from a backlog four times as large (the peak memory of both);
+#       the same topic at zstd level 3, then into an S3 warehouse (moto's server), then from a backlog four times
+#       as large (the peak memory of each);
 #   3b. one, two and three instances of one pipeline draining the same kind of topic (rows spread over eight
 #      days, so eight table partitions for the commit stage to share), rows/s of each and in total;
 #   4. the seed's whole stack: records produced while minipipe writes Parquet to HDFS and registers the table in
@@ -95,6 +96,19 @@ stop_minipipe
 start_minipipe --topics benchwide --parquet-compression zstd --parquet-compression-level 3 --rotate-interval 1s \
   --pipeline-name benchz3 --data-dir "$work/data-z3" --warehouse "file://$work/wh-z3"
 ./bin/minipipe-bench drain --http "http://127.0.0.1:$http" --records "$wide" --input-bytes "$wide_bytes" --label "the same at zstd level 3"
+# The same topic into an S3 warehouse: moto's server on loopback (objects in its memory), so multipart uploads,
+# part copies and conditional puts in place of local files and renames; a pipeline of its own again.
+stop_minipipe
+sport=$(free_port)
+"$DEPLOY_DIR/s3/s3.sh" start --dir "$work/s3" --port "$sport" >/dev/null 2>&1 || die "the S3 server did not start"
+# shellcheck disable=SC1091
+source "$work/s3/env" # its AWS_* credentials, for minipipe's AWS chain
+start_minipipe --topics benchwide --parquet-compression zstd --rotate-interval 1s \
+  --pipeline-name benchs3 --data-dir "$work/data-s3" --warehouse "s3://minipipe/bench" --s3-endpoint "http://127.0.0.1:$sport"
+./bin/minipipe-bench drain --http "http://127.0.0.1:$http" --records "$wide" --input-bytes "$wide_bytes" --label "the same into S3 (moto, loopback)"
+peak_rss "minipipe (wide records into S3)" "$mp_pid" 2>&1
+stop_minipipe
+"$DEPLOY_DIR/s3/s3.sh" stop --dir "$work/s3" >/dev/null 2>&1 || true
 # The same drain from a backlog four times as large: --memory-limit (1GiB by default) and the commit stage's
 # write budget keep the peak where it was.
 big=${MINIPIPE_BENCH_WIDE_BACKLOG:-$((wide * 4))}

@@ -3,9 +3,9 @@
 # free ports in its own temporary directory, shared by the test packages and killed at the end:
 #  - Apache Kafka 4.x (KRaft, single node) from Maven Central jars;
 #  - HDFS (one NameNode, one DataNode, Hadoop 3.4) from Maven Central jars;
-#  - the Hive Metastore (standalone, Derby) from Maven Central jars, its warehouse on that HDFS;
-#  - Trino with a Hive catalog on that metastore (Maven Central tarball, Temurin 25);
 #  - moto's S3-compatible server (PyPI, in a cached virtualenv) with the bucket minipipe;
+#  - the Hive Metastore (standalone, Derby) from Maven Central jars, its warehouse on that HDFS, S3A on that server;
+#  - Trino with a Hive catalog on that metastore (Maven Central tarball, Temurin 25), HDFS and native S3;
 #  - Confluent's Python client in a cached virtualenv (PyPI);
 #  - Debian's Chromium for the console's browser tests, and systemd-analyze (apt-get, once per machine);
 #  - Helm (pinned, built from the Go module proxy) for the chart's checks; the image's Debian packages;
@@ -39,9 +39,10 @@ export MINIPIPE_TEST_HELM
 "$DEPLOY_DIR/kafka/kafka.sh" start --dir "$root/kafka" --port "$kport" & kpid=$!
 "$DEPLOY_DIR/hdfs/hdfs.sh" start --dir "$root/hdfs" --port "$hport" & hpid=$!
 wait "$hpid" || die "HDFS did not start"
-"$DEPLOY_DIR/hms/hms.sh" start --dir "$root/hms" --port "$mport" --hdfs "hdfs://127.0.0.1:$hport"
-"$DEPLOY_DIR/trino/trino.sh" start --dir "$root/trino" --port "$tport" --metastore "thrift://127.0.0.1:$mport" & tpid=$!
 "$DEPLOY_DIR/s3/s3.sh" start --dir "$root/s3" --port "$sport" || die "the S3 server did not start"
+# The metastore and Trino reach s3a:// tables on that server too (its endpoint and credentials).
+"$DEPLOY_DIR/hms/hms.sh" start --dir "$root/hms" --port "$mport" --hdfs "hdfs://127.0.0.1:$hport" --s3-env "$root/s3/env"
+"$DEPLOY_DIR/trino/trino.sh" start --dir "$root/trino" --port "$tport" --metastore "thrift://127.0.0.1:$mport" --s3-env "$root/s3/env" & tpid=$!
 wait "$kpid" || die "Kafka did not start"
 wait "$tpid" || die "Trino did not start"
 log "services up in $(( $(date +%s) - start ))s"

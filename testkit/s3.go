@@ -2,15 +2,22 @@ package testkit
 
 import (
 	"bufio"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 )
 
-var sharedS3 shared
+var (
+	sharedS3  shared
+	s3EnvOnce sync.Once
+	s3EnvPath string
+	s3EnvErr  error
+)
 
 // S3Bucket is the bucket of the test S3 server.
 const S3Bucket = "minipipe"
@@ -47,6 +54,39 @@ func S3(t testing.TB) string {
 		}
 	}
 	return endpoint
+}
+
+// S3EnvFile returns a file of `export K=V` lines, as deploy/s3/s3.sh writes them, for the shared S3 server: its
+// endpoint (MINIPIPE_S3_ENDPOINT) and this process's AWS credentials and region. hms.sh and trino.sh take it
+// (--s3-env) to reach s3a:// tables.
+func S3EnvFile(t testing.TB) string {
+	t.Helper()
+	endpoint := S3(t)
+	s3EnvOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "minipipe-s3env-")
+		if err != nil {
+			s3EnvErr = err
+			return
+		}
+		sharedStopsMu.Lock()
+		sharedStops = append(sharedStops, func() { _ = os.RemoveAll(dir) })
+		sharedStopsMu.Unlock()
+		var b strings.Builder
+		for _, kv := range [][2]string{{"AWS_ACCESS_KEY_ID", os.Getenv("AWS_ACCESS_KEY_ID")}, {"AWS_SECRET_ACCESS_KEY", os.Getenv("AWS_SECRET_ACCESS_KEY")},
+			{"AWS_REGION", os.Getenv("AWS_REGION")}, {"MINIPIPE_S3_ENDPOINT", endpoint}} {
+			if kv[1] == "" || strings.ContainsAny(kv[1], "'\n\\$`\"") {
+				s3EnvErr = fmt.Errorf("the test S3 server's %s is empty or not a plain word", kv[0])
+				return
+			}
+			fmt.Fprintf(&b, "export %s=%s\n", kv[0], kv[1])
+		}
+		s3EnvPath = filepath.Join(dir, "env")
+		s3EnvErr = os.WriteFile(s3EnvPath, []byte(b.String()), 0o600)
+	})
+	if s3EnvErr != nil {
+		t.Fatalf("the S3 env file: %v", s3EnvErr)
+	}
+	return s3EnvPath
 }
 
 // exportEnvFile sets the variables of `export K=V` lines.

@@ -74,9 +74,10 @@ func StartHDFS(t testing.TB) *HDFSCluster {
 
 // Metastore is a real Hive Metastore (Derby) run by deploy/hms/hms.sh.
 type Metastore struct {
-	Dir  string
-	Port int
-	HDFS string // hdfs://host:port of its default warehouse
+	Dir   string
+	Port  int
+	HDFS  string // hdfs://host:port of its default warehouse
+	S3Env string // optional: an env file (S3EnvFile) for S3A on s3a:// locations
 }
 
 // URI is thrift://127.0.0.1:PORT.
@@ -85,7 +86,11 @@ func (m *Metastore) URI() string { return "thrift://127.0.0.1:" + strconv.Itoa(m
 func (m *Metastore) script(args ...string) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
-	return runScript(ctx, "hms/hms.sh", append(args, "--dir", m.Dir, "--port", strconv.Itoa(m.Port), "--hdfs", m.HDFS)...)
+	args = append(args, "--dir", m.Dir, "--port", strconv.Itoa(m.Port), "--hdfs", m.HDFS)
+	if m.S3Env != "" {
+		args = append(args, "--s3-env", m.S3Env)
+	}
+	return runScript(ctx, "hms/hms.sh", args...)
 }
 
 // Start starts the metastore and waits for its Thrift port.
@@ -114,6 +119,7 @@ type TrinoServer struct {
 	Dir       string
 	Port      int
 	Metastore string
+	S3Env     string // optional: an env file (S3EnvFile) for the native S3 file system
 }
 
 // URL is http://127.0.0.1:PORT.
@@ -122,7 +128,11 @@ func (s *TrinoServer) URL() string { return "http://127.0.0.1:" + strconv.Itoa(s
 func (s *TrinoServer) script(args ...string) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
 	defer cancel()
-	return runScript(ctx, "trino/trino.sh", append(args, "--dir", s.Dir, "--port", strconv.Itoa(s.Port), "--metastore", s.Metastore)...)
+	args = append(args, "--dir", s.Dir, "--port", strconv.Itoa(s.Port), "--metastore", s.Metastore)
+	if s.S3Env != "" {
+		args = append(args, "--s3-env", s.S3Env)
+	}
+	return runScript(ctx, "trino/trino.sh", args...)
 }
 
 func skipReal(t testing.TB) {
@@ -179,7 +189,8 @@ func HDFS(t testing.TB) string {
 }
 
 // SharedMetastore returns the thrift:// URI of a metastore shared by the tests (MINIPIPE_TEST_HMS, or
-// started here on the shared HDFS). Tests keep out of each other's way with their own database.
+// started here on the shared HDFS, with S3A on the shared S3 server). Tests keep out of each other's way with
+// their own database.
 func SharedMetastore(t testing.TB) string {
 	hdfs := HDFS(t)
 	return sharedHMS.get(t, "MINIPIPE_TEST_HMS", func() (string, func(), error) {
@@ -187,14 +198,14 @@ func SharedMetastore(t testing.TB) string {
 		if err != nil {
 			return "", nil, err
 		}
-		m := &Metastore{Dir: dir, Port: FreePort(t), HDFS: hdfs}
+		m := &Metastore{Dir: dir, Port: FreePort(t), HDFS: hdfs, S3Env: S3EnvFile(t)}
 		err = m.Start()
 		return m.URI(), func() { _ = m.Kill(); _ = os.RemoveAll(dir) }, err
 	})
 }
 
 // Trino returns the URL of a Trino shared by the tests (MINIPIPE_TEST_TRINO, or started here), whose
-// catalog "hive" reads the shared metastore.
+// catalog "hive" reads the shared metastore, on HDFS and on the shared S3 server.
 func Trino(t testing.TB) string {
 	hms := SharedMetastore(t)
 	return sharedTrino.get(t, "MINIPIPE_TEST_TRINO", func() (string, func(), error) {
@@ -202,7 +213,7 @@ func Trino(t testing.TB) string {
 		if err != nil {
 			return "", nil, err
 		}
-		s := &TrinoServer{Dir: dir, Port: FreePort(t), Metastore: hms}
+		s := &TrinoServer{Dir: dir, Port: FreePort(t), Metastore: hms, S3Env: S3EnvFile(t)}
 		err = s.script("start")
 		return s.URL(), func() { _ = s.script("kill"); _ = os.RemoveAll(dir) }, err
 	})

@@ -78,6 +78,7 @@ func settle(t *testing.T, brokers []string, cfg topology.Config, topic string, d
 	wh := cfg.WarehouseURL()
 	var n, d int
 	var err error
+	start := time.Now()
 	waitRows(t, timeout, want, func() int {
 		n, _, err = testkit.CountDistinct(t, wh, tableOf(topic), "id")
 		if err != nil {
@@ -85,13 +86,16 @@ func settle(t *testing.T, brokers []string, cfg topology.Config, topic string, d
 		}
 		return n
 	})
+	waited := time.Since(start)
 	// Give a duplicate every chance to show up before judging.
 	time.Sleep(cfg.RotateInterval + time.Second)
+	start = time.Now()
 	n, d, err = testkit.CountDistinct(t, wh, tableOf(topic), "id")
 	if err != nil {
 		t.Fatalf("counting: %v", err)
 	}
-	t.Logf("topic holds %d records (%d distinct ids produced); table: count %d, count distinct %d", want, distinct, n, d)
+	t.Logf("topic holds %d records (%d distinct ids produced); table: count %d, count distinct %d (all rows after %s; a count takes %s)",
+		want, distinct, n, d, waited.Round(100*time.Millisecond), time.Since(start).Round(10*time.Millisecond))
 	if n < want && d == n {
 		explainShortfall(t, brokers, topic, tableOf(topic), want, func(sql string) ([][]string, error) { return testkit.Query(t, wh, sql) }, "", "")
 	}

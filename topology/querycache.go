@@ -59,6 +59,7 @@ func QueryViews(ctx context.Context, wh fs.FS, cacheDir, sql string) (views []qu
 			release()
 		}
 	}()
+	pruneMirrors(root, tables)
 	var out []query.View
 	for _, t := range tables {
 		if !mentions(sql, t.Name) {
@@ -75,6 +76,24 @@ func QueryViews(ctx context.Context, wh fs.FS, cacheDir, sql string) (views []qu
 		out = append(out, qt)
 	}
 	return out, release, nil
+}
+
+// pruneMirrors removes the mirrors of locations no table has any more: a generation a replay swapped out, a
+// table dropped. A location is a directory at the warehouse's top (layout.Location), and so in the mirror.
+func pruneMirrors(root string, tables []TableInfo) {
+	keep := map[string]bool{}
+	for _, t := range tables {
+		keep[filepath.FromSlash(t.Location)] = true
+	}
+	entries, err := os.ReadDir(root)
+	if err != nil {
+		return
+	}
+	for _, e := range entries {
+		if e.IsDir() && !keep[e.Name()] {
+			_ = os.RemoveAll(filepath.Join(root, e.Name()))
+		}
+	}
 }
 
 // mentions reports whether sql names table (as a word, in any case).

@@ -64,9 +64,26 @@ func settleTrino(t *testing.T, brokers []string, cfg topology.Config, trino, tab
 // commands, then the query in Trino through the Hive Metastore, as the seed ran it in Presto.
 func TestStackSeedWalkthrough(t *testing.T) {
 	brokers := testkit.Kafka(t)
+	stackSeedWalkthrough(t, brokers, stackConfig(t, brokers, testkit.SharedMetastore(t)))
+}
+
+// TestStackSeedWalkthroughS3: the same on an s3:// warehouse (moto's server): the metastore makes the s3a://
+// locations through Hadoop's S3A, Trino reads the files with its native S3 file system, `minipipe query` from
+// its mirror.
+func TestStackSeedWalkthroughS3(t *testing.T) {
+	brokers := testkit.Kafka(t)
+	cfg := stackConfig(t, brokers, testkit.SharedMetastore(t))
+	cfg.S3Endpoint = testkit.S3(t)
+	cfg.Warehouse = "s3://" + testkit.S3Bucket + "/" + testkit.Topic(t, "seed")
+	stackSeedWalkthrough(t, brokers, cfg)
+}
+
+// stackSeedWalkthrough runs the seed's two curl commands on cfg's warehouse and metastore, then reads the table
+// through Trino (the rows, columns, partitions and file paths), the console's SQL page on Trino, the
+// warehouse's own listing and `minipipe query`.
+func stackSeedWalkthrough(t *testing.T, brokers []string, cfg topology.Config) {
 	trino := testkit.Trino(t)
 	deleteTopic(t, brokers, "connect_test")
-	cfg := stackConfig(t, brokers, testkit.SharedMetastore(t))
 	cfg.Topics = "connect_test"
 	cfg.Trino = trino // the console's SQL page runs on it
 	app := testkit.StartApp(t, cfg)
@@ -83,7 +100,7 @@ func TestStackSeedWalkthrough(t *testing.T) {
 		t.Fatalf("Trino: %v", rows)
 	}
 	t.Logf("Trino reads both rows %v after the second request", time.Since(start).Round(100*time.Millisecond))
-	// The console's SQL page, on Trino (the warehouse is on HDFS: DuckDB is not offered), the seed's query as
+	// The console's SQL page, on Trino (the warehouse is remote: DuckDB is not offered), the seed's query as
 	// a user types it; a write is refused before it reaches Trino.
 	ct := []string{"Content-Type", "application/json"}
 	if r := testkit.Do(t, "GET", app.HTTP+"/console/api/info", ""); !strings.Contains(string(r.Body), `"engines":["trino"]`) {
@@ -116,21 +133,25 @@ func TestStackSeedWalkthrough(t *testing.T) {
 	if err != nil || len(paths) == 0 {
 		t.Fatal(err)
 	}
+	wh := mustFS(t, cfg.WarehouseURL())
 	for _, p := range paths {
-		if !strings.HasPrefix(p[0], cfg.WarehouseURL()+"/connect_test/dt="+today+"/") || !strings.HasSuffix(p[0], ".parquet") {
-			t.Fatalf("file %s is not under the table's HDFS location %s", p[0], cfg.WarehouseURL())
+		if !strings.HasPrefix(p[0], wh.URI("connect_test/dt="+today)+"/") || !strings.HasSuffix(p[0], ".parquet") {
+			t.Fatalf("file %s is not under the table's location %s", p[0], wh.URI("connect_test"))
 		}
 	}
-	wh := mustFS(t, cfg.WarehouseURL())
+	t.Logf("Trino read %d file(s) under %s", len(paths), wh.URI("connect_test"))
 	entries, err := wh.ReadDir("connect_test/dt=" + today)
 	if err != nil || len(entries) != len(paths) {
-		t.Fatalf("HDFS holds %v (%v); Trino read %v", entries, err, paths)
+		t.Fatalf("the warehouse holds %v (%v); Trino read %v", entries, err, paths)
 	}
-	// `minipipe query` on HDFS: DuckDB over the table's files, mirrored.
-	out, err := exec.Command(testkit.Binary(t), "query", "--warehouse", cfg.WarehouseURL(), "--data-dir", t.TempDir(), "--format", "csv",
-		"SELECT name, lastname FROM connect_test ORDER BY name").CombinedOutput()
+	// `minipipe query`: DuckDB over the table's files, mirrored.
+	args := []string{"query", "--warehouse", cfg.WarehouseURL(), "--data-dir", t.TempDir(), "--format", "csv"}
+	if cfg.S3Endpoint != "" {
+		args = append(args, "--s3-endpoint", cfg.S3Endpoint)
+	}
+	out, err := exec.Command(testkit.Binary(t), append(args, "SELECT name, lastname FROM connect_test ORDER BY name")...).CombinedOutput()
 	if err != nil || !strings.HasSuffix(string(out), "name,lastname\nalice,\nbob,smith\n") {
-		t.Fatalf("minipipe query on HDFS: %v\n%s", err, out)
+		t.Fatalf("minipipe query on %s: %v\n%s", cfg.WarehouseURL(), err, out)
 	}
 }
 

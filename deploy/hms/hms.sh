@@ -3,9 +3,14 @@
 # process on 127.0.0.1. Start HDFS first: the metastore creates database and table locations on it.
 #
 #   hms.sh fetch
-#   hms.sh start [--dir D] [--port P] [--hdfs hdfs://127.0.0.1:8020]   Thrift on 127.0.0.1:P (default 9083)
+#   hms.sh start [--dir D] [--port P] [--hdfs hdfs://127.0.0.1:8020] [--s3-env FILE]
+#                                          Thrift on 127.0.0.1:P (default 9083)
 #   hms.sh stop | kill | status [--dir D]
 #   hms.sh up | down                       the default instance: ./.state/hms on 127.0.0.1:9083
+#
+# With --s3-env (deploy/s3/s3.sh's env file; `up` takes ./.state/s3/env when it is there), the metastore also
+# reaches s3a:// locations through Hadoop's S3A: the file's endpoint and region, path-style, and its credentials
+# given to the process as environment variables (they are not written into the metastore's config).
 source "$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/lib.sh"
 
 HIVE_VERSION=$(sed -n 's:.*<hive.version>\(.*\)</hive.version>.*:\1:p' "$DEPLOY_DIR/hms/pom.xml")
@@ -14,12 +19,15 @@ LIBS="$MINIPIPE_CACHE/hms-$HIVE_VERSION/libs"
 dir=${MINIPIPE_HMS_DIR:-./.state/hms}
 port=${MINIPIPE_HMS_PORT:-9083}
 hdfs=${MINIPIPE_HMS_HDFS:-hdfs://127.0.0.1:8020}
+s3env=${MINIPIPE_HMS_S3_ENV:-}
 cmd=${1:-}; [ $# -gt 0 ] && shift
+[ "$cmd" = up ] && [ -z "$s3env" ] && [ -f ./.state/s3/env ] && s3env=./.state/s3/env
 while [ $# -gt 0 ]; do
   case $1 in
     --dir) dir=$2; shift 2 ;;
     --port) port=$2; shift 2 ;;
     --hdfs) hdfs=$2; shift 2 ;;
+    --s3-env) s3env=$2; shift 2 ;;
     *) die "unknown option $1" ;;
   esac
 done
@@ -40,6 +48,22 @@ start() {
   fetch
   mkdir -p "$conf"
   cp "$DEPLOY_DIR/hms/log4j2.properties" "$conf/"
+  local s3conf=""
+  if [ -n "$s3env" ]; then
+    [ -f "$s3env" ] || die "no S3 env file $s3env (deploy/s3/s3.sh start writes it)"
+    # shellcheck disable=SC1090
+    source "$s3env"
+    [ -n "${MINIPIPE_S3_ENDPOINT:-}" ] && [ -n "${AWS_ACCESS_KEY_ID:-}" ] || die "$s3env names no MINIPIPE_S3_ENDPOINT or AWS_ACCESS_KEY_ID"
+    local ssl=true; case $MINIPIPE_S3_ENDPOINT in http://*) ssl=false ;; esac
+    s3conf="  <property><name>fs.s3a.endpoint</name><value>$MINIPIPE_S3_ENDPOINT</value></property>
+  <property><name>fs.s3a.endpoint.region</name><value>${AWS_REGION:-us-east-1}</value></property>
+  <property><name>fs.s3a.path.style.access</name><value>true</value></property>
+  <property><name>fs.s3a.connection.ssl.enabled</name><value>$ssl</value></property>
+  <property><name>fs.s3a.aws.credentials.provider</name><value>software.amazon.awssdk.auth.credentials.EnvironmentVariableCredentialsProvider</value></property>
+  <property><name>fs.s3a.attempts.maximum</name><value>3</value></property>
+  <property><name>fs.s3a.retry.limit</name><value>3</value></property>"
+    export AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY AWS_REGION
+  fi
   cat > "$conf/metastore-site.xml" <<XML
 <configuration>
   <property><name>metastore.thrift.port</name><value>$port</value></property>
@@ -62,9 +86,10 @@ start() {
   <property><name>metastore.compactor.initiator.on</name><value>false</value></property>
   <property><name>metastore.compactor.cleaner.on</name><value>false</value></property>
   <property><name>metastore.thrift.bind.host</name><value>127.0.0.1</value></property>
+$s3conf
 </configuration>
 XML
-  log "starting Hive Metastore $HIVE_VERSION on thrift://127.0.0.1:$port (Derby in $dir)"
+  log "starting Hive Metastore $HIVE_VERSION on thrift://127.0.0.1:$port (Derby in $dir${s3env:+; S3A on $MINIPIPE_S3_ENDPOINT})"
   nohup "$(java17)" "${J17[@]}" -Xmx768m "-Dlog4j2.configurationFile=$conf/log4j2.properties" "-Dderby.stream.error.file=$dir/derby.log" -cp "$conf:$LIBS/hive-exec-$HIVE_VERSION.jar:$LIBS/*" \
     org.apache.hadoop.hive.metastore.HiveMetaStore -p "$port" >> "$dir/hms.log" 2>&1 &
   echo $! > "$pidfile"
@@ -78,5 +103,5 @@ case $cmd in
   stop|down) stop_pid "$pidfile" 30 ;;
   kill) [ -f "$pidfile" ] && kill -KILL "$(cat "$pidfile")" 2>/dev/null; rm -f "$pidfile" ;;
   status) if pid_alive "$pidfile"; then echo "running: thrift://127.0.0.1:$port"; else echo stopped; exit 1; fi ;;
-  *) sed -n '2,9p' "$0"; exit 2 ;;
+  *) sed -n '2,14p' "$0"; exit 2 ;;
 esac

@@ -5,10 +5,15 @@
 # 25 JDK (MINIPIPE_TRINO_JAVA or /usr/lib/jvm/temurin-25-jdk-*).
 #
 #   trino.sh fetch
-#   trino.sh start [--dir D] [--port P] [--metastore thrift://127.0.0.1:9083]   HTTP on 127.0.0.1:P (8090)
+#   trino.sh start [--dir D] [--port P] [--metastore thrift://127.0.0.1:9083] [--s3-env FILE]
+#                                                       HTTP on 127.0.0.1:P (8090)
 #   trino.sh stop | kill | status [--dir D]
 #   trino.sh cli [--port P] [trino-cli arguments…]      e.g. trino.sh cli --execute 'SHOW SCHEMAS FROM hive'
 #   trino.sh up | down                                  the default instance: ./.state/trino on 127.0.0.1:8090
+#
+# With --s3-env (deploy/s3/s3.sh's env file; `up` takes ./.state/s3/env when it is there), the hive catalog also
+# reads s3:// and s3a:// locations with Trino's native S3 file system: the file's endpoint and region,
+# path-style, and its credentials as environment variables the catalog names (${ENV:…}), never in the file.
 source "$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/lib.sh"
 
 TRINO_VERSION=476
@@ -18,13 +23,16 @@ CLI="$MINIPIPE_CACHE/trino-cli-$TRINO_VERSION.jar"
 dir=${MINIPIPE_TRINO_DIR:-./.state/trino}
 port=${MINIPIPE_TRINO_PORT:-8090}
 metastore=${MINIPIPE_TRINO_METASTORE:-thrift://127.0.0.1:9083}
+s3env=${MINIPIPE_TRINO_S3_ENV:-}
 cmd=${1:-}; [ $# -gt 0 ] && shift
+[ "$cmd" = up ] && [ -z "$s3env" ] && [ -f ./.state/s3/env ] && s3env=./.state/s3/env
 cli_args=()
 while [ $# -gt 0 ]; do
   case $1 in
     --dir) dir=$2; shift 2 ;;
     --port) port=$2; shift 2 ;;
     --metastore) metastore=$2; shift 2 ;;
+    --s3-env) s3env=$2; shift 2 ;;
     *) if [ "$cmd" = cli ]; then cli_args+=("$1"); shift; else die "unknown option $1"; fi ;;
   esac
 done
@@ -94,8 +102,23 @@ hive.metastore-cache-ttl=0s
 hive.metastore.thrift.client.connect-timeout=5s
 hive.metastore.thrift.client.read-timeout=60s
 EOF
+  if [ -n "$s3env" ]; then
+    [ -f "$s3env" ] || die "no S3 env file $s3env (deploy/s3/s3.sh start writes it)"
+    # shellcheck disable=SC1090
+    source "$s3env"
+    [ -n "${MINIPIPE_S3_ENDPOINT:-}" ] && [ -n "${AWS_ACCESS_KEY_ID:-}" ] || die "$s3env names no MINIPIPE_S3_ENDPOINT or AWS_ACCESS_KEY_ID"
+    export AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY AWS_REGION
+    cat >> "$etc/catalog/hive.properties" <<EOF
+fs.native-s3.enabled=true
+s3.endpoint=$MINIPIPE_S3_ENDPOINT
+s3.region=${AWS_REGION:-us-east-1}
+s3.path-style-access=true
+s3.aws-access-key=\${ENV:AWS_ACCESS_KEY_ID}
+s3.aws-secret-key=\${ENV:AWS_SECRET_ACCESS_KEY}
+EOF
+  fi
   echo "io.trino=WARN" > "$etc/log.properties"
-  log "starting Trino $TRINO_VERSION on http://127.0.0.1:$port (metastore $metastore)"
+  log "starting Trino $TRINO_VERSION on http://127.0.0.1:$port (metastore $metastore${s3env:+; S3 on $MINIPIPE_S3_ENDPOINT})"
   cd "$dir"
   nohup "$(java25)" -Xmx2g -XX:+UseG1GC -XX:+ExplicitGCInvokesConcurrent -XX:+ExitOnOutOfMemoryError \
     -Djdk.attach.allowAttachSelf=true -XX:+EnableDynamicAgentLoading --enable-native-access=ALL-UNNAMED \
@@ -123,5 +146,5 @@ case $cmd in
   kill) pf=$(pidfile); [ -f "$pf" ] && kill -KILL "$(cat "$pf")" 2>/dev/null; rm -f "$pf" ;;
   status) if pid_alive "$(pidfile)"; then echo "running: http://127.0.0.1:$port"; else echo stopped; exit 1; fi ;;
   cli) fetch; exec "$(java25)" --enable-native-access=ALL-UNNAMED -Dorg.jline.terminal.dumb=true -jar "$CLI" --server "http://127.0.0.1:$port" --catalog hive "${cli_args[@]}" ;;
-  *) sed -n '2,11p' "$0"; exit 2 ;;
+  *) sed -n '2,16p' "$0"; exit 2 ;;
 esac

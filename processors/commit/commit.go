@@ -423,7 +423,7 @@ func (p *partWriter) die(e *acks.Entry, err error) {
 	p.fatal = err
 	for _, f := range p.files {
 		f.w.Abort()
-		_ = f.file.Close()
+		_ = fs.Abandon(f.file)
 	}
 	p.files = map[string]*openFile{}
 	if e != nil {
@@ -646,7 +646,7 @@ func (p *partWriter) open(key, src string, b *envelope.Batch, schema *avro.Schem
 	popts.Table = b.Table
 	w, err := parquet.NewWriter(file, cols, meta, popts)
 	if err != nil {
-		file.Close()
+		_ = fs.Abandon(file)
 		return nil, err
 	}
 	now := time.Now()
@@ -663,7 +663,7 @@ func (p *partWriter) discard(f *openFile) {
 	delete(p.files, f.fkey)
 	p.c.cfg.Metrics.open.Dec()
 	f.w.Abort()
-	_ = f.file.Close()
+	_ = fs.Abandon(f.file)
 	_ = p.c.cfg.FS.Remove(f.staging)
 }
 
@@ -680,7 +680,7 @@ func (p *partWriter) commit(f *openFile) error {
 	c.cfg.Metrics.open.Dec()
 	rows := f.w.Rows()
 	if err := f.w.Close(); err != nil {
-		f.file.Close()
+		_ = fs.Abandon(f.file)
 		return fmt.Errorf("closing %s: %w", f.staging, err)
 	}
 	if err := f.file.Close(); err != nil {
@@ -946,7 +946,7 @@ func (p *partWriter) revoked() {
 	if p.fatal != nil {
 		for _, f := range p.files {
 			f.w.Abort()
-			_ = f.file.Close()
+			_ = fs.Abandon(f.file)
 		}
 		p.files = map[string]*openFile{}
 		go p.acks.FailAll(p.fatal)
@@ -980,7 +980,7 @@ func (p *partWriter) overdue(now time.Time) {
 			p.fatal = err
 			for _, g := range p.files {
 				g.w.Abort()
-				_ = g.file.Close()
+				_ = fs.Abandon(g.file)
 			}
 			p.files = map[string]*openFile{}
 			go p.acks.FailAll(err)

@@ -119,3 +119,18 @@ func IsRetriable(err error) bool {
 type Settler interface {
 	Settle(name string) error
 }
+
+// Aborter is implemented by files a writer can give up without publishing anything (an S3 multipart upload,
+// aborted instead of completed with what was written so far).
+type Aborter interface {
+	Abort() error
+}
+
+// Abandon gives up a file being written: aborted where the backend can, else closed (the staging file it
+// leaves is removed with its directory by recovery).
+func Abandon(f File) error {
+	if a, ok := f.(Aborter); ok {
+		return a.Abort()
+	}
+	return f.Close()
+}

@@ -279,6 +279,8 @@ func (f *FS) markerExists(ctx context.Context, dirKey string) (bool, error) {
 	return false, err
 }
 
+var errUploadClosed = errors.New("closed")
+
 // upload is a file being written: parts of partSize, the rest buffered until Close.
 type upload struct {
 	fs    *FS
@@ -356,7 +358,17 @@ func (u *upload) Close() error {
 		}
 		return werr
 	}
-	u.err = errors.New("closed")
+	u.err = errUploadClosed
+	u.buf = bytes.Buffer{}
+	return nil
+}
+
+// Abort gives the upload up: nothing is published under its name.
+func (u *upload) Abort() error {
+	if u.err != errUploadClosed {
+		u.err = errors.New("aborted")
+		u.abort()
+	}
 	u.buf = bytes.Buffer{}
 	return nil
 }
@@ -426,11 +438,45 @@ func (f *FS) Open(name string) (io.ReadCloser, error) {
 	if err != nil {
 		return nil, err
 	}
-	out, err := f.client.GetObject(context.Background(), &s3.GetObjectInput{Bucket: &f.bucket, Key: &key})
+	// The request and every read after it must make progress within the timeout: a stalled server ends the
+	// read with an error instead of holding the reader (a query's mirror, a recovery) forever.
+	ctx, cancel := context.WithCancel(context.Background())
+	r := &idleReader{cancel: cancel, idle: f.timeout}
+	r.timer = time.AfterFunc(f.timeout, cancel)
+	out, err := f.client.GetObject(ctx, &s3.GetObjectInput{Bucket: &f.bucket, Key: &key})
 	if err != nil {
+		r.timer.Stop()
+		cancel()
 		return nil, wrap("open", name, err)
 	}
-	return out.Body, nil
+	r.timer.Stop()
+	r.body = out.Body
+	return r, nil
+}
+
+// idleReader is an object's body whose request is cancelled when a read does not complete within idle.
+type idleReader struct {
+	body   io.ReadCloser
+	cancel context.CancelFunc
+	timer  *time.Timer
+	idle   time.Duration
+}
+
+func (r *idleReader) Read(p []byte) (int, error) {
+	r.timer.Reset(r.idle)
+	n, err := r.body.Read(p)
+	r.timer.Stop() // only a read in progress is bounded, not the caller's time between reads
+	if err != nil && !errors.Is(err, io.EOF) {
+		err = &fs.Retriable{Err: fmt.Errorf("reading an object: %w", err)}
+	}
+	return n, err
+}
+
+func (r *idleReader) Close() error {
+	r.timer.Stop()
+	err := r.body.Close()
+	r.cancel()
+	return err
 }
 
 // Rename copies oldname to newname through an upload completed with If-None-Match: * (never replacing), then
@@ -506,6 +552,10 @@ func (f *FS) rename(oldname, newname string) error {
 		abort()
 		return wrap("rename to", newname, err)
 	}
+	// newname is whole: any other upload to it is a rename that crashed before completing (or a zombie's, which
+	// its conditional completion would fail anyway). Aborted here, so a crash costs no storage for good; best
+	// effort: what this misses, the bucket's AbortIncompleteMultipartUpload rule (README) removes.
+	_ = f.abortUploads(cctx, to, func(key, id string) bool { return key == to && id != aws.ToString(mu.UploadId) })
 	_, err = f.client.DeleteObject(cctx, &s3.DeleteObjectInput{Bucket: &f.bucket, Key: &from})
 	return wrap("rename: removing", oldname, err)
 }
@@ -549,29 +599,39 @@ func (f *FS) RemoveAll(name string) error {
 		return wrap("remove all", name, err)
 	}
 	// Then the uploads: a file being written there can no longer be published.
-	var keyMarker, idMarker *string
-	for {
-		out, err := f.client.ListMultipartUploads(ctx, &s3.ListMultipartUploadsInput{Bucket: &f.bucket, Prefix: aws.String(key + "/"), KeyMarker: keyMarker, UploadIdMarker: idMarker})
-		if err != nil {
-			return wrap("remove all", name, err)
-		}
-		for _, up := range out.Uploads {
-			if _, err := f.client.AbortMultipartUpload(ctx, &s3.AbortMultipartUploadInput{Bucket: &f.bucket, Key: up.Key, UploadId: up.UploadId}); err != nil {
-				if e := wrap("remove all: aborting an upload of", aws.ToString(up.Key), err); !errors.Is(e, fs.ErrNotExist) {
-					return e
-				}
-			}
-		}
-		if !aws.ToBool(out.IsTruncated) {
-			break
-		}
-		keyMarker, idMarker = out.NextKeyMarker, out.NextUploadIdMarker
+	if err := f.abortUploads(ctx, key+"/", func(string, string) bool { return true }); err != nil {
+		return wrap("remove all", name, err)
 	}
 	if err := f.deletePrefix(ctx, key+"/"); err != nil {
 		return wrap("remove all", name, err)
 	}
 	_, err = f.client.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: &f.bucket, Key: &key})
 	return wrap("remove all", name, err)
+}
+
+// abortUploads aborts the multipart uploads under prefix that which picks (by key and upload id).
+func (f *FS) abortUploads(ctx context.Context, prefix string, which func(key, id string) bool) error {
+	var keyMarker, idMarker *string
+	for {
+		out, err := f.client.ListMultipartUploads(ctx, &s3.ListMultipartUploadsInput{Bucket: &f.bucket, Prefix: &prefix, KeyMarker: keyMarker, UploadIdMarker: idMarker})
+		if err != nil {
+			return err
+		}
+		for _, up := range out.Uploads {
+			if !which(aws.ToString(up.Key), aws.ToString(up.UploadId)) {
+				continue
+			}
+			if _, err := f.client.AbortMultipartUpload(ctx, &s3.AbortMultipartUploadInput{Bucket: &f.bucket, Key: up.Key, UploadId: up.UploadId}); err != nil {
+				if e := wrap("aborting an upload of", aws.ToString(up.Key), err); !errors.Is(e, fs.ErrNotExist) {
+					return e
+				}
+			}
+		}
+		if !aws.ToBool(out.IsTruncated) {
+			return nil
+		}
+		keyMarker, idMarker = out.NextKeyMarker, out.NextUploadIdMarker
+	}
 }
 
 func (f *FS) deletePrefix(ctx context.Context, prefix string) error {

@@ -106,3 +106,60 @@ func TestOpenProbes(t *testing.T) {
 		t.Fatalf("the probe left %v", entries)
 	}
 }
+
+// TestCrashedRenameLeavesNoUpload: a rename that died between starting its upload on the final key and completing
+// it leaves an upload there; the rename recovery makes again aborts it, and an abandoned file publishes nothing.
+func TestCrashedRenameLeavesNoUpload(t *testing.T) {
+	f := open(t)
+	if err := f.MkdirAll("_staging/p0"); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.MkdirAll("tbl"); err != nil {
+		t.Fatal(err)
+	}
+	// The crashed rename's upload on the final key (a Create there starts one the same way).
+	dead, err := f.Create("tbl/a.parquet")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := dead.Write([]byte("torn")); err != nil {
+		t.Fatal(err)
+	}
+	if ups, err := f.Uploads("tbl/a.parquet"); err != nil || len(ups) != 1 {
+		t.Fatalf("uploads before: %v %v", ups, err)
+	}
+	if err := f.WriteFile("_staging/p0/a.parquet", []byte("whole file")); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Rename("_staging/p0/a.parquet", "tbl/a.parquet"); err != nil {
+		t.Fatal(err)
+	}
+	if ups, err := f.Uploads("tbl/a.parquet"); err != nil || len(ups) != 0 {
+		t.Fatalf("uploads left on the final key after the rename: %v %v", ups, err)
+	}
+	if b, err := f.ReadFile("tbl/a.parquet"); err != nil || string(b) != "whole file" {
+		t.Fatalf("the renamed file holds %q (%v)", b, err)
+	}
+	// The dead writer's file can no longer be completed over it.
+	if err := dead.Close(); err == nil {
+		t.Fatal("the crashed rename's upload completed after its abort")
+	}
+
+	// Abandon aborts: nothing under the name, no upload left.
+	w, err := f.Create("_staging/p0/b.parquet")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.Write([]byte("half a file")); err != nil {
+		t.Fatal(err)
+	}
+	if err := fs.Abandon(w); err != nil {
+		t.Fatal(err)
+	}
+	if ok, err := fs.Exists(f, "_staging/p0/b.parquet"); ok || err != nil {
+		t.Fatalf("an abandoned file exists: %v %v", ok, err)
+	}
+	if ups, err := f.Uploads("_staging/p0/b.parquet"); err != nil || len(ups) != 0 {
+		t.Fatalf("uploads left after Abandon: %v %v", ups, err)
+	}
+}
