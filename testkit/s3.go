@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -56,6 +57,8 @@ func S3(t testing.TB) string {
 	return endpoint
 }
 
+var plainWord = regexp.MustCompile(`^[A-Za-z0-9_./:+=-]+$`)
+
 // S3EnvFile returns a file of `export K=V` lines, as deploy/s3/s3.sh writes them, for the shared S3 server: its
 // endpoint (MINIPIPE_S3_ENDPOINT) and this process's AWS credentials and region. hms.sh and trino.sh take it
 // (--s3-env) to reach s3a:// tables.
@@ -71,11 +74,15 @@ func S3EnvFile(t testing.TB) string {
 		sharedStopsMu.Lock()
 		sharedStops = append(sharedStops, func() { _ = os.RemoveAll(dir) })
 		sharedStopsMu.Unlock()
+		region := os.Getenv("AWS_REGION")
+		if region == "" {
+			region = "us-east-1"
+		}
 		var b strings.Builder
 		for _, kv := range [][2]string{{"AWS_ACCESS_KEY_ID", os.Getenv("AWS_ACCESS_KEY_ID")}, {"AWS_SECRET_ACCESS_KEY", os.Getenv("AWS_SECRET_ACCESS_KEY")},
-			{"AWS_REGION", os.Getenv("AWS_REGION")}, {"MINIPIPE_S3_ENDPOINT", endpoint}} {
-			if kv[1] == "" || strings.ContainsAny(kv[1], "'\n\\$`\"") {
-				s3EnvErr = fmt.Errorf("the test S3 server's %s is empty or not a plain word", kv[0])
+			{"AWS_REGION", region}, {"MINIPIPE_S3_ENDPOINT", endpoint}} {
+			if !plainWord.MatchString(kv[1]) { // the file is sourced by a shell
+				s3EnvErr = fmt.Errorf("the test S3 server's %s is empty or not a plain word (the AWS_* variables of deploy/s3/s3.sh's env file are)", kv[0])
 				return
 			}
 			fmt.Fprintf(&b, "export %s=%s\n", kv[0], kv[1])

@@ -161,6 +161,9 @@ func (s *shared) get(t testing.TB, env string, start func() (string, func(), err
 		return v
 	}
 	s.once.Do(func() {
+		// A start that ends the test (t.Fatal in a service it needs) leaves this error for every later test,
+		// instead of an empty address.
+		s.err = fmt.Errorf("starting it failed in an earlier test (%s)", t.Name())
 		s.val, s.stop, s.err = start()
 		if s.stop != nil {
 			sharedStopsMu.Lock()

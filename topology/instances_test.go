@@ -193,7 +193,9 @@ func busiest(procs []*testkit.Proc) int {
 // configuration and the number of records produced, each with its own id.
 func manyInstances(t *testing.T, base topology.Config, brokers []string, launch starter) (topology.Config, string, int) {
 	base.FlushSize = 2000
-	base.RotateInterval = time.Second
+	if base.RotateInterval < time.Second || base.RotateInterval > 5*time.Second {
+		base.RotateInterval = time.Second // unless the test asks for a longer one (S3: fewer, larger files)
+	}
 	base.RowsPartitions = 4
 	base.CheckpointEvery = 3
 	base.TimestampField = "ts"

@@ -32,10 +32,6 @@ func QueryViews(ctx context.Context, wh fs.FS, cacheDir, sql string) (views []qu
 		views, err := QueryTables(wh)
 		return views, func() {}, err
 	}
-	tables, err := ListTables(wh)
-	if err != nil {
-		return nil, nil, err
-	}
 	key := wh.URI("")
 	if ck, ok := wh.(interface{ CacheKey() string }); ok {
 		key = ck.CacheKey() // the server too, not only the bucket and prefix
@@ -59,6 +55,11 @@ func QueryViews(ctx context.Context, wh fs.FS, cacheDir, sql string) (views []qu
 			release()
 		}
 	}()
+	// The tables are read under the lock: a query with an older list must not prune what a newer one mirrored.
+	tables, err := ListTables(wh)
+	if err != nil {
+		return nil, nil, err
+	}
 	pruneMirrors(root, tables)
 	var out []query.View
 	for _, t := range tables {

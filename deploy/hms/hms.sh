@@ -53,7 +53,8 @@ start() {
     [ -f "$s3env" ] || die "no S3 env file $s3env (deploy/s3/s3.sh start writes it)"
     # shellcheck disable=SC1090
     source "$s3env"
-    [ -n "${MINIPIPE_S3_ENDPOINT:-}" ] && [ -n "${AWS_ACCESS_KEY_ID:-}" ] || die "$s3env names no MINIPIPE_S3_ENDPOINT or AWS_ACCESS_KEY_ID"
+    [ -n "${AWS_ACCESS_KEY_ID:-}" ] && [ -n "${AWS_SECRET_ACCESS_KEY:-}" ] || die "$s3env gives no AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"
+    [[ ${MINIPIPE_S3_ENDPOINT:-} =~ ^https?://[A-Za-z0-9.-]+(:[0-9]+)?/?$ ]] || die "$s3env gives no MINIPIPE_S3_ENDPOINT=http(s)://host[:port]"
     local ssl=true; case $MINIPIPE_S3_ENDPOINT in http://*) ssl=false ;; esac
     s3conf="  <property><name>fs.s3a.endpoint</name><value>$MINIPIPE_S3_ENDPOINT</value></property>
   <property><name>fs.s3a.endpoint.region</name><value>${AWS_REGION:-us-east-1}</value></property>

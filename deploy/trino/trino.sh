@@ -106,7 +106,8 @@ EOF
     [ -f "$s3env" ] || die "no S3 env file $s3env (deploy/s3/s3.sh start writes it)"
     # shellcheck disable=SC1090
     source "$s3env"
-    [ -n "${MINIPIPE_S3_ENDPOINT:-}" ] && [ -n "${AWS_ACCESS_KEY_ID:-}" ] || die "$s3env names no MINIPIPE_S3_ENDPOINT or AWS_ACCESS_KEY_ID"
+    [ -n "${AWS_ACCESS_KEY_ID:-}" ] && [ -n "${AWS_SECRET_ACCESS_KEY:-}" ] || die "$s3env gives no AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"
+    [[ ${MINIPIPE_S3_ENDPOINT:-} =~ ^https?://[A-Za-z0-9.-]+(:[0-9]+)?/?$ ]] || die "$s3env gives no MINIPIPE_S3_ENDPOINT=http(s)://host[:port]"
     export AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY AWS_REGION
     cat >> "$etc/catalog/hive.properties" <<EOF
 fs.native-s3.enabled=true

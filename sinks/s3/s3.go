@@ -25,6 +25,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -87,6 +88,9 @@ type FS struct {
 	prefix   string // "" or "a/b" (no slashes around)
 	timeout  time.Duration
 	endpoint string
+
+	dirsMu sync.Mutex
+	dirs   map[string]bool // directories of published files this FS has made (forgotten past 10,000)
 }
 
 // Open opens s3://BUCKET/PREFIX with cfg.
@@ -283,13 +287,14 @@ var errUploadClosed = errors.New("closed")
 
 // upload is a file being written: parts of partSize, the rest buffered until Close.
 type upload struct {
-	fs    *FS
-	name  string
-	key   string
-	id    string
-	buf   bytes.Buffer
-	parts []types.CompletedPart
-	err   error
+	fs      *FS
+	name    string
+	key     string
+	id      string
+	buf     bytes.Buffer
+	parts   []types.CompletedPart
+	err     error
+	aborted bool
 }
 
 // Buffered is what the upload holds in memory: the part being filled (the commit stage counts it in its
@@ -380,6 +385,10 @@ func isServerError(err error) bool {
 }
 
 func (u *upload) abort() {
+	if u.aborted {
+		return
+	}
+	u.aborted = true
 	ctx, cancel := u.fs.ctx()
 	defer cancel()
 	_, _ = u.fs.client.AbortMultipartUpload(ctx, &s3.AbortMultipartUploadInput{Bucket: &u.fs.bucket, Key: &u.key, UploadId: &u.id})
@@ -441,33 +450,53 @@ func (f *FS) Open(name string) (io.ReadCloser, error) {
 	// The request and every read after it must make progress within the timeout: a stalled server ends the
 	// read with an error instead of holding the reader (a query's mirror, a recovery) forever.
 	ctx, cancel := context.WithCancel(context.Background())
-	r := &idleReader{cancel: cancel, idle: f.timeout}
-	r.timer = time.AfterFunc(f.timeout, cancel)
+	r := &idleReader{name: name, cancel: cancel, idle: f.timeout}
+	r.timer = time.AfterFunc(f.timeout, r.expire)
 	out, err := f.client.GetObject(ctx, &s3.GetObjectInput{Bucket: &f.bucket, Key: &key})
+	r.timer.Stop()
 	if err != nil {
-		r.timer.Stop()
 		cancel()
+		if r.expired.Load() {
+			return nil, r.timeout()
+		}
 		return nil, wrap("open", name, err)
 	}
-	r.timer.Stop()
 	r.body = out.Body
+	if r.expired.Load() { // fired as the answer came: its body is cancelled
+		r.Close()
+		return nil, r.timeout()
+	}
 	return r, nil
 }
 
 // idleReader is an object's body whose request is cancelled when a read does not complete within idle.
 type idleReader struct {
-	body   io.ReadCloser
-	cancel context.CancelFunc
-	timer  *time.Timer
-	idle   time.Duration
+	name    string
+	body    io.ReadCloser
+	cancel  context.CancelFunc
+	timer   *time.Timer
+	idle    time.Duration
+	expired atomic.Bool
+}
+
+func (r *idleReader) expire() { r.expired.Store(true); r.cancel() }
+
+func (r *idleReader) timeout() error {
+	return &fs.Retriable{Err: fmt.Errorf("reading %s: the server sent nothing for %s", r.name, r.idle)}
 }
 
 func (r *idleReader) Read(p []byte) (int, error) {
+	if r.expired.Load() {
+		return 0, r.timeout()
+	}
 	r.timer.Reset(r.idle)
 	n, err := r.body.Read(p)
 	r.timer.Stop() // only a read in progress is bounded, not the caller's time between reads
+	if r.expired.Load() {
+		return n, r.timeout() // the request is cancelled: no later read can succeed
+	}
 	if err != nil && !errors.Is(err, io.EOF) {
-		err = &fs.Retriable{Err: fmt.Errorf("reading an object: %w", err)}
+		err = &fs.Retriable{Err: fmt.Errorf("reading %s: %w", r.name, err)}
 	}
 	return n, err
 }
@@ -511,8 +540,21 @@ func (f *FS) rename(oldname, newname string) error {
 	}
 	size := aws.ToInt64(head.ContentLength)
 	if d := path.Dir(newname); d != "." {
-		if err := f.MkdirAll(d); err != nil { // the contract: missing directories of newname are made
-			return err
+		// The contract: missing directories of newname are made. A table's directories are never a fence (only
+		// staging directories are), so those this FS made once are not put again for every file published.
+		f.dirsMu.Lock()
+		made := f.dirs[d]
+		f.dirsMu.Unlock()
+		if !made {
+			if err := f.MkdirAll(d); err != nil {
+				return err
+			}
+			f.dirsMu.Lock()
+			if f.dirs == nil || len(f.dirs) >= 10000 {
+				f.dirs = map[string]bool{}
+			}
+			f.dirs[d] = true
+			f.dirsMu.Unlock()
 		}
 	}
 	mu, err := f.client.CreateMultipartUpload(ctx, &s3.CreateMultipartUploadInput{Bucket: &f.bucket, Key: &to})
@@ -537,8 +579,9 @@ func (f *FS) rename(oldname, newname string) error {
 		out, err := f.client.UploadPartCopy(pctx, in)
 		pcancel()
 		if err != nil {
+			rerr := f.renameFailed(oldname, newname, to, aws.ToString(mu.UploadId), err) // before the abort: it asks the upload
 			abort()
-			return wrap("rename", oldname, err)
+			return rerr
 		}
 		parts = append(parts, types.CompletedPart{ETag: out.CopyPartResult.ETag, PartNumber: aws.Int32(num)})
 		if size == 0 {
@@ -549,15 +592,49 @@ func (f *FS) rename(oldname, newname string) error {
 	defer ccancel()
 	if _, err := f.client.CompleteMultipartUpload(cctx, &s3.CompleteMultipartUploadInput{Bucket: &f.bucket, Key: &to, UploadId: mu.UploadId,
 		MultipartUpload: &types.CompletedMultipartUpload{Parts: parts}, IfNoneMatch: aws.String("*")}); err != nil {
+		rerr := f.renameFailed(oldname, newname, to, aws.ToString(mu.UploadId), err)
 		abort()
-		return wrap("rename to", newname, err)
+		return rerr
 	}
-	// newname is whole: any other upload to it is a rename that crashed before completing (or a zombie's, which
-	// its conditional completion would fail anyway). Aborted here, so a crash costs no storage for good; best
-	// effort: what this misses, the bucket's AbortIncompleteMultipartUpload rule (README) removes.
-	_ = f.abortUploads(cctx, to, func(key, id string) bool { return key == to && id != aws.ToString(mu.UploadId) })
-	_, err = f.client.DeleteObject(cctx, &s3.DeleteObjectInput{Bucket: &f.bucket, Key: &from})
-	return wrap("rename: removing", oldname, err)
+	if _, err := f.client.DeleteObject(cctx, &s3.DeleteObjectInput{Bucket: &f.bucket, Key: &from}); err != nil {
+		return wrap("rename: removing", oldname, err)
+	}
+	// newname is whole: any other upload to it is a rename of the same file that crashed before completing, or
+	// one still running (a zombie's, or a recovery's), which would fail its conditional completion anyway and
+	// is told so (renameFailed). Aborted here, so a crash costs no storage for good; best effort, with a time of
+	// its own: what this misses, the bucket's AbortIncompleteMultipartUpload rule (README) removes.
+	actx, acancel := context.WithTimeout(context.Background(), min(f.timeout, 10*time.Second))
+	defer acancel()
+	_ = f.abortUploads(actx, to, func(key, id string) bool { return key == to && id != aws.ToString(mu.UploadId) })
+	return nil
+}
+
+// renameFailed explains a rename's failed part copy or completion. The rename's own upload gone means another
+// rename to newname won and aborted it (above): newname exists, as the conditional completion would have said
+// with a 412, so the error is ErrExist, never ErrNotExist — which means the source is gone.
+func (f *FS) renameFailed(oldname, newname, to, uploadID string, err error) error {
+	werr := wrap("rename to", newname, err)
+	gone := false
+	var ae smithy.APIError
+	if errors.As(err, &ae) && ae.ErrorCode() == "NoSuchUpload" {
+		gone = true
+	} else if isServerError(err) || errors.Is(werr, fs.ErrNotExist) {
+		// Some servers answer for an aborted upload with a 500; a missing source is NoSuchKey: ask the upload.
+		ctx, cancel := f.ctx()
+		_, lerr := f.client.ListParts(ctx, &s3.ListPartsInput{Bucket: &f.bucket, Key: &to, UploadId: &uploadID})
+		cancel()
+		var nsu *types.NoSuchUpload
+		gone = lerr != nil && (errors.As(lerr, &nsu) || (errors.As(lerr, &ae) && ae.ErrorCode() == "NoSuchUpload"))
+	}
+	if gone {
+		if ok, serr := fs.Exists(f, newname); serr == nil && ok {
+			return fmt.Errorf("rename %s to %s: another rename completed it first: %w", oldname, newname, fs.ErrExist)
+		}
+	}
+	if errors.Is(werr, fs.ErrNotExist) {
+		return wrap("rename", oldname, err) // the source is gone
+	}
+	return werr
 }
 
 // Remove removes a file, or an empty directory's marker (a missing one is not an error).
@@ -592,6 +669,9 @@ func (f *FS) RemoveAll(name string) error {
 	if err != nil {
 		return err
 	}
+	f.dirsMu.Lock()
+	f.dirs = nil // directories may go with the tree: made again when files are published there
+	f.dirsMu.Unlock()
 	ctx, cancel := f.ctx()
 	defer cancel()
 	// The marker first: a Create that still finds it started its upload before, so the listing below sees it.
@@ -627,7 +707,7 @@ func (f *FS) abortUploads(ctx context.Context, prefix string, which func(key, id
 				}
 			}
 		}
-		if !aws.ToBool(out.IsTruncated) {
+		if !aws.ToBool(out.IsTruncated) || (out.NextKeyMarker == nil && out.NextUploadIdMarker == nil) {
 			return nil
 		}
 		keyMarker, idMarker = out.NextKeyMarker, out.NextUploadIdMarker

@@ -6,9 +6,12 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"os"
 	"strings"
 	"testing"
+
+	"github.com/aws/smithy-go"
 
 	"github.com/minipipe/minipipe/sinks/fs"
 	"github.com/minipipe/minipipe/sinks/fs/fstest"
@@ -125,7 +128,12 @@ func TestCrashedRenameLeavesNoUpload(t *testing.T) {
 	if _, err := dead.Write([]byte("torn")); err != nil {
 		t.Fatal(err)
 	}
-	if ups, err := f.Uploads("tbl/a.parquet"); err != nil || len(ups) != 1 {
+	// An upload to a key the final key is a prefix of is another file's: it stays.
+	other, err := f.Create("tbl/a.parquet2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ups, err := f.Uploads("tbl/a.parquet"); err != nil || len(ups) != 2 {
 		t.Fatalf("uploads before: %v %v", ups, err)
 	}
 	if err := f.WriteFile("_staging/p0/a.parquet", []byte("whole file")); err != nil {
@@ -134,8 +142,11 @@ func TestCrashedRenameLeavesNoUpload(t *testing.T) {
 	if err := f.Rename("_staging/p0/a.parquet", "tbl/a.parquet"); err != nil {
 		t.Fatal(err)
 	}
-	if ups, err := f.Uploads("tbl/a.parquet"); err != nil || len(ups) != 0 {
-		t.Fatalf("uploads left on the final key after the rename: %v %v", ups, err)
+	if ups, err := f.Uploads("tbl/a.parquet"); err != nil || len(ups) != 1 || !strings.HasSuffix(ups[0], "/tbl/a.parquet2") {
+		t.Fatalf("uploads left under the final key after the rename: %v %v (want only tbl/a.parquet2's)", ups, err)
+	}
+	if err := other.Close(); err != nil {
+		t.Fatalf("the other file's upload: %v", err)
 	}
 	if b, err := f.ReadFile("tbl/a.parquet"); err != nil || string(b) != "whole file" {
 		t.Fatalf("the renamed file holds %q (%v)", b, err)
@@ -163,3 +174,50 @@ func TestCrashedRenameLeavesNoUpload(t *testing.T) {
 		t.Fatalf("uploads left after Abandon: %v %v", ups, err)
 	}
 }
+
+// TestRenameLosingTheRace: a rename whose upload the winner of a race to the same key aborted is told ErrExist
+// (as a refused conditional completion says it), never ErrNotExist, which means its source is gone.
+func TestRenameLosingTheRace(t *testing.T) {
+	f := open(t)
+	for _, d := range []string{"_staging/p0", "tbl"} {
+		if err := f.MkdirAll(d); err != nil {
+			t.Fatal(err)
+		}
+	}
+	loser, err := f.Create("tbl/c.parquet") // the losing rename's upload, on the final key
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.WriteFile("_staging/p0/c.parquet", []byte("c")); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Rename("_staging/p0/c.parquet", "tbl/c.parquet"); err != nil { // the winner: aborts the loser's upload
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name string
+		err  error
+	}{
+		{"NoSuchUpload", &smithy.GenericAPIError{Code: "NoSuchUpload", Message: "aborted"}},
+		{"a 500 for an aborted upload", statusError(500)},
+		{"NoSuchKey", &smithy.GenericAPIError{Code: "NoSuchKey"}},
+	} {
+		if err := f.RenameFailed("_staging/p0/c.parquet", "tbl/c.parquet", loser, tc.err); !errors.Is(err, fs.ErrExist) {
+			t.Errorf("%s after losing the race: %v, want ErrExist", tc.name, err)
+		}
+	}
+	// A missing source while the rename's own upload lives is ErrNotExist.
+	alive, err := f.Create("tbl/d.parquet")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fs.Abandon(alive)
+	if err := f.RenameFailed("_staging/p0/d.parquet", "tbl/d.parquet", alive, &smithy.GenericAPIError{Code: "NoSuchKey"}); !errors.Is(err, fs.ErrNotExist) || errors.Is(err, fs.ErrExist) {
+		t.Errorf("a missing source: %v, want ErrNotExist", err)
+	}
+}
+
+type statusError int
+
+func (e statusError) Error() string       { return fmt.Sprintf("HTTP %d", int(e)) }
+func (e statusError) HTTPStatusCode() int { return int(e) }
