@@ -104,6 +104,10 @@ func stackSeedWalkthrough(t *testing.T, brokers []string, cfg topology.Config) {
 		t.Fatalf("Trino: %v", rows)
 	}
 	t.Logf("Trino reads both rows %v after the second request", time.Since(start).Round(100*time.Millisecond))
+	// Trino's iceberg catalog (deploy/trino) is on the same metastore: it sees the database.
+	if schemas, err := testkit.TrinoQuery(trino, "SHOW SCHEMAS FROM iceberg LIKE '"+cfg.HiveDatabase+"'"); err != nil || fmt.Sprint(schemas) != "[["+cfg.HiveDatabase+"]]" {
+		t.Fatalf("SHOW SCHEMAS FROM iceberg: %v %v", schemas, err)
+	}
 	// The console's SQL page, on Trino (the warehouse is remote: DuckDB is not offered), the seed's query as
 	// a user types it; a write is refused before it reaches Trino.
 	ct := []string{"Content-Type", "application/json"}

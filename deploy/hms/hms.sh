@@ -11,10 +11,18 @@
 # With --s3-env (deploy/s3/s3.sh's env file; `up` takes ./.state/s3/env when it is there), the metastore also
 # reaches s3a:// locations through Hadoop's S3A: the file's endpoint and region, path-style, and its credentials
 # given to the process as environment variables (they are not written into the metastore's config).
+#
+# A new metastore's Derby database is made by Hive's own schema script (with its transaction and lock tables, which
+# Iceberg's Hive commits take), then DataNucleus adds what Hive 4.1's classes map beyond it.
 source "$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/lib.sh"
 
 HIVE_VERSION=$(sed -n 's:.*<hive.version>\(.*\)</hive.version>.*:\1:p' "$DEPLOY_DIR/hms/pom.xml")
+HIVE_DEPS_VERSION=$(sed -n 's:.*<hive.deps.version>\(.*\)</hive.deps.version>.*:\1:p' "$DEPLOY_DIR/hms/pom.xml")
 LIBS="$MINIPIPE_CACHE/hms-$HIVE_VERSION/libs"
+# Hive's Derby schema script (4.0.0: Hive 4.1.0's own scripts are not on Maven Central; DataNucleus adds what 4.1's
+# classes map beyond it), from the standalone metastore's binary tarball on Maven Central.
+SCHEMA_VERSION=4.0.0
+SCHEMA="$MINIPIPE_CACHE/hms-$HIVE_VERSION/hive-schema-$SCHEMA_VERSION.derby.sql"
 
 dir=${MINIPIPE_HMS_DIR:-./.state/hms}
 port=${MINIPIPE_HMS_PORT:-9083}
@@ -41,11 +49,39 @@ J17=(--add-opens=java.base/java.nio=ALL-UNNAMED --add-opens=java.base/java.net=A
   --add-opens=java.base/java.lang.reflect=ALL-UNNAMED --add-opens=java.base/java.io=ALL-UNNAMED
   --add-opens=java.base/sun.nio.ch=ALL-UNNAMED -Djava.net.preferIPv4Stack=true -XX:+UseG1GC)
 
-fetch() { with_lock "hms-$HIVE_VERSION" maven_copy_deps "$DEPLOY_DIR/hms/pom.xml" "$LIBS"; }
+fetch_schema() {
+  [ -s "$SCHEMA" ] && return 0
+  local tmp member
+  tmp=$(mktemp -d)
+  log "fetching Hive's Derby schema script (hive-standalone-metastore-server $HIVE_DEPS_VERSION bin tarball, ~80 MB, cached in ~/.m2)"
+  mvn -q -B "$MDP:copy" -Dartifact="org.apache.hive:hive-standalone-metastore-server:$HIVE_DEPS_VERSION:tar.gz:bin" -DoutputDirectory="$tmp" >&2 \
+    || die "maven could not fetch org.apache.hive:hive-standalone-metastore-server:$HIVE_DEPS_VERSION:tar.gz:bin"
+  member="apache-hive-metastore-$HIVE_DEPS_VERSION-bin/scripts/metastore/upgrade/derby/hive-schema-$SCHEMA_VERSION.derby.sql"
+  tar -xzf "$tmp/hive-standalone-metastore-server-$HIVE_DEPS_VERSION-bin.tar.gz" -C "$tmp" "$member" || die "no $member in the tarball"
+  mv "$tmp/$member" "$SCHEMA.partial" && mv "$SCHEMA.partial" "$SCHEMA"
+  rm -rf "$tmp"
+}
+fetch() { with_lock "hms-$HIVE_VERSION" maven_copy_deps "$DEPLOY_DIR/hms/pom.xml" "$LIBS"; with_lock "hms-$HIVE_VERSION-schema" fetch_schema; }
+
+# init_schema: a new Derby database made by Hive's schema script (every table, the transaction and lock tables
+# too); ij goes on after a failed statement, so its output is checked.
+init_schema() {
+  [ -d "$dir/metastore_db" ] && return 0
+  log "creating the metastore's Derby database from hive-schema-$SCHEMA_VERSION.derby.sql"
+  local ok=1
+  "$(java17)" "-Dij.database=jdbc:derby:;databaseName=$dir/metastore_db;create=true" "-Dderby.stream.error.file=$dir/derby.log" \
+    -cp "$(ls "$LIBS"/derby-[0-9]*.jar):$(ls "$LIBS"/derbytools-*.jar)" org.apache.derby.tools.ij "$SCHEMA" > "$dir/schema.log" 2>&1 || ok=0
+  grep -q -E "^(ERROR|IJ ERROR)" "$dir/schema.log" && ok=0
+  [ "$ok" = 1 ] && return 0
+  grep -E -B2 "^(ERROR|IJ ERROR)" "$dir/schema.log" | head -20 >&2
+  rm -rf "$dir/metastore_db"
+  die "Hive's schema script failed on Derby; log: $dir/schema.log"
+}
 
 start() {
   if pid_alive "$pidfile"; then log "metastore already running (pid $(cat "$pidfile"))"; return 0; fi
   fetch
+  init_schema
   mkdir -p "$conf"
   cp "$DEPLOY_DIR/hms/log4j2.properties" "$conf/"
   local s3conf=""
@@ -104,5 +140,5 @@ case $cmd in
   stop|down) stop_pid "$pidfile" 30 ;;
   kill) [ -f "$pidfile" ] && kill -KILL "$(cat "$pidfile")" 2>/dev/null; rm -f "$pidfile" ;;
   status) if pid_alive "$pidfile"; then echo "running: thrift://127.0.0.1:$port"; else echo stopped; exit 1; fi ;;
-  *) sed -n '2,14p' "$0"; exit 2 ;;
+  *) sed -n '2,17p' "$0"; exit 2 ;;
 esac

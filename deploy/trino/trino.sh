@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# Fetch, start and stop a real Trino coordinator (single node, also a worker) with a Hive catalog, as a plain
-# process on 127.0.0.1. Trino 476 from Maven Central (io.trino:trino-server tarball, of which only the
-# server's lib/ and the hive plugin are unpacked) and its CLI; it needs Java 24+, so it runs on the Temurin
-# 25 JDK (MINIPIPE_TRINO_JAVA or /usr/lib/jvm/temurin-25-jdk-*).
+# Fetch, start and stop a real Trino coordinator (single node, also a worker) with a Hive catalog and an Iceberg
+# catalog on the same metastore, as a plain process on 127.0.0.1. Trino 476 from Maven Central
+# (io.trino:trino-server tarball, of which only the server's lib/ and the hive and iceberg plugins are unpacked)
+# and its CLI; it needs Java 24+, so it runs on the Temurin 25 JDK (MINIPIPE_TRINO_JAVA or
+# /usr/lib/jvm/temurin-25-jdk-*).
 #
 #   trino.sh fetch
 #   trino.sh start [--dir D] [--port P] [--metastore thrift://127.0.0.1:9083] [--s3-env FILE]
@@ -11,8 +12,8 @@
 #   trino.sh cli [--port P] [trino-cli arguments…]      e.g. trino.sh cli --execute 'SHOW SCHEMAS FROM hive'
 #   trino.sh up | down                                  the default instance: ./.state/trino on 127.0.0.1:8090
 #
-# With --s3-env (deploy/s3/s3.sh's env file; `up` takes ./.state/s3/env when it is there), the hive catalog also
-# reads s3:// and s3a:// locations with Trino's native S3 file system: the file's endpoint and region,
+# With --s3-env (deploy/s3/s3.sh's env file; `up` takes ./.state/s3/env when it is there), both catalogs also
+# read s3:// and s3a:// locations with Trino's native S3 file system: the file's endpoint and region,
 # path-style, and its credentials as environment variables the catalog names (${ENV:…}), never in the file.
 source "$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/lib.sh"
 
@@ -46,8 +47,10 @@ java25() {
   die "Trino $TRINO_VERSION needs Java 24 or newer: install a Temurin 25 JDK under /usr/lib/jvm or set MINIPIPE_TRINO_JAVA"
 }
 
+PLUGINS="hive iceberg" # the connectors unpacked from the server tarball
+
 fetch_now() {
-  [ -f "$HOME_DIR/.complete" ] && [ -f "$CLI" ] && return 0
+  [ "$(cat "$HOME_DIR/.complete" 2>/dev/null)" = "$PLUGINS" ] && [ -f "$CLI" ] && return 0
   command -v mvn >/dev/null || die "mvn not found: install Maven (Debian package maven)"
   log "fetching Trino $TRINO_VERSION from Maven Central (the server tarball is ~820 MB, cached in ~/.m2)"
   local tmp; tmp=$(mktemp -d)
@@ -56,16 +59,23 @@ fetch_now() {
   mvn -q -B "$MDP:copy" -Dartifact="io.trino:trino-cli:$TRINO_VERSION:jar:executable" -DoutputDirectory="$tmp" >&2 \
     || die "maven could not fetch io.trino:trino-cli:$TRINO_VERSION"
   rm -rf "$HOME_DIR.partial"; mkdir -p "$HOME_DIR.partial"
-  # Only lib/ and the hive plugin are unpacked (not the other ~60 plugins); the tarball stores jars shared by
+  # Only lib/ and the plugins of $PLUGINS are unpacked (not the other ~60); the tarball stores jars shared by
   # plugins as hard links to another plugin's copy, so those targets are unpacked too and dropped after.
-  local tgz="$tmp/trino-server-$TRINO_VERSION.tar.gz" top="trino-server-$TRINO_VERSION"
-  { echo "$top/lib"; echo "$top/plugin/hive"
-    tar -tvzf "$tgz" | awk -v p="$top/plugin/hive/" 'index($0, p) && / link to / { sub(/.* link to /, ""); print }' \
-      | grep -v -e "^$top/lib/" -e "^$top/plugin/hive/" | sort -u
+  local tgz="$tmp/trino-server-$TRINO_VERSION.tar.gz" top="trino-server-$TRINO_VERSION" p keep=() inside=()
+  inside=(-e "^$top/lib/")
+  tar -tvzf "$tgz" > "$tmp/listing"
+  for p in $PLUGINS; do inside+=(-e "^$top/plugin/$p/"); done
+  # (a name inside a directory already listed would be reported missing: tar matches each member once)
+  { echo "$top/lib"
+    for p in $PLUGINS; do echo "$top/plugin/$p"; done
+    for p in $PLUGINS; do
+      awk -v p="$top/plugin/$p/" 'index($0, p) && / link to / { sub(/.* link to /, ""); print }' "$tmp/listing"
+    done | { grep -v "${inside[@]}" || true; } | sort -u
   } > "$tmp/members"
   tar -xzf "$tgz" -C "$HOME_DIR.partial" --strip-components=1 -T "$tmp/members" || die "unpacking Trino failed"
-  find "$HOME_DIR.partial/plugin" -mindepth 1 -maxdepth 1 ! -name hive -exec rm -rf {} +
-  rm -rf "$HOME_DIR"; mv "$HOME_DIR.partial" "$HOME_DIR"; touch "$HOME_DIR/.complete"
+  for p in $PLUGINS; do keep+=(! -name "$p"); done
+  find "$HOME_DIR.partial/plugin" -mindepth 1 -maxdepth 1 "${keep[@]}" -exec rm -rf {} +
+  rm -rf "$HOME_DIR"; mv "$HOME_DIR.partial" "$HOME_DIR"; echo "$PLUGINS" > "$HOME_DIR/.complete"
   mv "$tmp/trino-cli-$TRINO_VERSION-executable.jar" "$CLI"
   rm -rf "$tmp"
 }
@@ -102,6 +112,15 @@ hive.metastore-cache-ttl=0s
 hive.metastore.thrift.client.connect-timeout=5s
 hive.metastore.thrift.client.read-timeout=60s
 EOF
+  # Iceberg tables in the same metastore (minipipe's --table-format iceberg).
+  cat > "$etc/catalog/iceberg.properties" <<EOF
+connector.name=iceberg
+iceberg.catalog.type=hive_metastore
+hive.metastore.uri=$metastore
+fs.hadoop.enabled=true
+hive.metastore.thrift.client.connect-timeout=5s
+hive.metastore.thrift.client.read-timeout=60s
+EOF
   if [ -n "$s3env" ]; then
     [ -f "$s3env" ] || die "no S3 env file $s3env (deploy/s3/s3.sh start writes it)"
     # shellcheck disable=SC1090
@@ -109,7 +128,9 @@ EOF
     [ -n "${AWS_ACCESS_KEY_ID:-}" ] && [ -n "${AWS_SECRET_ACCESS_KEY:-}" ] || die "$s3env gives no AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"
     [[ ${MINIPIPE_S3_ENDPOINT:-} =~ ^https?://[A-Za-z0-9.-]+(:[0-9]+)?/?$ ]] || die "$s3env gives no MINIPIPE_S3_ENDPOINT=http(s)://host[:port]"
     export AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY AWS_REGION
-    cat >> "$etc/catalog/hive.properties" <<EOF
+    local c
+    for c in hive iceberg; do
+      cat >> "$etc/catalog/$c.properties" <<EOF
 fs.native-s3.enabled=true
 s3.endpoint=$MINIPIPE_S3_ENDPOINT
 s3.region=${AWS_REGION:-us-east-1}
@@ -117,6 +138,7 @@ s3.path-style-access=true
 s3.aws-access-key=\${ENV:AWS_ACCESS_KEY_ID}
 s3.aws-secret-key=\${ENV:AWS_SECRET_ACCESS_KEY}
 EOF
+    done
   fi
   echo "io.trino=WARN" > "$etc/log.properties"
   log "starting Trino $TRINO_VERSION on http://127.0.0.1:$port (metastore $metastore${s3env:+; S3 on $MINIPIPE_S3_ENDPOINT})"
@@ -147,5 +169,5 @@ case $cmd in
   kill) pf=$(pidfile); [ -f "$pf" ] && kill -KILL "$(cat "$pf")" 2>/dev/null; rm -f "$pf" ;;
   status) if pid_alive "$(pidfile)"; then echo "running: http://127.0.0.1:$port"; else echo stopped; exit 1; fi ;;
   cli) fetch; exec "$(java25)" --enable-native-access=ALL-UNNAMED -Dorg.jline.terminal.dumb=true -jar "$CLI" --server "http://127.0.0.1:$port" --catalog hive "${cli_args[@]}" ;;
-  *) sed -n '2,16p' "$0"; exit 2 ;;
+  *) sed -n '2,17p' "$0"; exit 2 ;;
 esac
