@@ -15,8 +15,9 @@ import (
 // Encodings chooses, per table and column, between dictionary and plain encoding from what the table's
 // files showed. A column of ids, timestamps, free text or measurements has about as many distinct values as
 // rows: a dictionary only adds indexes to the values, and arrow-go, which tries one on every column, hashes
-// each value into it until the dictionary page passes its limit, then writes the dictionary it gave up on
-// beside the plain pages. With files of a few seconds that was a fifth of a wide drain's CPU.
+// each value into it until the dictionary page passes its limit, then starts over plain (since v18.6 it
+// drops a dictionary that overflowed before its first page; before, it wrote it beside the plain pages).
+// With files of a few seconds that was a fifth of a wide drain's CPU.
 //
 // A column the table has not seen yet is judged on the file's first batch (Writer): dictionary unless its
 // values repeat too little to pay for one (dictionaryPays). A finished file then teaches the columns it
@@ -117,7 +118,13 @@ func (e *Encodings) learn(table string, md *metadata.FileMetaData, written map[s
 				return
 			}
 			path := cc.PathInSchema().String()
-			if written[path] == choosePlain || !cc.HasDictionaryPage() {
+			if written[path] == choosePlain {
+				continue
+			}
+			// A chunk asked for a dictionary that has none: arrow-go dropped a dictionary that overflowed
+			// before its first page and wrote the values plain (a fallback), unless the chunk has no value.
+			noDict := !cc.HasDictionaryPage()
+			if noDict && !hasValues(cc) {
 				continue
 			}
 			c := cols[path]
@@ -125,7 +132,7 @@ func (e *Encodings) learn(table string, md *metadata.FileMetaData, written map[s
 				c = &sums{}
 				cols[path] = c
 			}
-			c.fell = c.fell || fellBack(cc)
+			c.fell = c.fell || noDict || fellBack(cc)
 			c.dict += cc.TotalUncompressedSize()
 			if cc.Type() != parquet.Types.ByteArray || i == 0 { // a string column's plain size is the file's
 				c.plain += plainSize(cc, md.Schema.Column(j).TypeLength())
@@ -187,6 +194,19 @@ func (e *Encodings) releaseLocked(table string, written map[string]choice) {
 			s.probing = time.Time{}
 		}
 	}
+}
+
+// hasValues says whether a column chunk holds a value that is not null (true when its statistics cannot
+// tell).
+func hasValues(cc *metadata.ColumnChunkMetaData) bool {
+	if cc.NumValues() == 0 {
+		return false
+	}
+	st, err := cc.Statistics()
+	if err != nil || st == nil || !st.HasNullCount() {
+		return true
+	}
+	return st.NullCount() < cc.NumValues()
 }
 
 // fellBack says whether a dictionary-encoded column chunk has data pages written plain: its dictionary
