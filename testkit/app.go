@@ -193,6 +193,9 @@ func Args(cfg topology.Config) []string {
 	if cfg.Trino != "" {
 		args = append(args, "--trino", cfg.Trino)
 	}
+	if cfg.TableFormat != "" && cfg.TableFormat != "hive" {
+		args = append(args, "--table-format", cfg.TableFormat)
+	}
 	if cfg.AuthFile != "" {
 		args = append(args, "--auth-file", cfg.AuthFile)
 	}

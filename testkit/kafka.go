@@ -380,6 +380,33 @@ func Python(t testing.TB) string {
 	return pyPath
 }
 
+var (
+	pyIceOnce sync.Once
+	pyIcePath string
+	pyIceErr  error
+)
+
+// PyIceberg returns the python of a virtualenv holding pyiceberg (testkit/python/iceberg-requirements.txt),
+// made once by deploy/python.sh from PyPI and cached.
+func PyIceberg(t testing.TB) string {
+	t.Helper()
+	pyIceOnce.Do(func() {
+		cmd := exec.Command(filepath.Join(Root(), "deploy", "python.sh"), filepath.Join(Root(), "testkit", "python", "iceberg-requirements.txt"))
+		var stderr bytes.Buffer
+		cmd.Stderr = &stderr
+		out, err := cmd.Output()
+		if err != nil {
+			pyIceErr = fmt.Errorf("deploy/python.sh: %v\n%s", err, stderr.String())
+			return
+		}
+		pyIcePath = strings.TrimSpace(string(out))
+	})
+	if pyIceErr != nil {
+		t.Fatal(pyIceErr)
+	}
+	return pyIcePath
+}
+
 // CreateTopic creates a topic with the given partition count (replication 1).
 func CreateTopic(t testing.TB, brokers []string, topic string, partitions int32) {
 	t.Helper()

@@ -97,6 +97,9 @@ type Config struct {
 	Catalog       string
 	HiveMetastore string
 	HiveDatabase  string
+	// TableFormat is hive (Parquet directories registered as Hive tables) or iceberg.
+	TableFormat    string
+	IcebergCatalog string
 }
 
 // DefaultConfig returns the defaults of design §2.
@@ -143,6 +146,8 @@ func DefaultConfig() Config {
 		MemoryLimit:        ByteSize{N: 1 << 30},
 		TopicRefresh:       2 * time.Second,
 		Catalog:            "none",
+		TableFormat:        "hive",
+		IcebergCatalog:     "hive",
 		HiveDatabase:       "default",
 	}
 }
@@ -161,6 +166,8 @@ func (c *Config) connectionFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&c.Catalog, "catalog", c.Catalog, "metastore the tables are registered in: none or hive")
 	fs.StringVar(&c.HiveMetastore, "hive-metastore", c.HiveMetastore, "Hive Metastore Thrift address, thrift://HOST:PORT (with --catalog hive)")
 	fs.StringVar(&c.HiveDatabase, "hive-database", c.HiveDatabase, "Hive database holding the tables (created if missing)")
+	fs.StringVar(&c.TableFormat, "table-format", c.TableFormat, "hive (Parquet partition directories registered as Hive tables) or iceberg (Iceberg v2 tables: a snapshot per commit batch; needs --catalog hive)")
+	fs.StringVar(&c.IcebergCatalog, "iceberg-catalog", c.IcebergCatalog, "catalog of the Iceberg tables: hive (the --hive-metastore)")
 	fs.BoolVar(&c.KafkaTLS, "kafka-tls", c.KafkaTLS, "connect to Kafka over TLS (implied by the other --kafka-tls-* flags; the system's CAs unless --kafka-tls-ca)")
 	fs.StringVar(&c.KafkaTLSCA, "kafka-tls-ca", c.KafkaTLSCA, "PEM bundle of the CAs Kafka's certificates must chain to")
 	fs.StringVar(&c.KafkaTLSCert, "kafka-tls-cert", c.KafkaTLSCert, "PEM client certificate for Kafka (mutual TLS), with --kafka-tls-key")
@@ -450,6 +457,22 @@ func (c *Config) validate() error {
 		}
 	default:
 		return fmt.Errorf("--catalog %q: use none or hive", c.Catalog)
+	}
+	switch c.TableFormat {
+	case "hive", "":
+	case "iceberg":
+		if c.Catalog != "hive" {
+			return fmt.Errorf("--table-format iceberg keeps its tables in the Hive Metastore: add --catalog hive --hive-metastore thrift://HOST:PORT")
+		}
+		switch c.IcebergCatalog {
+		case "hive", "":
+		case "rest":
+			return fmt.Errorf("--iceberg-catalog rest: not available yet; use hive (the --hive-metastore)")
+		default:
+			return fmt.Errorf("--iceberg-catalog %q: use hive", c.IcebergCatalog)
+		}
+	default:
+		return fmt.Errorf("--table-format %q: use hive or iceberg", c.TableFormat)
 	}
 	return nil
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/minipipe/minipipe/sinks/fs"
 	_ "github.com/minipipe/minipipe/sinks/hdfs" // hdfs:// warehouses
 	"github.com/minipipe/minipipe/sinks/hive"
+	"github.com/minipipe/minipipe/sinks/iceberg"
 	"github.com/minipipe/minipipe/sinks/manifest"
 )
 
@@ -22,6 +23,7 @@ import (
 // generation (a replay's generation is registered when it is swapped in).
 type metastore struct {
 	hc *hive.Catalog
+	ic *iceberg.Catalog // --table-format iceberg: the tables are Iceberg tables in the metastore
 	wh fs.FS
 
 	mu   sync.Mutex
@@ -39,6 +41,14 @@ func newMetastore(cfg Config, wh fs.FS, log *slog.Logger) (*metastore, error) {
 		return nil, nil
 	}
 	m := &metastore{wh: wh, gens: map[string]genEntry{}}
+	if cfg.TableFormat == "iceberg" {
+		ic, err := iceberg.New(iceberg.Config{Metastore: cfg.HiveMetastore, Database: cfg.HiveDatabase, FS: wh, Generation: m.generation, Log: log})
+		if err != nil {
+			return nil, err
+		}
+		m.ic = ic
+		return m, nil
+	}
 	hc, err := hive.New(hive.Config{URI: cfg.HiveMetastore, Database: cfg.HiveDatabase, DatabaseLocation: wh.URI("."),
 		Generation: m.generation, Log: log})
 	if err != nil {
@@ -66,11 +76,17 @@ func (m *metastore) generation(table string) (int, error) {
 	return g, nil
 }
 
-func (m *metastore) Changes(table string, gen int, location string, partitions [][2]string, cols *arrow.Schema, schemaID int, newPartition, newSchema bool) []manifest.CatalogChange {
-	return m.hc.Changes(table, gen, location, partitions, cols, schemaID, newPartition, newSchema)
+func (m *metastore) Changes(f manifest.File, location string, cols *arrow.Schema, newPartition, newSchema bool) []manifest.CatalogChange {
+	if m.ic != nil {
+		return m.ic.Changes(f, location, cols, newPartition, newSchema)
+	}
+	return m.hc.Changes(f.Table, f.Generation, location, f.Partitions, cols, f.SchemaID, newPartition, newSchema)
 }
 
 func (m *metastore) Apply(ctx context.Context, changes []manifest.CatalogChange) error {
+	if m.ic != nil {
+		return m.ic.Apply(ctx, changes)
+	}
 	return m.hc.Apply(ctx, changes)
 }
 
@@ -81,6 +97,9 @@ func (m *metastore) Reconcile(ctx context.Context, t commit.CatalogTable) error 
 	}
 	if t.Generation != cur {
 		return nil
+	}
+	if m.ic != nil {
+		return m.ic.Reconcile(ctx, t.Table, t.Generation, t.Location, t.Cols, t.PartitionColumns)
 	}
 	return m.hc.Reconcile(ctx, tablePartitions(t.Table, t.Generation, t.Location, t.PartitionColumns, t.Partitions, hive.HiveColumns(t.Cols), t.SchemaID))
 }
@@ -106,6 +125,9 @@ func (m *metastore) MarkComplete(ctx context.Context, table string, gen int, par
 	if gen != cur {
 		return nil // a generation being built by a replay: the metastore shows another
 	}
+	if m.ic != nil {
+		return nil // Iceberg tables have no partitions of their own to mark (the snapshots tell)
+	}
 	vals := make([]string, len(partitions))
 	for i, kv := range partitions {
 		vals[i] = kv[1]
@@ -113,7 +135,12 @@ func (m *metastore) MarkComplete(ctx context.Context, table string, gen int, par
 	return m.hc.MarkComplete(ctx, table, vals)
 }
 
-func (m *metastore) Close() error { return m.hc.Close() }
+func (m *metastore) Close() error {
+	if m.ic != nil {
+		return m.ic.Close()
+	}
+	return m.hc.Close()
+}
 
 // swapMetastore points the metastore's table at a generation a replay swapped in: its location, and
 // exactly the partitions that generation has committed.

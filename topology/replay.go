@@ -218,6 +218,9 @@ func topicOfTable(catalog *TableRules, topics []string, table string) (string, e
 // RunReplay asks the running pipeline to rebuild a table and swaps the new generation in once it has
 // caught up; progress goes to out.
 func RunReplay(ctx context.Context, cfg Config, table string, out io.Writer, grace time.Duration) error {
+	if cfg.TableFormat == "iceberg" {
+		return fmt.Errorf("replay rebuilds a table in a new directory and swaps it in: not available for Iceberg tables yet (roll the Iceberg table back to a snapshot instead)")
+	}
 	wh, err := fs.Open(cfg.WarehouseURL())
 	if err != nil {
 		return err

@@ -57,12 +57,16 @@ func (p *partWriter) applyCatalog(ctx context.Context) {
 			if !reconciled {
 				tables = p.catalogTables()
 			}
+			stream := c.cfg.RowsTopic + "." + pid
 			for _, ref := range p.st.Unapplied {
 				if len(refs) == 64 {
 					break
 				}
 				refs = append(refs, ref)
-				changes = append(changes, p.st.Catalog[ref]...)
+				for _, ch := range p.st.Catalog[ref] {
+					ch.Seq, ch.Stream = ref, stream
+					changes = append(changes, ch)
+				}
 			}
 			c.cfg.Metrics.catalogPending.WithLabelValues(pid).Set(float64(len(p.st.Unapplied)))
 		}

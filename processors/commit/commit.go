@@ -44,10 +44,12 @@ type Schemas interface {
 
 // Catalog receives the metastore changes of committed files (Hive); nil means no catalog.
 type Catalog interface {
-	// Changes returns the catalog changes committing a file of this table partition needs; newPartition
-	// and newSchema say whether the partition, or the file's schema in it, has no committed file yet.
-	Changes(table string, gen int, location string, partitions [][2]string, cols *arrow.Schema, schemaID int, newPartition, newSchema bool) []manifest.CatalogChange
-	// Apply applies changes idempotently, in order.
+	// Changes returns the catalog changes committing file f (its columns cols, its table generation at
+	// location) needs; newPartition and newSchema say whether its table partition, or its schema in it,
+	// has no committed file yet.
+	Changes(f manifest.File, location string, cols *arrow.Schema, newPartition, newSchema bool) []manifest.CatalogChange
+	// Apply applies changes idempotently, in order. Each carries the Seq of its intent and the Stream of
+	// its manifest.
 	Apply(ctx context.Context, changes []manifest.CatalogChange) error
 	// Reconcile makes the metastore show a table's committed partitions (those this partition of the
 	// commit stage owns), run after every recovery.
@@ -710,7 +712,7 @@ func (p *partWriter) commit(f *openFile) error {
 	if c.cfg.Catalog != nil {
 		ks := p.st.Keys[f.key]
 		newSchema := ks == nil || !containsInt(ks.SchemaIDs, f.schemaID)
-		intent.Catalog = c.cfg.Catalog.Changes(f.table, f.gen, c.cfg.FS.URI(location), f.partitions, f.cols, f.schemaID, ks == nil, newSchema)
+		intent.Catalog = c.cfg.Catalog.Changes(mf, c.cfg.FS.URI(location), f.cols, ks == nil, newSchema)
 	}
 	if err := p.log.Append(intent); err != nil {
 		return err

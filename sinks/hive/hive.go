@@ -794,6 +794,15 @@ func (c *Catalog) Tables(ctx context.Context) ([]string, error) {
 	return out, err
 }
 
+// Call runs fn on the catalog's metastore connection, one call at a time, reconnecting after a transport
+// error (returned as *Unavailable) and bounded by the catalog's timeout: for clients of the metastore's
+// other APIs (sinks/iceberg's Hive catalog). The database is created first if missing.
+func (c *Catalog) Call(ctx context.Context, fn func(ctx context.Context, cl *hms.ThriftHiveMetastoreClient) error) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.do(ctx, fn)
+}
+
 // Close closes the connection.
 func (c *Catalog) Close() error {
 	c.mu.Lock()

@@ -118,6 +118,13 @@ type CatalogChange struct {
 	Columns    json.RawMessage   `json:"columns,omitempty"`
 	Partition  map[string]string `json:"partition,omitempty"`
 	SchemaID   int               `json:"schema_id,omitempty"`
+	// File is the committed file a change registers (Iceberg: a data file of the table's next snapshot).
+	File *File `json:"file,omitempty"`
+	// Seq and Stream are set when the change is applied, not recorded: the sequence number of the intent
+	// it belongs to and the manifest it is in (rows topic and partition), so that a catalog can tell a
+	// change it already applied (an Iceberg snapshot's summary and the table's properties carry them).
+	Seq    uint64 `json:"-"`
+	Stream string `json:"-"`
 }
 
 // KeyState is what is committed for one table partition.

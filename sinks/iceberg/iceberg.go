@@ -1,0 +1,560 @@
+// Package iceberg keeps minipipe's tables as Apache Iceberg v2 tables (--table-format iceberg) through
+// github.com/apache/iceberg-go, on the stack's Hive Metastore: the commit stage publishes its Parquet files
+// exactly as for Hive tables, then adds them to the table in a snapshot per batch of committed intents.
+//
+// Exactly once without a coordinator: each commit partition of the stage appends its files in manifest
+// order and records, in the same atomic snapshot commit, the table property
+// minipipe.applied.<rows topic>.<partition> = the highest intent sequence number it has added. Before
+// adding files it reads that property and skips what is already in; a commit that races another (a zombie
+// owner applying the same batch, another partition, a compaction) fails on Iceberg's optimistic check and
+// is rebuilt from the table as it now is, never replayed blindly onto it. The snapshot summary carries the
+// same sequence numbers and the source offsets for people and tools.
+//
+// Files are visible only once a snapshot lists them; a published file whose snapshot is not committed yet
+// is invisible to Iceberg readers (the manifest keeps it queued until it is).
+package iceberg
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"maps"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/iceberg-go"
+	"github.com/apache/iceberg-go/catalog"
+	icehive "github.com/apache/iceberg-go/catalog/hive"
+	icebergio "github.com/apache/iceberg-go/io"
+	"github.com/apache/iceberg-go/table"
+
+	"github.com/minipipe/minipipe/sinks/fs"
+	"github.com/minipipe/minipipe/sinks/hive"
+	"github.com/minipipe/minipipe/sinks/manifest"
+)
+
+// The change operations recorded in the manifest.
+const (
+	// OpTable makes sure the table exists, with at least the change's columns.
+	OpTable = "iceberg_table"
+	// OpFile adds a committed file to the table's next snapshot.
+	OpFile = "iceberg_file"
+)
+
+// PropApplied prefixes the table property that holds, per commit partition, the highest intent sequence
+// number whose files the table has.
+const PropApplied = "minipipe.applied."
+
+// hiveNull is the partition value of a null field (Hive's default partition name).
+const hiveNull = "__HIVE_DEFAULT_PARTITION__"
+
+// Config configures the catalog.
+type Config struct {
+	// Metastore is the Hive Metastore, thrift://host:port.
+	Metastore string
+	// Database holds the tables (created if missing).
+	Database string
+	// FS is the warehouse: every Iceberg metadata file goes through it.
+	FS fs.FS
+	// Generation returns a table's current generation; changes for others are skipped. Nil: all apply.
+	Generation func(table string) (int, error)
+	// Timeout bounds each metastore call (default 30s).
+	Timeout time.Duration
+	Log     *slog.Logger
+}
+
+// Catalog is the commit stage's catalog for Iceberg tables.
+type Catalog struct {
+	cfg   Config
+	hc    *hive.Catalog
+	cat   *icehive.Catalog
+	props iceberg.Properties
+	root  string
+}
+
+// New prepares the catalog; it connects on first use.
+func New(cfg Config) (*Catalog, error) {
+	if cfg.FS == nil {
+		return nil, errors.New("iceberg: no warehouse")
+	}
+	if cfg.Log == nil {
+		cfg.Log = slog.Default()
+	}
+	if cfg.Database == "" {
+		cfg.Database = "default"
+	}
+	root := strings.TrimSuffix(cfg.FS.URI("."), "/")
+	hc, err := hive.New(hive.Config{URI: cfg.Metastore, Database: cfg.Database, DatabaseLocation: root, Timeout: cfg.Timeout, Log: cfg.Log})
+	if err != nil {
+		return nil, err
+	}
+	registerIO(root, cfg.FS)
+	props := iceberg.Properties{"uri": cfg.Metastore, "warehouse": root, propWarehouse: root,
+		// iceberg-go polls the table lock: not for minutes while the applier could retry itself.
+		"lock-check-max-wait-ms": "2000", "lock-check-retries": "30"}
+	c := &Catalog{cfg: cfg, hc: hc, props: props, root: root}
+	c.cat = icehive.NewCatalogWithClient(hiveClient{hc}, props)
+	cfg.Log.Info("iceberg tables on the hive metastore", "metastore", cfg.Metastore, "database", cfg.Database, "warehouse", root)
+	return c, nil
+}
+
+// Close closes the metastore connection.
+func (c *Catalog) Close() error { return c.hc.Close() }
+
+// Database is the database of the tables.
+func (c *Catalog) Database() string { return c.cfg.Database }
+
+// Identifier is a table's Iceberg identifier.
+func (c *Catalog) Identifier(name string) table.Identifier { return icehive.TableIdentifier(c.cfg.Database, name) }
+
+// tableSpec is an OpTable change's payload.
+type tableSpec struct {
+	Schema        json.RawMessage `json:"schema"` // Iceberg schema JSON of the file's columns
+	PartitionKeys []string        `json:"partition_keys,omitempty"`
+}
+
+// Changes returns what committing file f needs: the table (with the file's columns) when its partition
+// or its schema is new to this writer, and the file itself.
+func (c *Catalog) Changes(f manifest.File, location string, cols *arrow.Schema, newPartition, newSchema bool) []manifest.CatalogChange {
+	var out []manifest.CatalogChange
+	if newPartition || newSchema {
+		sch, err := icebergSchema(cols)
+		if err == nil {
+			b, _ := json.Marshal(sch)
+			spec, _ := json.Marshal(tableSpec{Schema: b, PartitionKeys: partitionKeys(f.Partitions)})
+			out = append(out, manifest.CatalogChange{Op: OpTable, Table: f.Table, Generation: f.Generation, Location: location, Columns: spec, SchemaID: f.SchemaID})
+		} else {
+			c.cfg.Log.Error("a schema Iceberg cannot hold; the table keeps its columns", "table", f.Table, "schema_id", f.SchemaID, "error", err)
+		}
+	}
+	file := f
+	file.Staging = ""
+	out = append(out, manifest.CatalogChange{Op: OpFile, Table: f.Table, Generation: f.Generation, Location: location, SchemaID: f.SchemaID, File: &file})
+	return out
+}
+
+func partitionKeys(parts [][2]string) []string {
+	keys := make([]string, len(parts))
+	for i, kv := range parts {
+		keys[i] = kv[0]
+	}
+	return keys
+}
+
+// icebergSchema maps a file's Arrow columns to an Iceberg schema with every field optional (a later
+// schema may drop a field, and Iceberg adds columns only as optional).
+func icebergSchema(cols *arrow.Schema) (*iceberg.Schema, error) {
+	fields := make([]arrow.Field, cols.NumFields())
+	for i, f := range cols.Fields() {
+		fields[i] = nullable(f)
+	}
+	return table.ArrowSchemaToIcebergWithFreshIDs(arrow.NewSchema(fields, nil), true)
+}
+
+func nullable(f arrow.Field) arrow.Field {
+	f.Nullable = true
+	switch t := f.Type.(type) {
+	case *arrow.StructType:
+		fs := make([]arrow.Field, t.NumFields())
+		for i, sf := range t.Fields() {
+			fs[i] = nullable(sf)
+		}
+		f.Type = arrow.StructOf(fs...)
+	case *arrow.ListType:
+		f.Type = arrow.ListOfField(nullable(t.ElemField()))
+	}
+	return f
+}
+
+// work is what one Apply does to one table.
+type work struct {
+	table, location string
+	gen             int
+	spec            *tableSpec // the newest OpTable of the batch
+	schemas         []*iceberg.Schema
+	files           []manifest.CatalogChange
+}
+
+// Apply applies changes in order: per table, its schema first, then one snapshot with every file not
+// already in (see the package doc).
+func (c *Catalog) Apply(ctx context.Context, changes []manifest.CatalogChange) error {
+	var order []string
+	works := map[string]*work{}
+	for _, ch := range changes {
+		if c.cfg.Generation != nil {
+			cur, err := c.cfg.Generation(ch.Table)
+			if err != nil {
+				return fmt.Errorf("current generation of %s: %w", ch.Table, err)
+			}
+			if ch.Generation != 0 && ch.Generation != cur {
+				continue
+			}
+		}
+		w := works[ch.Table]
+		if w == nil {
+			w = &work{table: ch.Table, location: ch.Location, gen: ch.Generation}
+			works[ch.Table] = w
+			order = append(order, ch.Table)
+		}
+		switch ch.Op {
+		case OpTable:
+			var spec tableSpec
+			if err := json.Unmarshal(ch.Columns, &spec); err != nil {
+				return fmt.Errorf("iceberg table %s: malformed change: %w", ch.Table, err)
+			}
+			var sch iceberg.Schema
+			if err := json.Unmarshal(spec.Schema, &sch); err != nil {
+				return fmt.Errorf("iceberg table %s: malformed schema: %w", ch.Table, err)
+			}
+			w.spec = &spec
+			w.schemas = append(w.schemas, &sch)
+		case OpFile:
+			if ch.File == nil {
+				return fmt.Errorf("iceberg table %s: a file change without its file", ch.Table)
+			}
+			w.files = append(w.files, ch)
+		default:
+			c.cfg.Log.Warn("skipping an unknown catalog change", "op", ch.Op, "table", ch.Table)
+		}
+	}
+	for _, name := range order {
+		if err := c.applyTable(ctx, works[name]); err != nil {
+			return fmt.Errorf("iceberg table %s.%s: %w", c.cfg.Database, name, err)
+		}
+	}
+	return nil
+}
+
+func (c *Catalog) applyTable(ctx context.Context, w *work) error {
+	if err := hive.ValidName(w.table); err != nil {
+		return err
+	}
+	tbl, err := c.ensure(ctx, w.table, w.location, w.spec, w.schemas)
+	if err != nil {
+		return err
+	}
+	if len(w.files) == 0 {
+		return nil
+	}
+	return c.addFiles(ctx, tbl, w.files)
+}
+
+// ensure loads the table, creating it when missing (from spec) and adding the columns of schemas it lacks.
+func (c *Catalog) ensure(ctx context.Context, name, location string, spec *tableSpec, schemas []*iceberg.Schema) (*table.Table, error) {
+	id := c.Identifier(name)
+	tbl, err := c.load(ctx, id)
+	if errors.Is(err, catalog.ErrNoSuchTable) {
+		if spec == nil || len(schemas) == 0 {
+			return nil, fmt.Errorf("the table is not in the metastore and this batch has no schema for it (it was dropped by hand; minipipe creates it again with its next schema): %w", err)
+		}
+		tbl, err = c.create(ctx, id, location, schemas[0], spec.PartitionKeys)
+		schemas = schemas[1:]
+	}
+	if err != nil {
+		return nil, err
+	}
+	for _, s := range schemas {
+		if tbl, err = c.evolve(ctx, tbl, s); err != nil {
+			return nil, err
+		}
+	}
+	return tbl, nil
+}
+
+// load loads a table through the guarded catalog.
+func (c *Catalog) load(ctx context.Context, id table.Identifier) (*table.Table, error) {
+	return guarded{c}.LoadTable(ctx, id)
+}
+
+// create creates the table: the schema's columns then the partition keys (strings, as in the Hive
+// tables), partitioned by identity on the keys, at location (the table generation's directory, which
+// holds minipipe's Parquet files; Iceberg's metadata goes under its metadata/).
+func (c *Catalog) create(ctx context.Context, id table.Identifier, location string, sch *iceberg.Schema, keys []string) (*table.Table, error) {
+	fields := slices.Clone(sch.Fields())
+	next := sch.HighestFieldID() + 1
+	for _, k := range keys {
+		if _, ok := sch.FindFieldByName(k); ok {
+			continue
+		}
+		fields = append(fields, iceberg.NestedField{ID: next, Name: k, Type: iceberg.PrimitiveTypes.String})
+		next++
+	}
+	full := iceberg.NewSchema(0, fields...)
+	var opts []iceberg.PartitionOption
+	for _, k := range keys {
+		opts = append(opts, iceberg.AddPartitionFieldByName(k, k, iceberg.IdentityTransform{}, full, nil))
+	}
+	spec, err := iceberg.NewPartitionSpecOpts(opts...)
+	if err != nil {
+		return nil, fmt.Errorf("partition spec %v: %w", keys, err)
+	}
+	// The name mapping is set by the first snapshot, from the schema as the table assigned its ids.
+	props := iceberg.Properties{
+		"format-version":                             "2",
+		"created_by":                                 "minipipe",
+		"write.parquet.compression-codec":            "zstd",
+		"write.metadata.delete-after-commit.enabled": "true",
+		"write.metadata.previous-versions-max":       "20",
+		"commit.manifest-merge.enabled":              "true",
+	}
+	_, err = c.cat.CreateTable(ctx, id, full, catalog.WithLocation(location), catalog.WithPartitionSpec(&spec), catalog.WithProperties(props))
+	if err != nil && !errors.Is(err, catalog.ErrTableAlreadyExists) {
+		return nil, fmt.Errorf("create: %w", err)
+	}
+	if err == nil {
+		c.cfg.Log.Info("created the iceberg table", "table", id, "location", location, "columns", len(fields), "partitioned_by", keys)
+	}
+	return c.load(ctx, id)
+}
+
+// evolve adds the columns of s the table lacks and widens the types s widened (Iceberg's union by name);
+// it never drops a column. The table's name mapping (how readers find columns in minipipe's files, which
+// name them) is rewritten for the new schema in the same commit. Concurrent evolutions retry on the table
+// as it now is.
+func (c *Catalog) evolve(ctx context.Context, tbl *table.Table, s *iceberg.Schema) (*table.Table, error) {
+	for attempt := 0; ; attempt++ {
+		txn := tbl.NewTransaction()
+		if err := txn.UpdateSchema(true, false).UnionByNameWith(s).Commit(); err != nil {
+			return nil, fmt.Errorf("schema update: %w", err)
+		}
+		staged, err := txn.StagedTable()
+		if err != nil {
+			return nil, fmt.Errorf("schema update: %w", err)
+		}
+		if staged.Schema().ID == tbl.Schema().ID {
+			return tbl, nil
+		}
+		mapping, err := json.Marshal(staged.Schema().NameMapping())
+		if err != nil {
+			return nil, err
+		}
+		if err := txn.SetProperties(iceberg.Properties{table.DefaultNameMappingKey: string(mapping)}); err != nil {
+			return nil, err
+		}
+		next, err := txn.Commit(ctx)
+		if err == nil {
+			c.cfg.Log.Info("evolved the iceberg table's schema", "table", tbl.Identifier(), "schema_id", next.Schema().ID, "columns", len(next.Schema().Fields()))
+			return next, nil
+		}
+		if !errors.Is(err, table.ErrCommitFailed) || attempt == 5 {
+			return nil, fmt.Errorf("schema update: %w", err)
+		}
+		if tbl, err = c.load(ctx, tbl.Identifier()); err != nil {
+			return nil, err
+		}
+	}
+}
+
+// Applied is the highest intent sequence number of stream whose files the table has.
+func Applied(tbl *table.Table, stream string) uint64 {
+	v, _ := strconv.ParseUint(tbl.Properties()[PropApplied+stream], 10, 64)
+	return v
+}
+
+// addFiles adds the files not in the table yet (by the stream's applied property) in one snapshot.
+func (c *Catalog) addFiles(ctx context.Context, tbl *table.Table, files []manifest.CatalogChange) error {
+	stream := files[0].Stream
+	for attempt := 0; ; attempt++ {
+		applied := Applied(tbl, stream)
+		var todo []manifest.CatalogChange
+		for _, f := range files {
+			if f.Stream != stream {
+				return fmt.Errorf("changes of two manifests (%s, %s) in one batch", stream, f.Stream)
+			}
+			if f.Seq > applied {
+				todo = append(todo, f)
+			}
+		}
+		if len(todo) == 0 {
+			return nil
+		}
+		err := c.commitFiles(ctx, tbl, stream, todo)
+		if err == nil {
+			return nil
+		}
+		// A conflict (another writer committed first) or our own files already in: rebuild from the table
+		// as it is now. Anything else leaves the outcome unknown: the applier retries later, and the
+		// property tells then whether the snapshot went in.
+		if !errors.Is(err, table.ErrCommitFailed) && !errors.Is(err, errApplied) || attempt == 8 {
+			return err
+		}
+		if tbl, err = c.load(ctx, tbl.Identifier()); err != nil {
+			return err
+		}
+	}
+}
+
+func (c *Catalog) commitFiles(ctx context.Context, tbl *table.Table, stream string, todo []manifest.CatalogChange) error {
+	spec := tbl.Spec()
+	sch := tbl.Schema()
+	dfs := make([]iceberg.DataFile, 0, len(todo))
+	var rows, bytes int64
+	sources := map[string][2]int64{}
+	for _, ch := range todo {
+		f := ch.File
+		values := map[string]string{}
+		for _, kv := range f.Partitions {
+			values[kv[0]] = kv[1]
+		}
+		data := map[int]any{}
+		for _, pf := range spec.Fields() {
+			col, ok := sch.FindColumnName(pf.SourceID())
+			if !ok {
+				return fmt.Errorf("partition field %s has no column", pf.Name)
+			}
+			v, ok := values[col]
+			if !ok || v == hiveNull {
+				data[pf.FieldID] = nil
+				continue
+			}
+			data[pf.FieldID] = v
+		}
+		uri := c.root + "/" + f.Final
+		b, err := iceberg.NewDataFileBuilder(spec, iceberg.EntryContentData, uri, iceberg.ParquetFile, data, nil, nil, f.Rows, f.Bytes)
+		if err != nil {
+			return fmt.Errorf("data file %s: %w", uri, err)
+		}
+		dfs = append(dfs, b.Build())
+		rows += f.Rows
+		bytes += f.Bytes
+		for _, s := range f.Sources {
+			r, ok := sources[s.Source]
+			if !ok {
+				r = [2]int64{s.First, s.Last}
+			}
+			sources[s.Source] = [2]int64{min(r[0], s.First), max(r[1], s.Last)}
+		}
+	}
+	first, last := todo[0].Seq, todo[len(todo)-1].Seq
+	var offsets []string
+	for _, src := range slices.Sorted(maps.Keys(sources)) {
+		r := sources[src]
+		offsets = append(offsets, fmt.Sprintf("%s@%d-%d", src, r[0], r[1]))
+	}
+	summary := iceberg.Properties{
+		"minipipe.stream": stream, "minipipe.first-seq": strconv.FormatUint(first, 10), "minipipe.seq": strconv.FormatUint(last, 10),
+		"minipipe.files": strconv.Itoa(len(dfs)), "minipipe.sources": strings.Join(offsets, ","),
+	}
+	txn := tbl.NewTransaction()
+	if err := txn.SetProperties(iceberg.Properties{PropApplied + stream: strconv.FormatUint(last, 10)}); err != nil {
+		return err
+	}
+	if err := txn.AddDataFiles(ctx, dfs, summary, table.WithoutDuplicateCheck()); err != nil {
+		return fmt.Errorf("adding %d files: %w", len(dfs), err)
+	}
+	next, err := txn.Commit(withGuard(ctx, stream, first))
+	if err != nil {
+		return err
+	}
+	snap := next.CurrentSnapshot()
+	var sid int64
+	if snap != nil {
+		sid = snap.SnapshotID
+	}
+	c.cfg.Log.Debug("iceberg snapshot", "table", tbl.Identifier(), "snapshot", sid, "files", len(dfs), "rows", rows, "bytes", bytes, "stream", stream, "seq", last)
+	return nil
+}
+
+// Reconcile makes sure a table this commit partition has committed to exists with its columns (its files
+// are in the manifest's queue of unapplied changes until a snapshot has them).
+func (c *Catalog) Reconcile(ctx context.Context, name string, gen int, location string, cols *arrow.Schema, keys []string) error {
+	if c.cfg.Generation != nil {
+		cur, err := c.cfg.Generation(name)
+		if err != nil {
+			return err
+		}
+		if gen != cur {
+			return nil
+		}
+	}
+	if err := hive.ValidName(name); err != nil {
+		return err
+	}
+	if cols == nil {
+		return nil
+	}
+	sch, err := icebergSchema(cols)
+	if err != nil {
+		return err
+	}
+	if _, err := c.ensure(ctx, name, location, &tableSpec{PartitionKeys: keys}, []*iceberg.Schema{sch}); err != nil {
+		return fmt.Errorf("iceberg table %s.%s: %w", c.cfg.Database, name, err)
+	}
+	return nil
+}
+
+// Tables lists the database's Iceberg tables.
+func (c *Catalog) Tables(ctx context.Context) ([]string, error) {
+	var out []string
+	for id, err := range c.cat.ListTables(ctx, icehive.DatabaseIdentifier(c.cfg.Database)) {
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, id[len(id)-1])
+	}
+	sort.Strings(out)
+	return out, nil
+}
+
+// Load loads a table.
+func (c *Catalog) Load(ctx context.Context, name string) (*table.Table, error) {
+	return c.load(ctx, c.Identifier(name))
+}
+
+// --- the guard ----------------------------------------------------------------------------------------
+
+// errApplied: a snapshot adding files of a stream met a table that already has some of them.
+var errApplied = errors.New("the table already has files of this batch")
+
+type guardKey struct{}
+
+type guard struct {
+	stream string
+	first  uint64
+}
+
+func withGuard(ctx context.Context, stream string, first uint64) context.Context {
+	return context.WithValue(ctx, guardKey{}, guard{stream, first})
+}
+
+// guarded is the catalog iceberg-go commits through. iceberg-go answers a conflicting commit by reloading
+// the table and replaying the same appends onto it; before every attempt, guarded reads the table and
+// refuses (errApplied) when the stream's applied property has reached the batch, so a batch a zombie or an
+// earlier attempt already committed is never added twice. The check is sound because the attempt asserts
+// the branch head it was built on, which is no newer than the table read here.
+type guarded struct{ c *Catalog }
+
+func (g guarded) LoadTable(ctx context.Context, id table.Identifier) (*table.Table, error) {
+	t, err := g.c.cat.LoadTable(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	return table.New(t.Identifier(), t.Metadata(), t.MetadataLocation(), icebergio.LoadFSFunc(g.c.props, t.MetadataLocation()), g), nil
+}
+
+func (g guarded) CommitTable(ctx context.Context, id table.Identifier, reqs []table.Requirement, updates []table.Update) (table.Metadata, string, error) {
+	if gd, ok := ctx.Value(guardKey{}).(guard); ok {
+		cur, err := g.c.cat.LoadTable(ctx, id)
+		if err != nil {
+			return nil, "", err
+		}
+		if v, _ := strconv.ParseUint(cur.Properties()[PropApplied+gd.stream], 10, 64); v >= gd.first {
+			return nil, "", fmt.Errorf("%w (%s has %d, the batch starts at %d)", errApplied, gd.stream, v, gd.first)
+		}
+	}
+	md, loc, err := g.c.cat.CommitTable(ctx, id, reqs, updates)
+	if err != nil && !errors.Is(err, table.ErrCommitFailed) && strings.Contains(err.Error(), "requirement failed") {
+		// iceberg-go's Hive catalog checks the requirements under the table lock before it writes
+		// anything, but returns a failed one unwrapped: it is a clean conflict (another writer committed
+		// first), which iceberg-go retries only as ErrCommitFailed. Were it our own commit whose answer was
+		// lost, the retry meets the guard above.
+		err = fmt.Errorf("%w: %w", table.ErrCommitFailed, err)
+	}
+	return md, loc, err
+}

@@ -1,0 +1,205 @@
+package iceberg_test
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/array"
+	"github.com/apache/arrow-go/v18/arrow/memory"
+	"github.com/apache/arrow-go/v18/parquet/pqarrow"
+
+	"github.com/minipipe/minipipe/sinks/fs"
+	"github.com/minipipe/minipipe/sinks/iceberg"
+	"github.com/minipipe/minipipe/sinks/manifest"
+	"github.com/minipipe/minipipe/testkit"
+)
+
+func TestMain(m *testing.M) { testkit.Main(m) }
+
+var v1 = arrow.NewSchema([]arrow.Field{{Name: "id", Type: arrow.PrimitiveTypes.Int64}, {Name: "name", Type: arrow.BinaryTypes.String}}, nil)
+var v2 = arrow.NewSchema([]arrow.Field{{Name: "id", Type: arrow.PrimitiveTypes.Int64}, {Name: "name", Type: arrow.BinaryTypes.String},
+	{Name: "note", Type: arrow.BinaryTypes.String, Nullable: true}}, nil)
+
+// writeFile writes rows ids [from, from+n) as a Parquet file of schema s at name in the warehouse.
+func writeFile(t *testing.T, root, name string, s *arrow.Schema, from, n int) manifest.File {
+	t.Helper()
+	b := array.NewRecordBuilder(memory.DefaultAllocator, s)
+	defer b.Release()
+	for i := from; i < from+n; i++ {
+		b.Field(0).(*array.Int64Builder).Append(int64(i))
+		b.Field(1).(*array.StringBuilder).Append("n" + strconv.Itoa(i))
+		if s.NumFields() > 2 {
+			b.Field(2).(*array.StringBuilder).Append("note")
+		}
+	}
+	rec := b.NewRecordBatch()
+	defer rec.Release()
+	p := filepath.Join(root, name)
+	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Create(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := pqarrow.NewFileWriter(s, f, nil, pqarrow.DefaultWriterProps())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Write(rec); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	st, err := os.Stat(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return manifest.File{Final: name, Rows: int64(n), Bytes: st.Size(),
+		Sources: []manifest.SourceRange{{Source: "events:abc:0", First: int64(from), Last: int64(from + n - 1), Count: int64(n)}}}
+}
+
+// TestSnapshotsExactlyOnce runs a table's changes against the real metastore: the table is created with
+// its partition spec, a batch of files lands in one snapshot carrying minipipe's summary, the same batch
+// applied again (a retry, a zombie) adds nothing, two catalogs racing to apply one batch add it once, a
+// newer schema adds its column, and the table's files are exactly the committed ones.
+func TestSnapshotsExactlyOnce(t *testing.T) {
+	uri := testkit.SharedMetastore(t)
+	root := t.TempDir()
+	wh, err := fs.NewLocal(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	db := fmt.Sprintf("ice_%d", time.Now().UnixNano()%1_000_000)
+	open := func() *iceberg.Catalog {
+		c, err := iceberg.New(iceberg.Config{Metastore: uri, Database: db, FS: wh})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		return c
+	}
+	c := open()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	loc := wh.URI("events")
+	var seq uint64
+	// changes gives the changes of committing n files of 100 rows each, in day d, with schema s.
+	changes := func(s *arrow.Schema, d string, n int, first bool) []manifest.CatalogChange {
+		var out []manifest.CatalogChange
+		for i := 0; i < n; i++ {
+			seq++
+			f := writeFile(t, root, fmt.Sprintf("events/dt=%s/f%d.parquet", d, seq), s, int(seq)*100, 100)
+			f.Table, f.Partitions = "events", [][2]string{{"dt", d}}
+			for _, ch := range c.Changes(f, loc, s, first && i == 0, first && i == 0) {
+				ch.Seq, ch.Stream = seq, "rows.0"
+				out = append(out, ch)
+			}
+		}
+		return out
+	}
+	first := changes(v1, "2026-11-25", 3, true)
+	if err := c.Apply(ctx, first); err != nil {
+		t.Fatal(err)
+	}
+	tbl, err := c.Load(ctx, "events")
+	if err != nil {
+		t.Fatal(err)
+	}
+	snap := tbl.CurrentSnapshot()
+	if snap == nil || snap.Summary == nil {
+		t.Fatal("no snapshot after the first batch")
+	}
+	if got := snap.Summary.Properties["minipipe.seq"]; got != "3" {
+		t.Errorf("summary minipipe.seq %q, want 3 (%v)", got, snap.Summary.Properties)
+	}
+	if got := snap.Summary.Properties["minipipe.sources"]; got != "events:abc:0@100-399" {
+		t.Errorf("summary minipipe.sources %q", got)
+	}
+	if got := snap.Summary.Properties["total-records"]; got != "300" {
+		t.Errorf("total-records %q, want 300", got)
+	}
+	if got := iceberg.Applied(tbl, "rows.0"); got != 3 {
+		t.Errorf("applied %d, want 3", got)
+	}
+	if spec := tbl.Spec(); spec.NumFields() != 1 {
+		t.Errorf("partition spec %v, want identity(dt)", spec)
+	}
+
+	// The same batch again (a retry after an unknown outcome): nothing added.
+	if err := c.Apply(ctx, first); err != nil {
+		t.Fatal(err)
+	}
+	if tbl, _ = c.Load(ctx, "events"); len(tbl.Metadata().Snapshots()) != 1 {
+		t.Fatalf("%d snapshots after applying the batch twice, want 1", len(tbl.Metadata().Snapshots()))
+	}
+
+	// Two catalogs (the owner and a zombie) race to apply the next batch, with overlap.
+	second := changes(v1, "2026-11-26", 4, true)
+	other := open()
+	var wg sync.WaitGroup
+	errs := make([]error, 4)
+	for i := range errs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			cat := c
+			if i%2 == 1 {
+				cat = other
+			}
+			errs[i] = cat.Apply(ctx, append(append([]manifest.CatalogChange{}, first...), second...))
+		}()
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			t.Fatalf("a racing apply: %v", err)
+		}
+	}
+	tbl, _ = c.Load(ctx, "events")
+	if got := tbl.CurrentSnapshot().Summary.Properties["total-records"]; got != "700" {
+		t.Fatalf("total-records %q after the race, want 700", got)
+	}
+	if n := len(tbl.Metadata().Snapshots()); n != 2 {
+		t.Errorf("%d snapshots after the race, want 2", n)
+	}
+
+	// A newer schema adds its column; older files read it as null.
+	third := changes(v2, "2026-11-26", 1, true)
+	if err := c.Apply(ctx, third); err != nil {
+		t.Fatal(err)
+	}
+	tbl, _ = c.Load(ctx, "events")
+	if _, ok := tbl.Schema().FindFieldByName("note"); !ok {
+		t.Errorf("schema %v lacks the new column note", tbl.Schema())
+	}
+	if _, ok := tbl.Schema().FindFieldByName("dt"); !ok {
+		t.Errorf("schema %v lacks the partition column dt", tbl.Schema())
+	}
+	files := map[string]bool{}
+	scan := tbl.Scan()
+	tasks, err := scan.PlanFiles(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, task := range tasks {
+		if files[task.File.FilePath()] {
+			t.Errorf("file %s twice in the table", task.File.FilePath())
+		}
+		files[task.File.FilePath()] = true
+	}
+	if len(files) != 8 {
+		t.Errorf("%d files in the table, want 8", len(files))
+	}
+	if got := tbl.CurrentSnapshot().Summary.Properties["total-records"]; got != "800" {
+		t.Errorf("total-records %q, want 800", got)
+	}
+}
