@@ -198,9 +198,9 @@ type fileInfo struct {
 	size int64
 }
 
-func (i fileInfo) Name() string         { return i.name }
-func (i fileInfo) Size() int64          { return i.size }
-func (i fileInfo) Mode() iofs.FileMode  { return 0o444 }
-func (i fileInfo) ModTime() time.Time   { return time.Time{} }
-func (i fileInfo) IsDir() bool          { return false }
-func (i fileInfo) Sys() any             { return nil }
+func (i fileInfo) Name() string        { return i.name }
+func (i fileInfo) Size() int64         { return i.size }
+func (i fileInfo) Mode() iofs.FileMode { return 0o444 }
+func (i fileInfo) ModTime() time.Time  { return time.Time{} }
+func (i fileInfo) IsDir() bool         { return false }
+func (i fileInfo) Sys() any            { return nil }

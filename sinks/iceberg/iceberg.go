@@ -111,7 +111,9 @@ func (c *Catalog) Close() error { return c.hc.Close() }
 func (c *Catalog) Database() string { return c.cfg.Database }
 
 // Identifier is a table's Iceberg identifier.
-func (c *Catalog) Identifier(name string) table.Identifier { return icehive.TableIdentifier(c.cfg.Database, name) }
+func (c *Catalog) Identifier(name string) table.Identifier {
+	return icehive.TableIdentifier(c.cfg.Database, name)
+}
 
 // tableSpec is an OpTable change's payload.
 type tableSpec struct {
