@@ -116,10 +116,17 @@ start() {
   <property><name>metastore.event.db.notification.api.auth</name><value>false</value></property>
   <property><name>metastore.metadata.transformer.class</name><value> </value></property>
   <property><name>hive.metastore.disallow.incompatible.col.type.changes</name><value>false</value></property>
-  <!-- No ACID tables here: DataNucleus's autoCreateAll does not create the transaction, lock and compaction
-       tables, so neither leader election through the lock tables nor the compactor may run. -->
+  <!-- Housekeeping on this (the only) metastore: its acid housekeeper frees the table locks of a client that
+       died holding one (Iceberg commits take one; a SIGKILLed writer never releases it) after
+       metastore.txn.timeout without a heartbeat. Iceberg commits hold theirs for well under a second; one that
+       outlives the timeout is still safe (minipipe swaps the metadata location only if unchanged). -->
   <property><name>metastore.housekeeping.leader.election</name><value>host</value></property>
-  <property><name>metastore.housekeeping.threads.on</name><value>false</value></property>
+  <property><name>metastore.housekeeping.threads.on</name><value>true</value></property>
+  <property><name>metastore.txn.timeout</name><value>30s</value></property>
+  <property><name>metastore.acid.housekeeper.interval</name><value>5s</value></property>
+  <!-- The housekeeping tasks of a metastore without ACID tables or the Iceberg handler: the lock and
+       transaction timeouts (Hive's default list names the Iceberg handler's task, not on the class path). -->
+  <property><name>metastore.task.threads.remote</name><value>org.apache.hadoop.hive.metastore.txn.service.AcidHouseKeeperService,org.apache.hadoop.hive.metastore.txn.service.AcidTxnCleanerService</value></property>
   <property><name>metastore.compactor.initiator.on</name><value>false</value></property>
   <property><name>metastore.compactor.cleaner.on</name><value>false</value></property>
   <property><name>metastore.thrift.bind.host</name><value>127.0.0.1</value></property>

@@ -373,6 +373,10 @@ func (c *Catalog) addFiles(ctx context.Context, tbl *table.Table, files []manife
 				todo = append(todo, f)
 			}
 		}
+		if skipped := len(files) - len(todo); skipped > 0 && attempt == 0 {
+			// A batch whose snapshot went in before the manifest recorded it (a crash, a zombie).
+			c.cfg.Log.Info("files already in the iceberg table; not adding them again", "table", tbl.Identifier(), "stream", stream, "files", skipped, "applied_seq", applied)
+		}
 		if len(todo) == 0 {
 			return nil
 		}

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -14,6 +15,8 @@ import (
 	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/arrow-go/v18/arrow/memory"
 	"github.com/apache/arrow-go/v18/parquet/pqarrow"
+	"github.com/apache/thrift/lib/go/thrift"
+	"github.com/beltran/gohive/hive_metastore"
 
 	"github.com/minipipe/minipipe/sinks/fs"
 	"github.com/minipipe/minipipe/sinks/iceberg"
@@ -202,4 +205,70 @@ func TestSnapshotsExactlyOnce(t *testing.T) {
 	if got := tbl.CurrentSnapshot().Summary.Properties["total-records"]; got != "800" {
 		t.Errorf("total-records %q, want 800", got)
 	}
+}
+
+// TestAbandonedLock: a writer killed while holding the table's metastore lock (iceberg-go's Hive catalog
+// takes one for every commit, and a SIGKILLed process never releases it) does not block the table for good:
+// the project's metastore frees the lock after its transaction timeout and the next batch goes in.
+func TestAbandonedLock(t *testing.T) {
+	uri := testkit.SharedMetastore(t)
+	root := t.TempDir()
+	wh, err := fs.NewLocal(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	db := fmt.Sprintf("icelock_%d", time.Now().UnixNano()%1_000_000)
+	c, err := iceberg.New(iceberg.Config{Metastore: uri, Database: db, FS: wh})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	batch := func(seq uint64, first bool) []manifest.CatalogChange {
+		f := writeFile(t, root, fmt.Sprintf("t/dt=2026-11-25/f%d.parquet", seq), v1, int(seq)*10, 10)
+		f.Table, f.Partitions = "t", [][2]string{{"dt", "2026-11-25"}}
+		out := c.Changes(f, wh.URI("t"), v1, first, first)
+		for i := range out {
+			out[i].Seq, out[i].Stream = seq, "rows.0"
+		}
+		return out
+	}
+	if err := c.Apply(ctx, batch(1, true)); err != nil {
+		t.Fatal(err)
+	}
+	// A "dead writer" takes the table's exclusive lock and never releases it (its connection closes).
+	cfg := &thrift.TConfiguration{ConnectTimeout: 5 * time.Second, SocketTimeout: 30 * time.Second}
+	tr := thrift.NewTBufferedTransport(thrift.NewTSocketConf(strings.TrimPrefix(uri, "thrift://"), cfg), 64<<10)
+	if err := tr.Open(); err != nil {
+		t.Fatal(err)
+	}
+	cl := hive_metastore.NewThriftHiveMetastoreClientFactory(tr, thrift.NewTBinaryProtocolFactoryConf(cfg))
+	name := "t"
+	r, err := cl.Lock(ctx, &hive_metastore.LockRequest{User: "dead", Hostname: "localhost",
+		Component: []*hive_metastore.LockComponent{{Type: hive_metastore.LockType_EXCLUSIVE, Level: hive_metastore.LockLevel_TABLE, Dbname: db, Tablename: &name}}})
+	if err != nil || r.State != hive_metastore.LockState_ACQUIRED {
+		t.Fatalf("the dead writer's lock: %v %v", r, err)
+	}
+	tr.Close()
+	start := time.Now()
+	for {
+		err := c.Apply(ctx, batch(2, false))
+		if err == nil {
+			break
+		}
+		if ctx.Err() != nil {
+			t.Fatalf("the table stays locked by a dead writer: %v", err)
+		}
+		t.Logf("after %v: %v", time.Since(start).Round(time.Second), err)
+		time.Sleep(time.Second)
+	}
+	tbl, err := c.Load(ctx, "t")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := tbl.CurrentSnapshot().Summary.Properties["total-records"]; got != "20" {
+		t.Fatalf("total-records %q, want 20", got)
+	}
+	t.Logf("the abandoned lock was freed and the batch committed after %v", time.Since(start).Round(time.Second))
 }
