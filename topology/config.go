@@ -100,6 +100,8 @@ type Config struct {
 	// TableFormat is hive (Parquet directories registered as Hive tables) or iceberg.
 	TableFormat    string
 	IcebergCatalog string
+	// IcebergHiveLocks takes the metastore's table lock for each Iceberg commit (see sinks/iceberg).
+	IcebergHiveLocks bool
 }
 
 // DefaultConfig returns the defaults of design §2.
@@ -168,6 +170,7 @@ func (c *Config) connectionFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&c.HiveDatabase, "hive-database", c.HiveDatabase, "Hive database holding the tables (created if missing)")
 	fs.StringVar(&c.TableFormat, "table-format", c.TableFormat, "hive (Parquet partition directories registered as Hive tables) or iceberg (Iceberg v2 tables: a snapshot per commit batch; needs --catalog hive)")
 	fs.StringVar(&c.IcebergCatalog, "iceberg-catalog", c.IcebergCatalog, "catalog of the Iceberg tables: hive (the --hive-metastore)")
+	fs.BoolVar(&c.IcebergHiveLocks, "iceberg-hive-locks", c.IcebergHiveLocks, "take the metastore's table lock for each Iceberg commit, for tables that other lock-taking writers (Spark, Trino) also commit to; without it commits rely on Hive 4's atomic metadata-location check")
 	fs.BoolVar(&c.KafkaTLS, "kafka-tls", c.KafkaTLS, "connect to Kafka over TLS (implied by the other --kafka-tls-* flags; the system's CAs unless --kafka-tls-ca)")
 	fs.StringVar(&c.KafkaTLSCA, "kafka-tls-ca", c.KafkaTLSCA, "PEM bundle of the CAs Kafka's certificates must chain to")
 	fs.StringVar(&c.KafkaTLSCert, "kafka-tls-cert", c.KafkaTLSCert, "PEM client certificate for Kafka (mutual TLS), with --kafka-tls-key")

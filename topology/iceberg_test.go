@@ -181,3 +181,42 @@ func checkSnapshots(t *testing.T, trino, db, table string) {
 	}
 	t.Logf("%d snapshots from %d streams, none overlapping; %s data files, all distinct", len(snaps), len(by), files[0][0])
 }
+
+// TestStackIcebergManyInstances is issue 5's many-instance scenario on an Iceberg table on HDFS: three
+// instances, one frozen past two checkpoints of every commit partition, one SIGKILLed, a fourth joining, one
+// SIGTERMed, with rows over 8 days so that several commit partitions (streams) race to commit snapshots of
+// the one table. Trino then counts every row once, no two snapshots of a stream hold the same intent, and
+// the table's data files are exactly the Parquet files the manifests committed.
+func TestStackIcebergManyInstances(t *testing.T) {
+	brokers := testkit.Kafka(t)
+	trino := testkit.Trino(t)
+	cfg, topic, produced := manyInstances(t, icebergConfig(t, brokers), brokers, withFlags)
+	table := tableOf(topic)
+	settleTrino(t, brokers, cfg, trino, "iceberg."+cfg.HiveDatabase+"."+table, topic, produced, 3*time.Minute)
+	checkSnapshots(t, trino, cfg.HiveDatabase, table)
+	wh := mustFS(t, cfg.WarehouseURL())
+	filesMatchManifest(t, wh, table)
+	files, err := testkit.TrinoQuery(trino, `SELECT count(*) FROM iceberg.`+cfg.HiveDatabase+`."`+table+`$files"`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var parquet int
+	var walk func(dir string)
+	walk = func(dir string) {
+		es, err := wh.ReadDir(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range es {
+			if e.IsDir && e.Name != "metadata" {
+				walk(dir + "/" + e.Name)
+			} else if strings.HasSuffix(e.Name, ".parquet") {
+				parquet++
+			}
+		}
+	}
+	walk(table)
+	if files[0][0] != strconv.Itoa(parquet) {
+		t.Fatalf("the Iceberg table lists %s data files; the warehouse holds %d Parquet files", files[0][0], parquet)
+	}
+}

@@ -42,7 +42,8 @@ func newMetastore(cfg Config, wh fs.FS, log *slog.Logger) (*metastore, error) {
 	}
 	m := &metastore{wh: wh, gens: map[string]genEntry{}}
 	if cfg.TableFormat == "iceberg" {
-		ic, err := iceberg.New(iceberg.Config{Metastore: cfg.HiveMetastore, Database: cfg.HiveDatabase, FS: wh, Generation: m.generation, Log: log})
+		ic, err := iceberg.New(iceberg.Config{Metastore: cfg.HiveMetastore, Database: cfg.HiveDatabase, FS: wh, Generation: m.generation,
+			HiveLocks: cfg.IcebergHiveLocks, Log: log})
 		if err != nil {
 			return nil, err
 		}

@@ -232,6 +232,10 @@ func (c *Catalog) ensureDatabase(ctx context.Context, cl *hms.ThriftHiveMetastor
 		db.LocationUri = strings.TrimSuffix(c.cfg.DatabaseLocation, "/") + "/_minipipe/hive/" + c.cfg.Database + ".db"
 	}
 	if err := cl.CreateDatabase(ctx, db); err != nil && !isAlreadyExists(err) {
+		// Another client created it meanwhile (a Derby-backed metastore says so with a MetaException).
+		if _, gerr := cl.GetDatabase(ctx, c.cfg.Database); gerr == nil {
+			return nil
+		}
 		return fmt.Errorf("create database %s: %w", c.cfg.Database, err)
 	}
 	c.cfg.Log.Info("created the metastore database")

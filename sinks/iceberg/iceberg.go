@@ -21,6 +21,7 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
+	"math/rand/v2"
 	"slices"
 	"sort"
 	"strconv"
@@ -66,7 +67,11 @@ type Config struct {
 	Generation func(table string) (int, error)
 	// Timeout bounds each metastore call (default 30s).
 	Timeout time.Duration
-	Log     *slog.Logger
+	// HiveLocks takes the metastore's table lock for every commit, as Iceberg's Hive catalogs do by default:
+	// needed when other writers that take it (and do not check the metadata location in alter_table) commit
+	// to the same tables. Without it, commits rely on Hive 4's check alone (see hiveClient).
+	HiveLocks bool
+	Log       *slog.Logger
 }
 
 // Catalog is the commit stage's catalog for Iceberg tables.
@@ -99,8 +104,8 @@ func New(cfg Config) (*Catalog, error) {
 		// iceberg-go polls the table lock: not for minutes while the applier could retry itself.
 		"lock-check-max-wait-ms": "2000", "lock-check-retries": "30"}
 	c := &Catalog{cfg: cfg, hc: hc, props: props, root: root}
-	c.cat = icehive.NewCatalogWithClient(hiveClient{hc}, props)
-	cfg.Log.Info("iceberg tables on the hive metastore", "metastore", cfg.Metastore, "database", cfg.Database, "warehouse", root)
+	c.cat = icehive.NewCatalogWithClient(hiveClient{c: hc, locks: cfg.HiveLocks}, props)
+	cfg.Log.Info("iceberg tables on the hive metastore", "metastore", cfg.Metastore, "database", cfg.Database, "warehouse", root, "hive_locks", cfg.HiveLocks)
 	return c, nil
 }
 
@@ -307,6 +312,11 @@ func (c *Catalog) create(ctx context.Context, id table.Identifier, location stri
 	}
 	_, err = c.cat.CreateTable(ctx, id, full, catalog.WithLocation(location), catalog.WithPartitionSpec(&spec), catalog.WithProperties(props))
 	if err != nil && !errors.Is(err, catalog.ErrTableAlreadyExists) {
+		// Another commit partition created it meanwhile (a Derby-backed metastore says so with a
+		// MetaException, not AlreadyExists).
+		if tbl, lerr := c.load(ctx, id); lerr == nil {
+			return tbl, nil
+		}
 		return nil, fmt.Errorf("create: %w", err)
 	}
 	if err == nil {
@@ -387,8 +397,14 @@ func (c *Catalog) addFiles(ctx context.Context, tbl *table.Table, files []manife
 		// A conflict (another writer committed first) or our own files already in: rebuild from the table
 		// as it is now. Anything else leaves the outcome unknown: the applier retries later, and the
 		// property tells then whether the snapshot went in.
-		if !errors.Is(err, table.ErrCommitFailed) && !errors.Is(err, errApplied) || attempt == 8 {
+		if !errors.Is(err, table.ErrCommitFailed) && !errors.Is(err, errApplied) || attempt == 15 {
 			return err
+		}
+		// Other commit partitions commit to the table too: step aside a moment, not in step with them.
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(time.Duration(10+rand.IntN(90)) * time.Millisecond):
 		}
 		if tbl, err = c.load(ctx, tbl.Identifier()); err != nil {
 			return err
