@@ -354,3 +354,116 @@ func TestConcurrentStreams(t *testing.T) {
 	n := len(tbl.Metadata().Snapshots())
 	t.Logf("%d streams committed %d snapshots (%d files) in %v: %.1f snapshots/s", streams, n, streams*batches*perBatch, took.Round(time.Millisecond), float64(n)/took.Seconds())
 }
+
+// TestCompact: six small files over two days become one file per day in one replace snapshot; the rows,
+// their ids and their days are unchanged, a --partition compacts only its day, and a later append still
+// lands next to the compacted files.
+func TestCompact(t *testing.T) {
+	uri := testkit.SharedMetastore(t)
+	root := t.TempDir()
+	wh, err := fs.NewLocal(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	db := fmt.Sprintf("icecompact_%d", time.Now().UnixNano()%1_000_000)
+	c, err := iceberg.New(iceberg.Config{Metastore: uri, Database: db, FS: wh})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	seq := uint64(0)
+	add := func(s *arrow.Schema, day string, files int) {
+		var chs []manifest.CatalogChange
+		for range files {
+			seq++
+			f := writeFile(t, root, fmt.Sprintf("t/dt=%s/f%d.parquet", day, seq), s, int(seq)*100, 100)
+			f.Table, f.Partitions = "t", [][2]string{{"dt", day}}
+			for _, ch := range c.Changes(f, wh.URI("t"), s, true, true) {
+				ch.Seq, ch.Stream = seq, "rows.0"
+				chs = append(chs, ch)
+			}
+		}
+		if err := c.Apply(ctx, chs); err != nil {
+			t.Fatal(err)
+		}
+	}
+	add(v1, "2026-11-24", 3)
+	add(v2, "2026-11-24", 1) // a newer schema in the same day
+	add(v1, "2026-11-25", 2)
+	// rows reads every row as id → day|note.
+	rows := func() map[int64]string {
+		t.Helper()
+		tbl, err := c.Load(ctx, "t")
+		if err != nil {
+			t.Fatal(err)
+		}
+		at, err := tbl.Scan().ToArrowTable(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer at.Release()
+		out := map[int64]string{}
+		tr := array.NewTableReader(at, 0)
+		defer tr.Release()
+		for tr.Next() {
+			rec := tr.RecordBatch()
+			s := rec.Schema()
+			col := func(name string) arrow.Array {
+				idx := s.FieldIndices(name)
+				if len(idx) == 0 {
+					t.Fatalf("no column %s in %v", name, s)
+				}
+				return rec.Column(idx[0])
+			}
+			ids, dts, notes := col("id").(*array.Int64), col("dt").(*array.String), col("note").(*array.String)
+			for i := 0; i < int(rec.NumRows()); i++ {
+				if _, dup := out[ids.Value(i)]; dup {
+					t.Fatalf("id %d twice", ids.Value(i))
+				}
+				out[ids.Value(i)] = dts.Value(i) + "|" + notes.ValueStr(i)
+			}
+		}
+		return out
+	}
+	files := func() int {
+		t.Helper()
+		tbl, err := c.Load(ctx, "t")
+		if err != nil {
+			t.Fatal(err)
+		}
+		tasks, err := tbl.Scan().PlanFiles(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(tasks)
+	}
+	before := rows()
+	if len(before) != 600 || files() != 6 {
+		t.Fatalf("%d rows in %d files before, want 600 in 6", len(before), files())
+	}
+	r, err := c.Compact(ctx, "t", iceberg.CompactOptions{Partition: "dt=2026-11-24"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.FilesBefore != 4 || r.FilesAfter != 1 || files() != 3 {
+		t.Fatalf("compacting one day: %+v, %d files now; want 4 → 1, 3 in all", r, files())
+	}
+	r, err = c.Compact(ctx, "t", iceberg.CompactOptions{ExpireOlderThan: time.Nanosecond, RetainLast: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.FilesBefore != 2 || r.FilesAfter != 1 || files() != 2 || r.Expired == 0 {
+		t.Fatalf("compacting the rest: %+v, %d files now; want 2 → 1, 2 in all, snapshots expired", r, files())
+	}
+	after := rows()
+	if fmt.Sprint(after) != fmt.Sprint(before) {
+		t.Fatalf("the rows changed in the compaction")
+	}
+	add(v1, "2026-11-24", 1)
+	if got := len(rows()); got != 700 || files() != 3 {
+		t.Fatalf("after an append: %d rows in %d files, want 700 in 3", got, files())
+	}
+	t.Logf("6 files → 2, %d rows unchanged (days and the newer schema's column included)", len(before))
+}

@@ -1,0 +1,136 @@
+package iceberg
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/apache/iceberg-go"
+	"github.com/apache/iceberg-go/table"
+	"github.com/apache/iceberg-go/table/compaction"
+
+	"github.com/minipipe/minipipe/internal/layout"
+)
+
+// CompactOptions tune Compact.
+type CompactOptions struct {
+	// Partition limits the compaction to one table partition, as its path: dt=2026-11-25[/hr=07].
+	Partition string
+	// TargetFileSize is the size the rewritten files aim at (default 128 MiB); files under 3/4 of it are
+	// small.
+	TargetFileSize int64
+	// MinInputFiles is the fewest small files of a partition worth a rewrite (default 2).
+	MinInputFiles uint
+	// ExpireOlderThan expires the snapshots older than this (0: none), keeping RetainLast (default 50).
+	// Expiry drops them from the metadata only: their files stay (minipipe's manifests and the Hive view
+	// of the warehouse still list the files minipipe committed).
+	ExpireOlderThan time.Duration
+	RetainLast      int
+}
+
+// CompactResult is what Compact did.
+type CompactResult struct {
+	Partitions, FilesBefore, FilesAfter int
+	BytesBefore, BytesAfter             int64
+	Snapshot                            int64 // the rewrite's snapshot (0: nothing rewritten)
+	Expired                             int
+}
+
+// Compact rewrites each partition's small files into files of about the target size, in one atomic
+// snapshot (an Iceberg replace: readers see the old files or the new ones, never a mix), with the rows
+// unchanged. Appends committed meanwhile are kept: the replace is rebased onto them, and fails only if a
+// file it replaces is gone.
+func (c *Catalog) Compact(ctx context.Context, name string, opts CompactOptions) (CompactResult, error) {
+	var res CompactResult
+	tbl, err := c.Load(ctx, name)
+	if err != nil {
+		return res, err
+	}
+	if opts.TargetFileSize <= 0 {
+		opts.TargetFileSize = 128 << 20
+	}
+	if opts.MinInputFiles == 0 {
+		opts.MinInputFiles = 2
+	}
+	var scanOpts []table.ScanOption
+	if opts.Partition != "" {
+		filter, err := partitionFilter(tbl, opts.Partition)
+		if err != nil {
+			return res, err
+		}
+		scanOpts = append(scanOpts, table.WithRowFilter(filter))
+	}
+	if tbl.CurrentSnapshot() != nil {
+		tasks, err := tbl.Scan(scanOpts...).PlanFiles(ctx)
+		if err != nil {
+			return res, fmt.Errorf("planning %s: %w", name, err)
+		}
+		cfg := compaction.DefaultConfig()
+		cfg.TargetFileSizeBytes = opts.TargetFileSize
+		cfg.MinFileSizeBytes = opts.TargetFileSize * 3 / 4
+		cfg.MaxFileSizeBytes = opts.TargetFileSize * 2
+		cfg.MinInputFiles = opts.MinInputFiles
+		plan, err := cfg.PlanCompaction(tasks)
+		if err != nil {
+			return res, fmt.Errorf("planning %s: %w", name, err)
+		}
+		if len(plan.Groups) > 0 {
+			groups := make([]table.CompactionTaskGroup, len(plan.Groups))
+			for i, g := range plan.Groups {
+				groups[i] = table.CompactionTaskGroup{PartitionKey: g.PartitionKey, Tasks: g.Tasks, TotalSizeBytes: g.TotalSizeBytes}
+			}
+			r, err := tbl.RewriteDataFiles(ctx, groups, table.RewriteDataFilesOptions{SnapshotProps: iceberg.Properties{"minipipe.compaction": "true"}})
+			if err != nil {
+				return res, fmt.Errorf("rewriting %s: %w", name, err)
+			}
+			res.Partitions, res.FilesBefore, res.FilesAfter = r.RewrittenGroups, r.RemovedDataFiles, r.AddedDataFiles
+			res.BytesBefore, res.BytesAfter = r.BytesBefore, r.BytesAfter
+			if r.Table != nil {
+				tbl = r.Table
+				if s := tbl.CurrentSnapshot(); s != nil {
+					res.Snapshot = s.SnapshotID
+				}
+			}
+			c.cfg.Log.Info("compacted the iceberg table", "table", tbl.Identifier(), "partitions", res.Partitions,
+				"files_before", res.FilesBefore, "files_after", res.FilesAfter, "bytes_before", res.BytesBefore, "bytes_after", res.BytesAfter)
+		}
+	}
+	if opts.ExpireOlderThan > 0 {
+		if opts.RetainLast <= 0 {
+			opts.RetainLast = 50
+		}
+		before := len(tbl.Metadata().Snapshots())
+		txn := tbl.NewTransaction()
+		if err := txn.ExpireSnapshots(table.WithOlderThan(opts.ExpireOlderThan), table.WithRetainLast(opts.RetainLast), table.WithPostCommit(false)); err != nil {
+			return res, fmt.Errorf("expiring snapshots of %s: %w", name, err)
+		}
+		next, err := txn.Commit(ctx)
+		if err != nil {
+			return res, fmt.Errorf("expiring snapshots of %s: %w", name, err)
+		}
+		res.Expired = before - len(next.Metadata().Snapshots())
+	}
+	return res, nil
+}
+
+// partitionFilter turns a partition path (dt=2026-11-25/hr=07) into a filter on the table's partition
+// columns.
+func partitionFilter(tbl *table.Table, path string) (iceberg.BooleanExpression, error) {
+	var expr iceberg.BooleanExpression = iceberg.AlwaysTrue{}
+	for _, part := range strings.Split(strings.Trim(path, "/"), "/") {
+		k, v, ok := strings.Cut(part, "=")
+		if !ok || k == "" {
+			return nil, fmt.Errorf("--partition %q: want COLUMN=VALUE[/COLUMN=VALUE]", path)
+		}
+		if _, found := tbl.Schema().FindFieldByName(k); !found {
+			return nil, fmt.Errorf("--partition %q: the table has no column %s", path, k)
+		}
+		var term iceberg.BooleanExpression = iceberg.EqualTo(iceberg.Reference(k), layout.Unescape(v))
+		if v == hiveNull {
+			term = iceberg.IsNull(iceberg.Reference(k))
+		}
+		expr = iceberg.NewAnd(expr, term)
+	}
+	return expr, nil
+}
