@@ -21,6 +21,7 @@ import (
 	"github.com/minipipe/minipipe/internal/layout"
 	"github.com/minipipe/minipipe/internal/query"
 	"github.com/minipipe/minipipe/sinks/fs"
+	"github.com/minipipe/minipipe/sinks/iceberg"
 )
 
 // Version is set at build time (-ldflags "-X github.com/minipipe/minipipe/topology.Version=…").
@@ -39,7 +40,7 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	root.SetArgs(args)
 	root.SetOut(stdout)
 	root.SetErr(stderr)
-	root.AddCommand(runCommand(stderr), topologyCommand(stdout, stderr), tablesCommand(stdout, stderr), topicsCommand(stdout, stderr), queryCommand(stdout, stderr), replayCommand(stdout, stderr), userCommand(stdout, stderr), auditCommand(stdout, stderr), versionCommand(stdout))
+	root.AddCommand(runCommand(stderr), topologyCommand(stdout, stderr), tablesCommand(stdout, stderr), topicsCommand(stdout, stderr), queryCommand(stdout, stderr), replayCommand(stdout, stderr), compactCommand(stdout, stderr), userCommand(stdout, stderr), auditCommand(stdout, stderr), versionCommand(stdout))
 	if err := root.Execute(); err != nil {
 		fmt.Fprintln(stderr, "minipipe:", err)
 		return 1
@@ -315,5 +316,63 @@ func replayCommand(stdout, stderr io.Writer) *cobra.Command {
 		"it is swapped in with one atomic write. Needs `minipipe run` running on the same brokers and warehouse."
 	cmd.Flags().StringVar(&table, "table", "", "the table to rebuild")
 	cmd.Flags().DurationVar(&grace, "grace", 30*time.Second, "how long the old generation's files stay for queries that started before the swap")
+	return cmd
+}
+
+func compactCommand(stdout, stderr io.Writer) *cobra.Command {
+	var opts iceberg.CompactOptions
+	var table string
+	var target ByteSize
+	cmd := command("compact --table T [--partition P]", "Rewrite an Iceberg table's small files into large ones in one atomic snapshot, and expire old snapshots",
+		cobra.NoArgs, stderr, func(_ *cobra.Command, cfg Config, _ []string) error {
+			if table == "" {
+				return fmt.Errorf("--table is required")
+			}
+			if !layout.ValidTable(table) {
+				return fmt.Errorf("--table %q is not a table name", table)
+			}
+			if cfg.TableFormat != "iceberg" {
+				return fmt.Errorf("compact rewrites Iceberg tables (--table-format iceberg); a Hive table's files are fixed by its manifests")
+			}
+			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			wh, err := fs.Open(cfg.WarehouseURL())
+			if err != nil {
+				return err
+			}
+			defer wh.Close()
+			log := slog.New(slog.NewTextHandler(io.Discard, nil))
+			cat, err := iceberg.New(iceberg.Config{Metastore: cfg.HiveMetastore, Database: cfg.HiveDatabase, FS: wh, HiveLocks: cfg.IcebergHiveLocks, Log: log})
+			if err != nil {
+				return err
+			}
+			defer cat.Close()
+			opts.TargetFileSize = target.N
+			start := time.Now()
+			r, err := cat.Compact(ctx, table, opts)
+			if err != nil {
+				return err
+			}
+			if r.FilesBefore == 0 {
+				fmt.Fprintf(stdout, "%s.%s: no partition has %d or more small files\n", cfg.HiveDatabase, table, max(opts.MinInputFiles, 2))
+			} else {
+				fmt.Fprintf(stdout, "%s.%s: %d files (%d bytes) in %d partitions rewritten into %d (%d bytes) in snapshot %d, %v\n",
+					cfg.HiveDatabase, table, r.FilesBefore, r.BytesBefore, r.Partitions, r.FilesAfter, r.BytesAfter, r.Snapshot, time.Since(start).Round(time.Millisecond))
+			}
+			if opts.ExpireOlderThan > 0 {
+				fmt.Fprintf(stdout, "%d snapshots older than %v expired (the last %d kept)\n", r.Expired, opts.ExpireOlderThan, opts.RetainLast)
+			}
+			return nil
+		})
+	cmd.Long = "Iceberg tables only (--table-format iceberg, with the pipeline's --hive-metastore and --warehouse). Readers see the\n" +
+		"old files or the new ones, never a mix; appends committed meanwhile are kept. Expired snapshots leave the metadata;\n" +
+		"their files stay in the warehouse."
+	cmd.Flags().StringVar(&table, "table", "", "the table to compact")
+	cmd.Flags().StringVar(&opts.Partition, "partition", "", "only this partition, as its path: dt=2026-11-25[/hr=07]")
+	target = ByteSize{N: 128 << 20}
+	cmd.Flags().Var(&target, "target-file-size", "size of the rewritten files (files under 3/4 of it are small)")
+	cmd.Flags().UintVar(&opts.MinInputFiles, "min-files", 2, "the fewest small files of a partition worth a rewrite")
+	cmd.Flags().DurationVar(&opts.ExpireOlderThan, "expire-older-than", 0, "also expire snapshots older than this (0: none)")
+	cmd.Flags().IntVar(&opts.RetainLast, "retain-last", 50, "snapshots always kept by the expiry")
 	return cmd
 }
