@@ -173,23 +173,56 @@ start_minipipe --topics benchfull --pipeline-name benchfull --warehouse "hdfs://
 t0=$(date +%s.%N)
 ./bin/minipipe-bench load --brokers 127.0.0.1:$kport --registry "http://127.0.0.1:$reg" --topic benchfull --records "$full_records"
 ./bin/minipipe-bench drain --http "http://127.0.0.1:$http" --records "$full_records" --label "topic → Parquet on HDFS (Hive catalog)"
-count=""
-for _ in $(seq 600); do
-  count=$(curl -s -X POST -H 'X-Trino-User: bench' --data 'SELECT count(*), count(DISTINCT id) FROM hive.bench.benchfull' \
-    "http://127.0.0.1:$tport/v1/statement" | python3 -c '
+trino() { # SQL → the first row, comma-separated
+  curl -s -X POST -H 'X-Trino-User: bench' --data "$1" "http://127.0.0.1:$tport/v1/statement" | python3 -c '
 import json, sys, urllib.request
 r = json.load(sys.stdin)
 while True:
     if "data" in r: print(",".join(str(v) for v in r["data"][0])); break
     if "nextUri" not in r: break
     r = json.load(urllib.request.urlopen(urllib.request.Request(r["nextUri"], headers={"X-Trino-User": "bench"})))
-' 2>/dev/null || true)
+' 2>/dev/null || true
+}
+count=""
+for _ in $(seq 600); do
+  count=$(trino 'SELECT count(*), count(DISTINCT id) FROM hive.bench.benchfull')
   [ "$count" = "$full_records,$full_records" ] && break
   sleep 0.5
 done
 t1=$(date +%s.%N)
 [ "$count" = "$full_records,$full_records" ] || die "Trino counted '$count' rows, not $full_records"
 awk -v n="$full_records" -v s="$t0" -v e="$t1" 'BEGIN { printf "| first record produced → Trino counts them all (count = count distinct) | %d | %.1f | %.0f | | |\n", n, e - s, n / (e - s) }'
+# 4a. The wide records of 3a into tables on HDFS: Hive tables, then Iceberg tables (a snapshot per commit batch of
+#     each commit partition, lock-free on the metastore), each until Trino counts them all; then the snapshots per
+#     second the metastore took.
+stop_minipipe
+echo
+echo "Wide records ($wide, 30 fields) → zstd Parquet on HDFS, as Hive tables and as Iceberg tables, until Trino counts them all:"
+echo
+echo "| scenario | rows | seconds | rows/s | MB/s of Avro in |"
+echo "|---|---|---|---|---|"
+for format in hive iceberg; do
+  start_minipipe --topics benchwide --pipeline-name "benchwide$format" --data-dir "$work/data-wide-$format" \
+    --warehouse "hdfs://127.0.0.1:$hport/wide-$format" --catalog hive --hive-metastore "thrift://127.0.0.1:$mport" \
+    --hive-database "wide$format" --table-format "$format" --parquet-compression zstd --rotate-interval 1s
+  t0=$(date +%s.%N)
+  count=""
+  for _ in $(seq 1200); do
+    count=$(trino "SELECT count(*), count(DISTINCT l1) FROM $format.wide$format.benchwide")
+    [ "$count" = "$wide,$wide" ] && break
+    sleep 0.5
+  done
+  t1=$(date +%s.%N)
+  [ "$count" = "$wide,$wide" ] || die "Trino counted '$count' rows of benchwide as $format, not $wide"
+  awk -v n="$wide" -v b="$wide_bytes" -v s="$t0" -v e="$t1" -v f="$format" 'BEGIN { printf "| wide records → %s tables on HDFS, until Trino counts them | %d | %.1f | %.0f | %.1f |\n", f, n, e - s, n / (e - s), b / (e - s) / 1e6 }'
+  if [ "$format" = iceberg ]; then
+    snaps=$(trino "SELECT count(*), to_unixtime(max(committed_at)) - to_unixtime(min(committed_at)), sum(CAST(summary['added-data-files'] AS bigint)) FROM iceberg.wideiceberg.\"benchwide\$snapshots\"")
+    echo
+    echo "$snaps" | awk -F, '{ printf "Iceberg: %d snapshots adding %d files in %.1f s of commits: %.1f snapshots/s, %.1f files/s\n", $1, $3, $2, $1 / $2, $3 / $2 }'
+  fi
+  stop_minipipe
+done
+
 echo
 echo "peak resident memory (VmHWM) of each process over the whole benchmark:"
 peak_rss minipipe "$mp_pid" 2>&1

@@ -373,15 +373,6 @@ func chartConfig(t *testing.T, values map[string]any) string {
 	return file
 }
 
-// TestStackManyInstances: the same on HDFS with the Hive Metastore, counted through Trino.
-func TestStackManyInstances(t *testing.T) {
-	brokers := testkit.Kafka(t)
-	trino := testkit.Trino(t)
-	cfg, topic, produced := manyInstances(t, stackConfig(t, brokers, testkit.SharedMetastore(t)), brokers, withFlags)
-	table := "hive." + cfg.HiveDatabase + "." + tableOf(topic)
-	settleTrino(t, brokers, cfg, trino, table, topic, produced, 3*time.Minute)
-	filesMatchManifest(t, mustFS(t, cfg.WarehouseURL()), tableOf(topic))
-}
 
 // TestMisconfiguredInstances: an instance of a pipeline pointed at another warehouse than the pipeline
 // writes refuses to start and says why; so does a warehouse of another Kafka cluster.
