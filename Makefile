@@ -6,7 +6,7 @@ export GOFLAGS
 VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X github.com/minipipe/minipipe/topology.Version=$(VERSION)
 
-.PHONY: all build run run-full run-s3 kafka-up kafka-down stack-up stack-down test test-unit vet fuzz bench screenshots image deploy-check s3-up s3-down clean
+.PHONY: all build run run-full run-s3 run-iceberg kafka-up kafka-down stack-up stack-down test test-unit vet fuzz bench screenshots image deploy-check s3-up s3-down clean
 
 all: build
 
@@ -28,6 +28,12 @@ run-s3: build stack-up
 	. ./.state/s3/env && ./bin/minipipe run --brokers 127.0.0.1:9092 --data-dir ./data-s3 \
 	  --warehouse s3://minipipe/warehouse --s3-endpoint http://127.0.0.1:9000 --catalog hive \
 	  --hive-metastore thrift://127.0.0.1:9083 --trino http://127.0.0.1:8090
+
+## run-iceberg: minipipe on the same stack writing Iceberg tables (HDFS; Trino's iceberg catalog reads them).
+run-iceberg: build stack-up
+	./bin/minipipe run --brokers 127.0.0.1:9092 --data-dir ./data-iceberg \
+	  --warehouse hdfs://127.0.0.1:8020/iceberg --catalog hive --hive-metastore thrift://127.0.0.1:9083 \
+	  --hive-database iceberg_tables --table-format iceberg --trino http://127.0.0.1:8090 --trino-catalog iceberg
 
 kafka-up:
 	deploy/kafka/kafka.sh up

@@ -30,6 +30,7 @@ trap cleanup EXIT
 "$DEPLOY_DIR/hms/hms.sh" fetch
 "$DEPLOY_DIR/trino/trino.sh" fetch
 "$DEPLOY_DIR/python.sh" >/dev/null
+"$DEPLOY_DIR/python.sh" "$DEPLOY_DIR/../testkit/python/iceberg-requirements.txt" >/dev/null # pyiceberg
 "$DEPLOY_DIR/s3/s3.sh" fetch
 "$DEPLOY_DIR/chromium.sh" >/dev/null
 command -v systemd-analyze >/dev/null || with_lock apt apt_install systemd # verifies deploy/systemd's unit
