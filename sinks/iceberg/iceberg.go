@@ -390,8 +390,9 @@ func (c *Catalog) addFiles(ctx context.Context, tbl *table.Table, files []manife
 		if len(todo) == 0 {
 			return nil
 		}
-		err := c.commitFiles(ctx, tbl, stream, todo)
+		next, err := c.commitFiles(ctx, tbl, stream, todo)
 		if err == nil {
+			c.expire(ctx, next)
 			return nil
 		}
 		// A conflict (another writer committed first) or our own files already in: rebuild from the table
@@ -412,7 +413,7 @@ func (c *Catalog) addFiles(ctx context.Context, tbl *table.Table, files []manife
 	}
 }
 
-func (c *Catalog) commitFiles(ctx context.Context, tbl *table.Table, stream string, todo []manifest.CatalogChange) error {
+func (c *Catalog) commitFiles(ctx context.Context, tbl *table.Table, stream string, todo []manifest.CatalogChange) (*table.Table, error) {
 	spec := tbl.Spec()
 	sch := tbl.Schema()
 	dfs := make([]iceberg.DataFile, 0, len(todo))
@@ -428,7 +429,7 @@ func (c *Catalog) commitFiles(ctx context.Context, tbl *table.Table, stream stri
 		for _, pf := range spec.Fields() {
 			col, ok := sch.FindColumnName(pf.SourceID())
 			if !ok {
-				return fmt.Errorf("partition field %s has no column", pf.Name)
+				return nil, fmt.Errorf("partition field %s has no column", pf.Name)
 			}
 			v, ok := values[col]
 			if !ok || v == hiveNull {
@@ -440,7 +441,7 @@ func (c *Catalog) commitFiles(ctx context.Context, tbl *table.Table, stream stri
 		uri := c.root + "/" + f.Final
 		b, err := iceberg.NewDataFileBuilder(spec, iceberg.EntryContentData, uri, iceberg.ParquetFile, data, nil, nil, f.Rows, f.Bytes)
 		if err != nil {
-			return fmt.Errorf("data file %s: %w", uri, err)
+			return nil, fmt.Errorf("data file %s: %w", uri, err)
 		}
 		dfs = append(dfs, b.Build())
 		rows += f.Rows
@@ -465,14 +466,14 @@ func (c *Catalog) commitFiles(ctx context.Context, tbl *table.Table, stream stri
 	}
 	txn := tbl.NewTransaction()
 	if err := txn.SetProperties(iceberg.Properties{PropApplied + stream: strconv.FormatUint(last, 10)}); err != nil {
-		return err
+		return nil, err
 	}
 	if err := txn.AddDataFiles(ctx, dfs, summary, table.WithoutDuplicateCheck()); err != nil {
-		return fmt.Errorf("adding %d files: %w", len(dfs), err)
+		return nil, fmt.Errorf("adding %d files: %w", len(dfs), err)
 	}
 	next, err := txn.Commit(withGuard(ctx, stream, first))
 	if err != nil {
-		return err
+		return nil, err
 	}
 	snap := next.CurrentSnapshot()
 	var sid int64
@@ -480,7 +481,31 @@ func (c *Catalog) commitFiles(ctx context.Context, tbl *table.Table, stream stri
 		sid = snap.SnapshotID
 	}
 	c.cfg.Log.Debug("iceberg snapshot", "table", tbl.Identifier(), "snapshot", sid, "files", len(dfs), "rows", rows, "bytes", bytes, "stream", stream, "seq", last)
-	return nil
+	return next, nil
+}
+
+// Automatic snapshot expiry: a table with more than expireAbove snapshots drops those older than
+// expireAge from its metadata, keeping the last retainSnapshots (a snapshot per commit batch would otherwise
+// grow the metadata file every commit rewrites without bound). Their files stay.
+var (
+	expireAbove     = 400
+	retainSnapshots = 200
+	expireAge       = 15 * time.Minute
+)
+
+// expire drops old snapshots from a table with many; a failure is only logged (the next commit tries again).
+func (c *Catalog) expire(ctx context.Context, tbl *table.Table) {
+	if len(tbl.Metadata().Snapshots()) <= expireAbove {
+		return
+	}
+	txn := tbl.NewTransaction()
+	err := txn.ExpireSnapshots(table.WithOlderThan(expireAge), table.WithRetainLast(retainSnapshots), table.WithPostCommit(false))
+	if err == nil {
+		_, err = txn.Commit(ctx)
+	}
+	if err != nil {
+		c.cfg.Log.Warn("expiring old snapshots failed; the next commit tries again", "table", tbl.Identifier(), "snapshots", len(tbl.Metadata().Snapshots()), "error", err)
+	}
 }
 
 // Reconcile makes sure a table this commit partition has committed to exists with its columns (its files

@@ -286,6 +286,7 @@ func TestConcurrentStreams(t *testing.T) {
 	db := fmt.Sprintf("icecc_%d", time.Now().UnixNano()%1_000_000)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
+	defer iceberg.SetExpiry(12, 8, 0)()
 	const streams, batches, perBatch = 4, 10, 8
 	// The files first: the test times the commits.
 	type batch []manifest.CatalogChange
@@ -352,7 +353,11 @@ func TestConcurrentStreams(t *testing.T) {
 		t.Fatalf("total-records %s, want %s", got, want)
 	}
 	n := len(tbl.Metadata().Snapshots())
-	t.Logf("%d streams committed %d snapshots (%d files) in %v: %.1f snapshots/s", streams, n, streams*batches*perBatch, took.Round(time.Millisecond), float64(n)/took.Seconds())
+	if n > 12 {
+		t.Errorf("%d snapshots kept; the automatic expiry keeps the last 8 once there are more than 12", n)
+	}
+	t.Logf("%d streams committed %d snapshots (%d files) in %v: %.1f snapshots/s; %d snapshots kept", streams, streams*batches,
+		streams*batches*perBatch, took.Round(time.Millisecond), float64(streams*batches)/took.Seconds(), n)
 }
 
 // TestCompact: six small files over two days become one file per day in one replace snapshot; the rows,

@@ -1,0 +1,10 @@
+package iceberg
+
+import "time"
+
+// SetExpiry changes the automatic expiry's thresholds for a test; the returned func restores them.
+func SetExpiry(above, retain int, age time.Duration) func() {
+	a, r, g := expireAbove, retainSnapshots, expireAge
+	expireAbove, retainSnapshots, expireAge = above, retain, age
+	return func() { expireAbove, retainSnapshots, expireAge = a, r, g }
+}
