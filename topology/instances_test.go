@@ -373,7 +373,6 @@ func chartConfig(t *testing.T, values map[string]any) string {
 	return file
 }
 
-
 // TestMisconfiguredInstances: an instance of a pipeline pointed at another warehouse than the pipeline
 // writes refuses to start and says why; so does a warehouse of another Kafka cluster.
 func TestMisconfiguredInstances(t *testing.T) {
