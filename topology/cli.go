@@ -341,7 +341,7 @@ func compactCommand(stdout, stderr io.Writer) *cobra.Command {
 				return err
 			}
 			defer wh.Close()
-			log := slog.New(slog.NewTextHandler(io.Discard, nil))
+			log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 			cat, err := iceberg.New(iceberg.Config{Metastore: cfg.HiveMetastore, Database: cfg.HiveDatabase, FS: wh, HiveLocks: cfg.IcebergHiveLocks, Log: log})
 			if err != nil {
 				return err

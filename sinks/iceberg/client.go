@@ -93,7 +93,11 @@ func (h hiveClient) CreateTable(ctx context.Context, t *hms.Table) error {
 func (h hiveClient) AlterTable(ctx context.Context, db, name string, t *hms.Table) error {
 	req := hms.NewAlterTableRequest()
 	req.DbName, req.TableName, req.Table = db, name, t
-	if prev := t.Parameters["previous_metadata_location"]; prev != "" {
+	prev := t.Parameters["previous_metadata_location"]
+	if prev == "" && !h.locks {
+		return fmt.Errorf("altering %s.%s without the metadata location it replaces: refused (no lock, nothing to check)", db, name)
+	}
+	if prev != "" {
 		req.EnvironmentContext = &hms.EnvironmentContext{Properties: map[string]string{
 			"expected_parameter_key":   "metadata_location",
 			"expected_parameter_value": prev,

@@ -2,6 +2,7 @@ package iceberg
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -76,21 +77,13 @@ func (c *Catalog) Compact(ctx context.Context, name string, opts CompactOptions)
 			return res, fmt.Errorf("planning %s: %w", name, err)
 		}
 		if len(plan.Groups) > 0 {
-			groups := make([]table.CompactionTaskGroup, len(plan.Groups))
-			for i, g := range plan.Groups {
-				groups[i] = table.CompactionTaskGroup{PartitionKey: g.PartitionKey, Tasks: g.Tasks, TotalSizeBytes: g.TotalSizeBytes}
-			}
-			r, err := tbl.RewriteDataFiles(ctx, groups, table.RewriteDataFilesOptions{SnapshotProps: iceberg.Properties{"minipipe.compaction": "true"}})
+			next, err := c.rewrite(ctx, tbl, plan, &res)
 			if err != nil {
 				return res, fmt.Errorf("rewriting %s: %w", name, err)
 			}
-			res.Partitions, res.FilesBefore, res.FilesAfter = r.RewrittenGroups, r.RemovedDataFiles, r.AddedDataFiles
-			res.BytesBefore, res.BytesAfter = r.BytesBefore, r.BytesAfter
-			if r.Table != nil {
-				tbl = r.Table
-				if s := tbl.CurrentSnapshot(); s != nil {
-					res.Snapshot = s.SnapshotID
-				}
+			tbl = next
+			if s := tbl.CurrentSnapshot(); s != nil {
+				res.Snapshot = s.SnapshotID
 			}
 			c.cfg.Log.Info("compacted the iceberg table", "table", tbl.Identifier(), "partitions", res.Partitions,
 				"files_before", res.FilesBefore, "files_after", res.FilesAfter, "bytes_before", res.BytesBefore, "bytes_after", res.BytesAfter)
@@ -133,4 +126,61 @@ func partitionFilter(tbl *table.Table, path string) (iceberg.BooleanExpression, 
 		expr = iceberg.NewAnd(expr, term)
 	}
 	return expr, nil
+}
+
+// rewrite writes each group's files into new ones (under the table's _iceberg_data) and replaces them in one
+// snapshot. A commit refused as a conflict (iceberg-go retries it, rebased on the appends that came in,
+// first) removes the files it wrote; an unknown outcome leaves them (the snapshot may hold them).
+func (c *Catalog) rewrite(ctx context.Context, tbl *table.Table, plan compaction.Plan, res *CompactResult) (*table.Table, error) {
+	txn := tbl.NewTransaction()
+	rw := txn.NewRewrite(iceberg.Properties{"minipipe.compaction": "true"})
+	var written []string
+	for _, g := range plan.Groups {
+		gr, err := table.ExecuteCompactionGroup(ctx, tbl, table.CompactionTaskGroup{PartitionKey: g.PartitionKey, Tasks: g.Tasks, TotalSizeBytes: g.TotalSizeBytes})
+		for _, df := range gr.NewDataFiles {
+			written = append(written, df.FilePath())
+		}
+		if err != nil {
+			c.removeFiles(written)
+			return nil, err
+		}
+		if len(gr.OldDataFiles) == 0 {
+			continue
+		}
+		rw.ApplyResult(gr)
+		res.Partitions++
+		res.FilesBefore += len(gr.OldDataFiles)
+		res.FilesAfter += len(gr.NewDataFiles)
+		for _, df := range gr.OldDataFiles {
+			res.BytesBefore += df.FileSizeBytes()
+		}
+		for _, df := range gr.NewDataFiles {
+			res.BytesAfter += df.FileSizeBytes()
+		}
+	}
+	if res.Partitions == 0 {
+		return tbl, nil
+	}
+	if err := rw.Commit(ctx); err != nil {
+		c.removeFiles(written)
+		return nil, err
+	}
+	next, err := txn.Commit(ctx)
+	if err != nil {
+		if errors.Is(err, table.ErrCommitFailed) {
+			c.removeFiles(written)
+		}
+		return nil, err
+	}
+	return next, nil
+}
+
+// removeFiles removes files this process wrote and no snapshot holds (best effort).
+func (c *Catalog) removeFiles(locations []string) {
+	w := &warehouseIO{root: c.root, fs: c.cfg.FS}
+	for _, l := range locations {
+		if err := w.Remove(l); err != nil {
+			c.cfg.Log.Warn("removing a compaction's unused file", "file", l, "error", err)
+		}
+	}
 }

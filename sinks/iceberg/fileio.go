@@ -172,7 +172,12 @@ func (b *bufWriter) Write(p []byte) (int, error) {
 }
 
 func (b *bufWriter) ReadFrom(r io.Reader) (int64, error) {
-	return b.buf.ReadFrom(io.LimitReader(r, maxMetadataFile))
+	room := int64(maxMetadataFile - b.buf.Len())
+	n, err := b.buf.ReadFrom(io.LimitReader(r, room+1))
+	if err == nil && n > room {
+		return n, pathErr("write", b.location, fmt.Errorf("larger than %d MiB", maxMetadataFile>>20))
+	}
+	return n, err
 }
 
 func (b *bufWriter) Close() error {

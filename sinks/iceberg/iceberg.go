@@ -175,6 +175,8 @@ func nullable(f arrow.Field) arrow.Field {
 		f.Type = arrow.StructOf(fs...)
 	case *arrow.ListType:
 		f.Type = arrow.ListOfField(nullable(t.ElemField()))
+	case *arrow.MapType:
+		f.Type = arrow.MapOf(t.KeyType(), nullable(t.ItemField()).Type)
 	}
 	return f
 }
@@ -260,8 +262,9 @@ func (c *Catalog) ensure(ctx context.Context, name, location string, spec *table
 		if spec == nil || len(schemas) == 0 {
 			return nil, fmt.Errorf("the table is not in the metastore and this batch has no schema for it (it was dropped by hand; minipipe creates it again with its next schema): %w", err)
 		}
+		// Every schema is unioned in after, the first too: another writer may have created the table
+		// first, with its own schema.
 		tbl, err = c.create(ctx, id, location, schemas[0], spec.PartitionKeys)
-		schemas = schemas[1:]
 	}
 	if err != nil {
 		return nil, err
@@ -284,15 +287,18 @@ func (c *Catalog) load(ctx context.Context, id table.Identifier) (*table.Table, 
 // holds minipipe's Parquet files; Iceberg's metadata goes under its metadata/).
 func (c *Catalog) create(ctx context.Context, id table.Identifier, location string, sch *iceberg.Schema, keys []string) (*table.Table, error) {
 	fields := slices.Clone(sch.Fields())
-	next := sch.HighestFieldID() + 1
 	for _, k := range keys {
 		if _, ok := sch.FindFieldByName(k); ok {
 			continue
 		}
-		fields = append(fields, iceberg.NestedField{ID: next, Name: k, Type: iceberg.PrimitiveTypes.String})
-		next++
+		fields = append(fields, iceberg.NestedField{ID: -1, Name: k, Type: iceberg.PrimitiveTypes.String})
 	}
-	full := iceberg.NewSchema(0, fields...)
+	// Ids as the table assigns them (the same fresh assignment), so that the name mapping set with the
+	// table is the table's.
+	full, err := iceberg.AssignFreshSchemaIDs(iceberg.NewSchema(0, fields...), nil)
+	if err != nil {
+		return nil, fmt.Errorf("schema: %w", err)
+	}
 	var opts []iceberg.PartitionOption
 	for _, k := range keys {
 		opts = append(opts, iceberg.AddPartitionFieldByName(k, k, iceberg.IdentityTransform{}, full, nil))
@@ -301,14 +307,26 @@ func (c *Catalog) create(ctx context.Context, id table.Identifier, location stri
 	if err != nil {
 		return nil, fmt.Errorf("partition spec %v: %w", keys, err)
 	}
-	// The name mapping is set by the first snapshot, from the schema as the table assigned its ids.
+	// The name mapping (how readers find the columns of minipipe's files, which carry no field ids) is set
+	// here and by schema updates only, never by an append: an append does not assert the schema, and would
+	// put back the mapping of an older one.
+	mapping, err := json.Marshal(full.NameMapping())
+	if err != nil {
+		return nil, err
+	}
 	props := iceberg.Properties{
+		table.DefaultNameMappingKey: string(mapping),
+		// Files Iceberg itself writes (compaction) go under _iceberg_data, which minipipe's own readers of
+		// the committed files skip.
+		table.WriteDataPathKey:                       strings.TrimSuffix(location, "/") + "/_iceberg_data",
 		"format-version":                             "2",
 		"created_by":                                 "minipipe",
 		"write.parquet.compression-codec":            "zstd",
 		"write.metadata.delete-after-commit.enabled": "true",
 		"write.metadata.previous-versions-max":       "20",
 		"commit.manifest-merge.enabled":              "true",
+		// Commit partitions (and compactions) commit to one table at once: conflicts are the rule.
+		"commit.retry.num-retries": "10",
 	}
 	_, err = c.cat.CreateTable(ctx, id, full, catalog.WithLocation(location), catalog.WithPartitionSpec(&spec), catalog.WithProperties(props))
 	if err != nil && !errors.Is(err, catalog.ErrTableAlreadyExists) {
@@ -322,7 +340,14 @@ func (c *Catalog) create(ctx context.Context, id table.Identifier, location stri
 	if err == nil {
 		c.cfg.Log.Info("created the iceberg table", "table", id, "location", location, "columns", len(fields), "partitioned_by", keys)
 	}
-	return c.load(ctx, id)
+	tbl, err := c.load(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if m, _ := json.Marshal(tbl.Schema().NameMapping()); tbl.Properties()[table.DefaultNameMappingKey] != string(m) {
+		return nil, fmt.Errorf("the table's name mapping does not match its schema's ids (created by another writer?): %s", tbl.Properties()[table.DefaultNameMappingKey])
+	}
+	return tbl, nil
 }
 
 // evolve adds the columns of s the table lacks and widens the types s widened (Iceberg's union by name);
@@ -363,22 +388,34 @@ func (c *Catalog) evolve(ctx context.Context, tbl *table.Table, s *iceberg.Schem
 	}
 }
 
-// Applied is the highest intent sequence number of stream whose files the table has.
-func Applied(tbl *table.Table, stream string) uint64 {
-	v, _ := strconv.ParseUint(tbl.Properties()[PropApplied+stream], 10, 64)
-	return v
+// Applied is the highest intent sequence number of stream whose files the table has (0: none).
+func Applied(tbl *table.Table, stream string) (uint64, error) {
+	v, ok := tbl.Properties()[PropApplied+stream]
+	if !ok {
+		return 0, nil
+	}
+	n, err := strconv.ParseUint(v, 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("table property %s%s is %q, not an intent number: minipipe owns it; restore it", PropApplied, stream, v)
+	}
+	return n, nil
 }
 
 // addFiles adds the files not in the table yet (by the stream's applied property) in one snapshot.
 func (c *Catalog) addFiles(ctx context.Context, tbl *table.Table, files []manifest.CatalogChange) error {
 	stream := files[0].Stream
+	for i, f := range files {
+		if f.Stream != stream || stream == "" || f.Seq == 0 || i > 0 && f.Seq < files[i-1].Seq {
+			return fmt.Errorf("a batch of file changes without its manifest's order (stream %q, seq %d)", f.Stream, f.Seq)
+		}
+	}
 	for attempt := 0; ; attempt++ {
-		applied := Applied(tbl, stream)
+		applied, err := Applied(tbl, stream)
+		if err != nil {
+			return err
+		}
 		var todo []manifest.CatalogChange
 		for _, f := range files {
-			if f.Stream != stream {
-				return fmt.Errorf("changes of two manifests (%s, %s) in one batch", stream, f.Stream)
-			}
 			if f.Seq > applied {
 				todo = append(todo, f)
 			}
@@ -468,8 +505,11 @@ func (c *Catalog) commitFiles(ctx context.Context, tbl *table.Table, stream stri
 	if err := txn.SetProperties(iceberg.Properties{PropApplied + stream: strconv.FormatUint(last, 10)}); err != nil {
 		return nil, err
 	}
-	if err := txn.AddDataFiles(ctx, dfs, summary, table.WithoutDuplicateCheck()); err != nil {
+	if err := txn.AddDataFiles(ctx, dfs, summary, table.WithoutDuplicateCheck(), table.WithoutAutoNameMapping()); err != nil {
 		return nil, fmt.Errorf("adding %d files: %w", len(dfs), err)
+	}
+	if beforeCommit != nil {
+		beforeCommit()
 	}
 	next, err := txn.Commit(withGuard(ctx, stream, first))
 	if err != nil {
@@ -485,12 +525,12 @@ func (c *Catalog) commitFiles(ctx context.Context, tbl *table.Table, stream stri
 }
 
 // Automatic snapshot expiry: a table with more than expireAbove snapshots drops those older than
-// expireAge from its metadata, keeping the last retainSnapshots (a snapshot per commit batch would otherwise
+// expireAge (a floor for time travel) from its metadata, keeping the last retainSnapshots (a snapshot per commit batch would otherwise
 // grow the metadata file every commit rewrites without bound). Their files stay.
 var (
-	expireAbove     = 400
-	retainSnapshots = 200
-	expireAge       = 15 * time.Minute
+	expireAbove     = 1000
+	retainSnapshots = 500
+	expireAge       = time.Minute
 )
 
 // expire drops old snapshots from a table with many; a failure is only logged (the next commit tries again).
@@ -556,6 +596,9 @@ func (c *Catalog) Load(ctx context.Context, name string) (*table.Table, error) {
 
 // --- the guard ----------------------------------------------------------------------------------------
 
+// beforeCommit, when set (tests), runs between building a batch's snapshot and committing it.
+var beforeCommit func()
+
 // errApplied: a snapshot adding files of a stream met a table that already has some of them.
 var errApplied = errors.New("the table already has files of this batch")
 
@@ -591,12 +634,16 @@ func (g guarded) CommitTable(ctx context.Context, id table.Identifier, reqs []ta
 		if err != nil {
 			return nil, "", err
 		}
-		if v, _ := strconv.ParseUint(cur.Properties()[PropApplied+gd.stream], 10, 64); v >= gd.first {
+		v, err := Applied(cur, gd.stream)
+		if err != nil {
+			return nil, "", err
+		}
+		if v >= gd.first {
 			return nil, "", fmt.Errorf("%w (%s has %d, the batch starts at %d)", errApplied, gd.stream, v, gd.first)
 		}
 	}
 	md, loc, err := g.c.cat.CommitTable(ctx, id, reqs, updates)
-	if err != nil && !errors.Is(err, table.ErrCommitFailed) && strings.Contains(err.Error(), "requirement failed") {
+	if err != nil && !errors.Is(err, table.ErrCommitFailed) && strings.Contains(strings.ToLower(err.Error()), "requirement failed") {
 		// iceberg-go's Hive catalog checks the requirements under the table lock before it writes
 		// anything, but returns a failed one unwrapped: it is a clean conflict (another writer committed
 		// first), which iceberg-go retries only as ErrCommitFailed. Were it our own commit whose answer was

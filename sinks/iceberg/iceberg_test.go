@@ -130,8 +130,8 @@ func TestSnapshotsExactlyOnce(t *testing.T) {
 	if got := snap.Summary.Properties["total-records"]; got != "300" {
 		t.Errorf("total-records %q, want 300", got)
 	}
-	if got := iceberg.Applied(tbl, "rows.0"); got != 3 {
-		t.Errorf("applied %d, want 3", got)
+	if got, err := iceberg.Applied(tbl, "rows.0"); got != 3 || err != nil {
+		t.Errorf("applied %d (%v), want 3", got, err)
 	}
 	if spec := tbl.Spec(); spec.NumFields() != 1 {
 		t.Errorf("partition spec %v, want identity(dt)", spec)
@@ -471,4 +471,155 @@ func TestCompact(t *testing.T) {
 		t.Fatalf("after an append: %d rows in %d files, want 700 in 3", got, files())
 	}
 	t.Logf("6 files → 2, %d rows unchanged (days and the newer schema's column included)", len(before))
+}
+
+// TestGuardRefusesABatchAppliedMeanwhile: between the moment a catalog builds a batch's snapshot and its
+// commit, another catalog (a zombie owner of the same commit partition) commits the same batch. The first
+// commit is refused by the guard (not replayed onto the new table), the batch is in the table once, and a
+// later batch still goes in.
+func TestGuardRefusesABatchAppliedMeanwhile(t *testing.T) {
+	uri := testkit.SharedMetastore(t)
+	root := t.TempDir()
+	wh, err := fs.NewLocal(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	db := fmt.Sprintf("iceguard_%d", time.Now().UnixNano()%1_000_000)
+	open := func() *iceberg.Catalog {
+		c, err := iceberg.New(iceberg.Config{Metastore: uri, Database: db, FS: wh})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		return c
+	}
+	owner, zombie := open(), open()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	seq := uint64(0)
+	batch := func(n int, first bool) []manifest.CatalogChange {
+		var out []manifest.CatalogChange
+		for i := range n {
+			seq++
+			f := writeFile(t, root, fmt.Sprintf("g/dt=2026-11-25/f%d.parquet", seq), v1, int(seq)*100, 100)
+			f.Table, f.Partitions = "g", [][2]string{{"dt", "2026-11-25"}}
+			for _, ch := range owner.Changes(f, wh.URI("g"), v1, first && i == 0, first && i == 0) {
+				ch.Seq, ch.Stream = seq, "rows.7"
+				out = append(out, ch)
+			}
+		}
+		return out
+	}
+	if err := owner.Apply(ctx, batch(2, true)); err != nil {
+		t.Fatal(err)
+	}
+	second := batch(3, false)
+	fired := 0
+	restore := iceberg.SetBeforeCommit(func() {
+		fired++
+		if fired == 1 {
+			if err := zombie.Apply(ctx, second); err != nil {
+				t.Errorf("the zombie's apply: %v", err)
+			}
+		}
+	})
+	err = owner.Apply(ctx, second)
+	restore()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fired < 2 {
+		t.Fatalf("the hook ran %d times; the zombie's commit should have come in between", fired)
+	}
+	tbl, err := owner.Load(ctx, "g")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := tbl.CurrentSnapshot().Summary.Properties["total-records"]; got != "500" {
+		t.Fatalf("total-records %q, want 500: the batch went in twice or not at all", got)
+	}
+	if n := len(tbl.Metadata().Snapshots()); n != 2 {
+		t.Fatalf("%d snapshots, want 2", n)
+	}
+	if err := owner.Apply(ctx, batch(1, false)); err != nil {
+		t.Fatal(err)
+	}
+	tbl, _ = owner.Load(ctx, "g")
+	if got := tbl.CurrentSnapshot().Summary.Properties["total-records"]; got != "600" {
+		t.Fatalf("total-records %q after the next batch, want 600", got)
+	}
+}
+
+// TestConcurrentCreateWithTwoSchemas: two commit partitions create a new table at once, one with the first
+// schema and one with the second (a column more); the table ends with both schemas' columns and a name
+// mapping that has the new column, and a scan reads its values.
+func TestConcurrentCreateWithTwoSchemas(t *testing.T) {
+	uri := testkit.SharedMetastore(t)
+	root := t.TempDir()
+	wh, err := fs.NewLocal(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	db := fmt.Sprintf("icecreate_%d", time.Now().UnixNano()%1_000_000)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	var wg sync.WaitGroup
+	errs := make([]error, 2)
+	for i, s := range []*arrow.Schema{v1, v2} {
+		c, err := iceberg.New(iceberg.Config{Metastore: uri, Database: db, FS: wh})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		f := writeFile(t, root, fmt.Sprintf("c/dt=2026-11-25/s%d.parquet", i), s, i*1000, 100)
+		f.Table, f.Partitions = "c", [][2]string{{"dt", "2026-11-25"}}
+		chs := c.Changes(f, wh.URI("c"), s, true, true)
+		for j := range chs {
+			chs[j].Seq, chs[j].Stream = 1, fmt.Sprintf("rows.%d", i)
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for attempt := 0; attempt < 20; attempt++ {
+				if errs[i] = c.Apply(ctx, chs); errs[i] == nil {
+					return
+				}
+				time.Sleep(100 * time.Millisecond)
+			}
+		}()
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	c, err := iceberg.New(iceberg.Config{Metastore: uri, Database: db, FS: wh})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	tbl, err := c.Load(ctx, "c")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := tbl.Schema().FindFieldByName("note"); !ok {
+		t.Fatalf("schema %v lacks note", tbl.Schema())
+	}
+	if m := tbl.Properties()["schema.name-mapping.default"]; !strings.Contains(m, `"note"`) {
+		t.Fatalf("the name mapping lacks note: %s", m)
+	}
+	at, err := tbl.Scan().ToArrowTable(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer at.Release()
+	notes := 0
+	idx := at.Schema().FieldIndices("note")
+	for _, chunk := range at.Column(idx[0]).Data().Chunks() {
+		notes += chunk.Len() - chunk.NullN()
+	}
+	if at.NumRows() != 200 || notes != 100 {
+		t.Fatalf("%d rows, %d notes; want 200 rows, 100 notes (the second schema's file)", at.NumRows(), notes)
+	}
 }
