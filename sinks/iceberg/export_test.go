@@ -1,6 +1,12 @@
 package iceberg
 
-import "time"
+import (
+	"context"
+	"time"
+
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/iceberg-go/catalog"
+)
 
 // SetExpiry changes the automatic expiry's thresholds for a test; the returned func restores them.
 func SetExpiry(above, retain int, age time.Duration) func() {
@@ -13,4 +19,14 @@ func SetExpiry(above, retain int, age time.Duration) func() {
 func SetBeforeCommit(f func()) func() {
 	beforeCommit = f
 	return func() { beforeCommit = nil }
+}
+
+// CreateBare creates a table as another writer might: no name mapping, no partitions.
+func (c *Catalog) CreateBare(ctx context.Context, name, location string, cols *arrow.Schema) error {
+	sch, err := icebergSchema(cols)
+	if err != nil {
+		return err
+	}
+	_, err = c.cat.CreateTable(ctx, c.Identifier(name), sch, catalog.WithLocation(location))
+	return err
 }

@@ -269,6 +269,9 @@ func (c *Catalog) ensure(ctx context.Context, name, location string, spec *table
 	if err != nil {
 		return nil, err
 	}
+	if len(schemas) == 0 && tbl.NameMapping() == nil {
+		schemas = []*iceberg.Schema{tbl.Schema()} // sets the mapping (see evolve)
+	}
 	for _, s := range schemas {
 		if tbl, err = c.evolve(ctx, tbl, s); err != nil {
 			return nil, err
@@ -364,8 +367,14 @@ func (c *Catalog) evolve(ctx context.Context, tbl *table.Table, s *iceberg.Schem
 		if err != nil {
 			return nil, fmt.Errorf("schema update: %w", err)
 		}
+		commitCtx := ctx
 		if staged.Schema().ID == tbl.Schema().ID {
-			return tbl, nil
+			if tbl.NameMapping() != nil {
+				return tbl, nil
+			}
+			// A table made by another writer, without the mapping minipipe's files need: set it, on the
+			// condition that the schema is still the one it maps.
+			commitCtx = withSchemaAssert(ctx, tbl.Schema().ID)
 		}
 		mapping, err := json.Marshal(staged.Schema().NameMapping())
 		if err != nil {
@@ -374,7 +383,7 @@ func (c *Catalog) evolve(ctx context.Context, tbl *table.Table, s *iceberg.Schem
 		if err := txn.SetProperties(iceberg.Properties{table.DefaultNameMappingKey: string(mapping)}); err != nil {
 			return nil, err
 		}
-		next, err := txn.Commit(ctx)
+		next, err := txn.Commit(commitCtx)
 		if err == nil {
 			c.cfg.Log.Info("evolved the iceberg table's schema", "table", tbl.Identifier(), "schema_id", next.Schema().ID, "columns", len(next.Schema().Fields()))
 			return next, nil
@@ -613,6 +622,13 @@ func withGuard(ctx context.Context, stream string, first uint64) context.Context
 	return context.WithValue(ctx, guardKey{}, guard{stream, first})
 }
 
+type schemaAssertKey struct{}
+
+// withSchemaAssert makes the commits of ctx also require the table's current schema id to be id.
+func withSchemaAssert(ctx context.Context, id int) context.Context {
+	return context.WithValue(ctx, schemaAssertKey{}, id)
+}
+
 // guarded is the catalog iceberg-go commits through. iceberg-go answers a conflicting commit by reloading
 // the table and replaying the same appends onto it; before every attempt, guarded reads the table and
 // refuses (errApplied) when the stream's applied property has reached the batch, so a batch a zombie or an
@@ -641,6 +657,9 @@ func (g guarded) CommitTable(ctx context.Context, id table.Identifier, reqs []ta
 		if v >= gd.first {
 			return nil, "", fmt.Errorf("%w (%s has %d, the batch starts at %d)", errApplied, gd.stream, v, gd.first)
 		}
+	}
+	if sid, ok := ctx.Value(schemaAssertKey{}).(int); ok {
+		reqs = append(slices.Clone(reqs), table.AssertCurrentSchemaID(sid))
 	}
 	md, loc, err := g.c.cat.CommitTable(ctx, id, reqs, updates)
 	if err != nil && !errors.Is(err, table.ErrCommitFailed) && strings.Contains(strings.ToLower(err.Error()), "requirement failed") {

@@ -623,3 +623,54 @@ func TestConcurrentCreateWithTwoSchemas(t *testing.T) {
 		t.Fatalf("%d rows, %d notes; want 200 rows, 100 notes (the second schema's file)", at.NumRows(), notes)
 	}
 }
+
+// TestTableWithoutNameMapping: a table another writer made without a name mapping gets one (for the schema
+// it has) before minipipe's files, which carry no field ids, go in; a scan reads their values.
+func TestTableWithoutNameMapping(t *testing.T) {
+	uri := testkit.SharedMetastore(t)
+	root := t.TempDir()
+	wh, err := fs.NewLocal(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	db := fmt.Sprintf("icebare_%d", time.Now().UnixNano()%1_000_000)
+	c, err := iceberg.New(iceberg.Config{Metastore: uri, Database: db, FS: wh})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := c.CreateBare(ctx, "b", wh.URI("b"), v2); err != nil {
+		t.Fatal(err)
+	}
+	f := writeFile(t, root, "b/f1.parquet", v2, 0, 100)
+	f.Table = "b"
+	chs := c.Changes(f, wh.URI("b"), v2, true, true)
+	for i := range chs {
+		chs[i].Seq, chs[i].Stream = 1, "rows.0"
+	}
+	if err := c.Apply(ctx, chs); err != nil {
+		t.Fatal(err)
+	}
+	tbl, err := c.Load(ctx, "b")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tbl.NameMapping() == nil {
+		t.Fatal("no name mapping")
+	}
+	at, err := tbl.Scan().ToArrowTable(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer at.Release()
+	idx := at.Schema().FieldIndices("note")
+	notes := 0
+	for _, chunk := range at.Column(idx[0]).Data().Chunks() {
+		notes += chunk.Len() - chunk.NullN()
+	}
+	if at.NumRows() != 100 || notes != 100 {
+		t.Fatalf("%d rows, %d notes; want 100 of each", at.NumRows(), notes)
+	}
+}
