@@ -353,58 +353,47 @@ func EndOffsets(t testing.TB, brokers []string, topic string) int64 {
 	return sum
 }
 
-var (
-	pyOnce sync.Once
-	pyPath string
-	pyErr  error
-)
+// venv is a virtualenv deploy/python.sh makes once from a requirements file (empty: testkit/python's).
+type venv struct {
+	once sync.Once
+	path string
+	err  error
+}
 
-// Python returns the python of a virtualenv holding Confluent's Python client (testkit/python), made once
-// by deploy/python.sh from PyPI and cached.
-func Python(t testing.TB) string {
+func (v *venv) python(t testing.TB, requirements string) string {
 	t.Helper()
-	pyOnce.Do(func() {
-		cmd := exec.Command(filepath.Join(Root(), "deploy", "python.sh"))
+	v.once.Do(func() {
+		var args []string
+		if requirements != "" {
+			args = append(args, filepath.Join(Root(), "testkit", "python", requirements))
+		}
+		cmd := exec.Command(filepath.Join(Root(), "deploy", "python.sh"), args...)
 		var stderr bytes.Buffer
 		cmd.Stderr = &stderr
 		out, err := cmd.Output()
 		if err != nil {
-			pyErr = fmt.Errorf("deploy/python.sh: %v\n%s", err, stderr.String())
+			v.err = fmt.Errorf("deploy/python.sh: %v\n%s", err, stderr.String())
 			return
 		}
-		pyPath = strings.TrimSpace(string(out))
+		v.path = strings.TrimSpace(string(out))
 	})
-	if pyErr != nil {
-		t.Fatal(pyErr)
+	if v.err != nil {
+		t.Fatal(v.err)
 	}
-	return pyPath
+	return v.path
 }
 
-var (
-	pyIceOnce sync.Once
-	pyIcePath string
-	pyIceErr  error
-)
+var confluentVenv, icebergVenv venv
+
+// Python returns the python of a virtualenv holding Confluent's Python client (testkit/python), made once
+// by deploy/python.sh from PyPI and cached.
+func Python(t testing.TB) string { t.Helper(); return confluentVenv.python(t, "") }
 
 // PyIceberg returns the python of a virtualenv holding pyiceberg (testkit/python/iceberg-requirements.txt),
 // made once by deploy/python.sh from PyPI and cached.
 func PyIceberg(t testing.TB) string {
 	t.Helper()
-	pyIceOnce.Do(func() {
-		cmd := exec.Command(filepath.Join(Root(), "deploy", "python.sh"), filepath.Join(Root(), "testkit", "python", "iceberg-requirements.txt"))
-		var stderr bytes.Buffer
-		cmd.Stderr = &stderr
-		out, err := cmd.Output()
-		if err != nil {
-			pyIceErr = fmt.Errorf("deploy/python.sh: %v\n%s", err, stderr.String())
-			return
-		}
-		pyIcePath = strings.TrimSpace(string(out))
-	})
-	if pyIceErr != nil {
-		t.Fatal(pyIceErr)
-	}
-	return pyIcePath
+	return icebergVenv.python(t, "iceberg-requirements.txt")
 }
 
 // CreateTopic creates a topic with the given partition count (replication 1).

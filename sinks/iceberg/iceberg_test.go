@@ -26,6 +26,29 @@ import (
 
 func TestMain(m *testing.M) { testkit.Main(m) }
 
+// testWarehouse gives a test the shared metastore, a local warehouse in a temp dir and a database of its own.
+func testWarehouse(t *testing.T, prefix string) (uri, root string, wh fs.FS, db string) {
+	t.Helper()
+	uri = testkit.SharedMetastore(t)
+	root = t.TempDir()
+	local, err := fs.NewLocal(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return uri, root, local, fmt.Sprintf("%s_%d", prefix, time.Now().UnixNano()%1_000_000)
+}
+
+// openCatalog opens a catalog on the test's warehouse, closed when the test ends.
+func openCatalog(t *testing.T, uri, db string, wh fs.FS, locks bool) *iceberg.Catalog {
+	t.Helper()
+	c, err := iceberg.New(iceberg.Config{Metastore: uri, Database: db, FS: wh, HiveLocks: locks})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
 var v1 = arrow.NewSchema([]arrow.Field{{Name: "id", Type: arrow.PrimitiveTypes.Int64}, {Name: "name", Type: arrow.BinaryTypes.String}}, nil)
 var v2 = arrow.NewSchema([]arrow.Field{{Name: "id", Type: arrow.PrimitiveTypes.Int64}, {Name: "name", Type: arrow.BinaryTypes.String},
 	{Name: "note", Type: arrow.BinaryTypes.String, Nullable: true}}, nil)
@@ -75,21 +98,8 @@ func writeFile(t *testing.T, root, name string, s *arrow.Schema, from, n int) ma
 // applied again (a retry, a zombie) adds nothing, two catalogs racing to apply one batch add it once, a
 // newer schema adds its column, and the table's files are exactly the committed ones.
 func TestSnapshotsExactlyOnce(t *testing.T) {
-	uri := testkit.SharedMetastore(t)
-	root := t.TempDir()
-	wh, err := fs.NewLocal(root)
-	if err != nil {
-		t.Fatal(err)
-	}
-	db := fmt.Sprintf("ice_%d", time.Now().UnixNano()%1_000_000)
-	open := func() *iceberg.Catalog {
-		c, err := iceberg.New(iceberg.Config{Metastore: uri, Database: db, FS: wh})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { c.Close() })
-		return c
-	}
+	uri, root, wh, db := testWarehouse(t, "ice")
+	open := func() *iceberg.Catalog { return openCatalog(t, uri, db, wh, false) }
 	c := open()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
@@ -211,18 +221,8 @@ func TestSnapshotsExactlyOnce(t *testing.T) {
 // (a SIGKILLed process never releases it) does not block the table for good:
 // the project's metastore frees the lock after its transaction timeout and the next batch goes in.
 func TestAbandonedLock(t *testing.T) {
-	uri := testkit.SharedMetastore(t)
-	root := t.TempDir()
-	wh, err := fs.NewLocal(root)
-	if err != nil {
-		t.Fatal(err)
-	}
-	db := fmt.Sprintf("icelock_%d", time.Now().UnixNano()%1_000_000)
-	c, err := iceberg.New(iceberg.Config{Metastore: uri, Database: db, FS: wh, HiveLocks: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	uri, root, wh, db := testWarehouse(t, "icelock")
+	c := openCatalog(t, uri, db, wh, true)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	batch := func(seq uint64, first bool) []manifest.CatalogChange {
@@ -277,13 +277,7 @@ func TestAbandonedLock(t *testing.T) {
 // many instances do; every batch goes in exactly once, and the test reports the snapshots per second the
 // metastore sustains under that contention.
 func TestConcurrentStreams(t *testing.T) {
-	uri := testkit.SharedMetastore(t)
-	root := t.TempDir()
-	wh, err := fs.NewLocal(root)
-	if err != nil {
-		t.Fatal(err)
-	}
-	db := fmt.Sprintf("icecc_%d", time.Now().UnixNano()%1_000_000)
+	uri, root, wh, db := testWarehouse(t, "icecc")
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	defer iceberg.SetExpiry(12, 8, 0)()
@@ -293,11 +287,7 @@ func TestConcurrentStreams(t *testing.T) {
 	work := make([][]batch, streams)
 	cats := make([]*iceberg.Catalog, streams)
 	for s := range streams {
-		c, err := iceberg.New(iceberg.Config{Metastore: uri, Database: db, FS: wh})
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer c.Close()
+		c := openCatalog(t, uri, db, wh, false)
 		cats[s] = c
 		seq := uint64(0)
 		for b := range batches {
@@ -364,18 +354,8 @@ func TestConcurrentStreams(t *testing.T) {
 // their ids and their days are unchanged, a --partition compacts only its day, and a later append still
 // lands next to the compacted files.
 func TestCompact(t *testing.T) {
-	uri := testkit.SharedMetastore(t)
-	root := t.TempDir()
-	wh, err := fs.NewLocal(root)
-	if err != nil {
-		t.Fatal(err)
-	}
-	db := fmt.Sprintf("icecompact_%d", time.Now().UnixNano()%1_000_000)
-	c, err := iceberg.New(iceberg.Config{Metastore: uri, Database: db, FS: wh})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	uri, root, wh, db := testWarehouse(t, "icecompact")
+	c := openCatalog(t, uri, db, wh, false)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	seq := uint64(0)
@@ -478,21 +458,8 @@ func TestCompact(t *testing.T) {
 // commit is refused by the guard (not replayed onto the new table), the batch is in the table once, and a
 // later batch still goes in.
 func TestGuardRefusesABatchAppliedMeanwhile(t *testing.T) {
-	uri := testkit.SharedMetastore(t)
-	root := t.TempDir()
-	wh, err := fs.NewLocal(root)
-	if err != nil {
-		t.Fatal(err)
-	}
-	db := fmt.Sprintf("iceguard_%d", time.Now().UnixNano()%1_000_000)
-	open := func() *iceberg.Catalog {
-		c, err := iceberg.New(iceberg.Config{Metastore: uri, Database: db, FS: wh})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { c.Close() })
-		return c
-	}
+	uri, root, wh, db := testWarehouse(t, "iceguard")
+	open := func() *iceberg.Catalog { return openCatalog(t, uri, db, wh, false) }
 	owner, zombie := open(), open()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
@@ -523,7 +490,7 @@ func TestGuardRefusesABatchAppliedMeanwhile(t *testing.T) {
 			}
 		}
 	})
-	err = owner.Apply(ctx, second)
+	err := owner.Apply(ctx, second)
 	restore()
 	if err != nil {
 		t.Fatal(err)
@@ -554,23 +521,13 @@ func TestGuardRefusesABatchAppliedMeanwhile(t *testing.T) {
 // schema and one with the second (a column more); the table ends with both schemas' columns and a name
 // mapping that has the new column, and a scan reads its values.
 func TestConcurrentCreateWithTwoSchemas(t *testing.T) {
-	uri := testkit.SharedMetastore(t)
-	root := t.TempDir()
-	wh, err := fs.NewLocal(root)
-	if err != nil {
-		t.Fatal(err)
-	}
-	db := fmt.Sprintf("icecreate_%d", time.Now().UnixNano()%1_000_000)
+	uri, root, wh, db := testWarehouse(t, "icecreate")
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	var wg sync.WaitGroup
 	errs := make([]error, 2)
 	for i, s := range []*arrow.Schema{v1, v2} {
-		c, err := iceberg.New(iceberg.Config{Metastore: uri, Database: db, FS: wh})
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer c.Close()
+		c := openCatalog(t, uri, db, wh, false)
 		f := writeFile(t, root, fmt.Sprintf("c/dt=2026-11-25/s%d.parquet", i), s, i*1000, 100)
 		f.Table, f.Partitions = "c", [][2]string{{"dt", "2026-11-25"}}
 		chs := c.Changes(f, wh.URI("c"), s, true, true)
@@ -594,11 +551,7 @@ func TestConcurrentCreateWithTwoSchemas(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	c, err := iceberg.New(iceberg.Config{Metastore: uri, Database: db, FS: wh})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	c := openCatalog(t, uri, db, wh, false)
 	tbl, err := c.Load(ctx, "c")
 	if err != nil {
 		t.Fatal(err)
@@ -627,18 +580,8 @@ func TestConcurrentCreateWithTwoSchemas(t *testing.T) {
 // TestTableWithoutNameMapping: a table another writer made without a name mapping gets one (for the schema
 // it has) before minipipe's files, which carry no field ids, go in; a scan reads their values.
 func TestTableWithoutNameMapping(t *testing.T) {
-	uri := testkit.SharedMetastore(t)
-	root := t.TempDir()
-	wh, err := fs.NewLocal(root)
-	if err != nil {
-		t.Fatal(err)
-	}
-	db := fmt.Sprintf("icebare_%d", time.Now().UnixNano()%1_000_000)
-	c, err := iceberg.New(iceberg.Config{Metastore: uri, Database: db, FS: wh})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	uri, root, wh, db := testWarehouse(t, "icebare")
+	c := openCatalog(t, uri, db, wh, false)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	if err := c.CreateBare(ctx, "b", wh.URI("b"), v2); err != nil {
