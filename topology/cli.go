@@ -262,11 +262,17 @@ func QueryTables(wh fs.FS) ([]query.View, error) {
 	for _, t := range tables {
 		qt := query.View{Name: t.Name, PartitionFields: t.PartitionColumns}
 		if t.Files > 0 {
-			dir, err := local.LocalPath(t.Location)
+			files, err := tableFiles(wh, t)
 			if err != nil {
 				return nil, err
 			}
-			qt.Files = []string{filepath.Join(dir, "**", "*.parquet")}
+			for _, f := range files {
+				path, err := local.LocalPath(f.Path)
+				if err != nil {
+					return nil, err
+				}
+				qt.Files = append(qt.Files, path)
+			}
 		}
 		out = append(out, qt)
 	}
@@ -323,7 +329,8 @@ func compactCommand(stdout, stderr io.Writer) *cobra.Command {
 	var opts iceberg.CompactOptions
 	var table string
 	var target ByteSize
-	cmd := command("compact --table T [--partition P]", "Rewrite an Iceberg table's small files into large ones in one atomic snapshot, and expire old snapshots",
+	var grace, wait time.Duration
+	cmd := command("compact --table T [--partition P]", "Rewrite a table's small files into large ones, atomically: a Hive table's partition moves to its new files in one metastore change, an Iceberg table's files are replaced in one snapshot (and old snapshots expire)",
 		cobra.NoArgs, stderr, func(_ *cobra.Command, cfg Config, _ []string) error {
 			if table == "" {
 				return fmt.Errorf("--table is required")
@@ -331,11 +338,15 @@ func compactCommand(stdout, stderr io.Writer) *cobra.Command {
 			if !layout.ValidTable(table) {
 				return fmt.Errorf("--table %q is not a table name", table)
 			}
-			if cfg.TableFormat != "iceberg" {
-				return fmt.Errorf("compact rewrites Iceberg tables (--table-format iceberg); a Hive table's files are fixed by its manifests")
-			}
 			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
+			if cfg.TableFormat != "iceberg" {
+				if opts.ExpireOlderThan > 0 {
+					return fmt.Errorf("--expire-older-than expires Iceberg snapshots; a Hive table has none")
+				}
+				return RunCompactHive(ctx, cfg, table, HiveCompactOptions{Partition: opts.Partition, MinFiles: int(opts.MinInputFiles),
+					TargetBytes: target.N, Grace: grace, Wait: wait}, stdout)
+			}
 			wh, err := fs.Open(cfg.WarehouseURL())
 			if err != nil {
 				return err
@@ -364,15 +375,21 @@ func compactCommand(stdout, stderr io.Writer) *cobra.Command {
 			}
 			return nil
 		})
-	cmd.Long = "Iceberg tables only (--table-format iceberg, with the pipeline's --hive-metastore and --warehouse). Readers see the\n" +
-		"old files or the new ones, never a mix; appends committed meanwhile are kept. Expired snapshots leave the metadata;\n" +
-		"their files stay in the warehouse."
+	cmd.Long = "Readers see the old files or the new ones, never a mix; rows committed meanwhile are kept.\n\n" +
+		"Hive tables (the default --table-format): the running pipeline does the work (needs `minipipe run` on the same brokers\n" +
+		"and warehouse). The owner of each partition merges its files into a new directory under the partition's path\n" +
+		"(_c<request>…), commits them in its manifest, and moves the metastore partition there in one alter_partition; later\n" +
+		"commits go there too. The replaced files are removed after --grace.\n\n" +
+		"Iceberg tables (--table-format iceberg, with the pipeline's --hive-metastore and --warehouse): one replace snapshot.\n" +
+		"Expired snapshots leave the metadata; their files stay in the warehouse."
 	cmd.Flags().StringVar(&table, "table", "", "the table to compact")
 	cmd.Flags().StringVar(&opts.Partition, "partition", "", "only this partition, as its path: dt=2026-11-25[/hr=07]")
 	target = ByteSize{N: 128 << 20}
-	cmd.Flags().Var(&target, "target-file-size", "size of the rewritten files (files under 3/4 of it are small)")
+	cmd.Flags().Var(&target, "target-file-size", "size of the rewritten files (Iceberg: files under 3/4 of it are small; Hive: the bytes merged into one file, at most)")
 	cmd.Flags().UintVar(&opts.MinInputFiles, "min-files", 2, "the fewest small files of a partition worth a rewrite")
-	cmd.Flags().DurationVar(&opts.ExpireOlderThan, "expire-older-than", 0, "also expire snapshots older than this (0: none)")
-	cmd.Flags().IntVar(&opts.RetainLast, "retain-last", 50, "snapshots always kept by the expiry")
+	cmd.Flags().DurationVar(&opts.ExpireOlderThan, "expire-older-than", 0, "also expire snapshots older than this (0: none; Iceberg tables)")
+	cmd.Flags().DurationVar(&grace, "grace", 30*time.Second, "how long a Hive table's replaced files stay for queries that started before")
+	cmd.Flags().DurationVar(&wait, "wait", 10*time.Minute, "how long to wait for the pipeline to compact a Hive table")
+	cmd.Flags().IntVar(&opts.RetainLast, "retain-last", 50, "snapshots always kept by the expiry (Iceberg tables)")
 	return cmd
 }

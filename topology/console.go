@@ -3,7 +3,6 @@ package topology
 import (
 	"context"
 	"log/slog"
-	"path/filepath"
 	"sort"
 	"time"
 
@@ -64,7 +63,11 @@ func consoleDeps(cfg Config, kcfg kafka.Config, wh fs.FS, reg *registry.Registry
 		Complete: func(t console.Table) map[string]bool {
 			done := map[string]bool{}
 			for _, p := range t.Partitions {
-				if _, err := wh.Stat(fs.Join(t.Location, p.Path, commit.SuccessFile)); err == nil {
+				dir := p.Dir
+				if dir == "" {
+					dir = fs.Join(t.Location, p.Path)
+				}
+				if _, err := wh.Stat(fs.Join(dir, commit.SuccessFile)); err == nil {
 					done[p.Path] = true
 				}
 			}
@@ -81,11 +84,21 @@ func consoleDeps(cfg Config, kcfg kafka.Config, wh fs.FS, reg *registry.Registry
 			for _, t := range tables {
 				v := query.View{Name: t.Name, PartitionFields: t.PartitionColumns}
 				if t.Files > 0 {
-					dir, err := local.LocalPath(t.Location)
+					ti := TableInfo{Name: t.Name, Location: t.Location}
+					for _, p := range t.Partitions {
+						ti.Partitions = append(ti.Partitions, PartitionInfo{Path: p.Path, Dir: p.Dir})
+					}
+					files, err := tableFiles(wh, ti)
 					if err != nil {
 						return nil, nil, err
 					}
-					v.Files = []string{filepath.Join(dir, "**", "*.parquet")}
+					for _, f := range files {
+						path, err := local.LocalPath(f.Path)
+						if err != nil {
+							return nil, nil, err
+						}
+						v.Files = append(v.Files, path)
+					}
 				}
 				views = append(views, v)
 			}
@@ -141,7 +154,7 @@ func consoleDeps(cfg Config, kcfg kafka.Config, wh fs.FS, reg *registry.Registry
 				ct.SchemaIDs = []int{}
 			}
 			for i, p := range t.Partitions {
-				ct.Partitions[i] = console.Partition{Path: p.Path, Files: p.Files, Rows: p.Rows, Bytes: p.Bytes, SchemaIDs: p.SchemaIDs, LastCommit: p.LastCommit}
+				ct.Partitions[i] = console.Partition{Path: p.Path, Dir: p.Dir, Files: p.Files, Rows: p.Rows, Bytes: p.Bytes, SchemaIDs: p.SchemaIDs, LastCommit: p.LastCommit}
 			}
 			snap.Tables = append(snap.Tables, ct)
 		}

@@ -102,7 +102,20 @@ func (m *metastore) Reconcile(ctx context.Context, t commit.CatalogTable) error 
 	if m.ic != nil {
 		return m.ic.Reconcile(ctx, t.Table, t.Generation, t.Location, t.Cols, t.PartitionColumns)
 	}
-	return m.hc.Reconcile(ctx, tablePartitions(t.Table, t.Generation, t.Location, t.PartitionColumns, t.Partitions, hive.HiveColumns(t.Cols), t.SchemaID))
+	tp := tablePartitions(t.Table, t.Generation, t.Location, t.PartitionColumns, t.Partitions, hive.HiveColumns(t.Cols), t.SchemaID)
+	for i, d := range t.Dirs {
+		if d != "" && i < len(tp.Locations) {
+			tp.Locations[i] = d // compacted
+		}
+	}
+	return m.hc.Reconcile(ctx, tp)
+}
+
+func (m *metastore) Relocate(table string, gen int, partitions [][2]string, location string) ([]manifest.CatalogChange, error) {
+	if m.ic != nil {
+		return nil, fmt.Errorf("%s is an Iceberg table: minipipe compact --table-format iceberg rewrites it in a snapshot of its own", table)
+	}
+	return []manifest.CatalogChange{m.hc.RelocateChange(table, gen, partitions, location)}, nil
 }
 
 func tablePartitions(table string, gen int, location string, keys []string, parts [][][2]string, cols []hive.Column, schemaID int) hive.TablePartitions {

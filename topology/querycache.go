@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -68,7 +67,7 @@ func QueryViews(ctx context.Context, wh fs.FS, cacheDir, sql string) (views []qu
 		}
 		qt := query.View{Name: t.Name, PartitionFields: t.PartitionColumns}
 		if t.Files > 0 {
-			files, err := mirror(ctx, wh, t.Location, filepath.Join(root, filepath.FromSlash(t.Location)))
+			files, err := mirror(ctx, wh, t, filepath.Join(root, filepath.FromSlash(t.Location)))
 			if err != nil {
 				return nil, nil, fmt.Errorf("table %s: copying its files for DuckDB: %w", t.Name, err)
 			}
@@ -102,36 +101,22 @@ func mentions(sql, table string) bool {
 	return regexp.MustCompile(`(?i)(^|[^A-Za-z0-9_])` + regexp.QuoteMeta(table) + `($|[^A-Za-z0-9_])`).MatchString(sql)
 }
 
-// mirror makes local the published Parquet files under location: copied when missing or of another size,
-// removed when gone. It returns the local files.
-func mirror(ctx context.Context, wh fs.FS, location, local string) ([]string, error) {
-	want := map[string]int64{} // relative path → size
-	var walk func(dir, rel string) error
-	walk = func(dir, rel string) error {
-		entries, err := wh.ReadDir(dir)
-		if err != nil {
-			if errors.Is(err, fs.ErrNotExist) {
-				return nil
-			}
-			return err
-		}
-		for _, e := range entries {
-			if strings.HasPrefix(e.Name, "_") || strings.HasPrefix(e.Name, ".") {
-				continue // what query engines skip: _SUCCESS, hidden files
-			}
-			if e.IsDir {
-				if err := walk(fs.Join(dir, e.Name), filepath.Join(rel, e.Name)); err != nil {
-					return err
-				}
-			} else if strings.HasSuffix(e.Name, ".parquet") {
-				want[filepath.Join(rel, e.Name)] = e.Size
-			}
-		}
-		return nil
-	}
-	if err := walk(location, ""); err != nil {
+// mirror makes local the published Parquet files of a table (tableFiles): copied when missing or of another
+// size, removed when gone. It returns the local files.
+func mirror(ctx context.Context, wh fs.FS, t TableInfo, local string) ([]string, error) {
+	want := map[string]int64{} // path relative to the table's location → size
+	listed, err := tableFiles(wh, t)
+	if err != nil {
 		return nil, err
 	}
+	for _, f := range listed {
+		rel, ok := strings.CutPrefix(f.Path, t.Location+"/")
+		if !ok {
+			return nil, fmt.Errorf("file %s is outside its table's location %s", f.Path, t.Location)
+		}
+		want[filepath.FromSlash(rel)] = f.Size
+	}
+	location := t.Location
 	if err := os.MkdirAll(local, 0o700); err != nil {
 		return nil, err
 	}

@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"strings"
 	"testing"
 
 	"github.com/minipipe/minipipe/sinks/fs"
@@ -34,9 +35,20 @@ func TestMirrorAndPrune(t *testing.T) {
 	put("t/dt=2/.hidden.parquet", "x")
 	put("t/dt=2/notes.txt", "x")
 	cache := t.TempDir()
-	mirrorOf := func(location string) []string {
+	mirrorOf := func(location string, parts ...string) []string {
 		t.Helper()
-		files, err := mirror(context.Background(), wh, location, filepath.Join(cache, location))
+		ti := TableInfo{Location: location}
+		for _, p := range parts {
+			dir, path, _ := strings.Cut(p, "@")
+			if path == "" {
+				path = dir
+			}
+			ti.Partitions = append(ti.Partitions, PartitionInfo{Path: path, Dir: fs.Join(location, dir)})
+		}
+		if len(parts) == 0 {
+			ti.Partitions = []PartitionInfo{{Dir: location}}
+		}
+		files, err := mirror(context.Background(), wh, ti, filepath.Join(cache, location))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -45,7 +57,7 @@ func TestMirrorAndPrune(t *testing.T) {
 		}
 		return files
 	}
-	if got, want := mirrorOf("t"), []string{"t/dt=1/a.parquet", "t/dt=2/b.parquet"}; !reflect.DeepEqual(got, want) {
+	if got, want := mirrorOf("t", "dt=1", "dt=2"), []string{"t/dt=1/a.parquet", "t/dt=2/b.parquet"}; !reflect.DeepEqual(got, want) {
 		t.Fatalf("mirror: %v, want %v", got, want)
 	}
 	if b, err := os.ReadFile(filepath.Join(cache, "t/dt=1/a.parquet")); err != nil || string(b) != "aaaa" {
@@ -56,8 +68,17 @@ func TestMirrorAndPrune(t *testing.T) {
 		t.Fatal(err)
 	}
 	put("t/dt=3/c.parquet", "ccc")
-	if got, want := mirrorOf("t"), []string{"t/dt=2/b.parquet", "t/dt=3/c.parquet"}; !reflect.DeepEqual(got, want) {
+	if got, want := mirrorOf("t", "dt=1", "dt=2", "dt=3"), []string{"t/dt=2/b.parquet", "t/dt=3/c.parquet"}; !reflect.DeepEqual(got, want) {
 		t.Fatalf("mirror after a change: %v, want %v", got, want)
+	}
+	// A compacted partition is read from its compaction's directory alone: the files it replaced, still in
+	// the partition's path, are not the table's any more.
+	put("t/dt=2/_c1e1/m.parquet", "mm")
+	if got, want := mirrorOf("t", "dt=2/_c1e1@dt=2", "dt=3"), []string{"t/dt=2/_c1e1/m.parquet", "t/dt=3/c.parquet"}; !reflect.DeepEqual(got, want) {
+		t.Fatalf("mirror of a compacted partition: %v, want %v", got, want)
+	}
+	if _, err := os.Stat(filepath.Join(cache, "t/dt=2/b.parquet")); !os.IsNotExist(err) {
+		t.Fatalf("the replaced b.parquet is still mirrored: %v", err)
 	}
 	if _, err := os.Stat(filepath.Join(cache, "t/dt=1/a.parquet")); !os.IsNotExist(err) {
 		t.Fatalf("a.parquet is still mirrored: %v", err)

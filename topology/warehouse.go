@@ -27,7 +27,10 @@ type TableInfo struct {
 
 // PartitionInfo is one table partition.
 type PartitionInfo struct {
-	Path       string
+	Path string
+	// Dir is the partition's directory in the warehouse: Path under the table's location, or where a
+	// compaction moved it.
+	Dir        string
 	Files      int64
 	Rows       int64
 	Bytes      int64
@@ -128,7 +131,14 @@ func ListTables(f fs.FS) ([]TableInfo, error) {
 		}
 		ids := append([]int(nil), k.SchemaIDs...)
 		sort.Ints(ids)
-		ti.Partitions = append(ti.Partitions, PartitionInfo{Path: k.Path, Files: k.Files, Rows: k.Rows, Bytes: k.Bytes, SchemaIDs: ids, LastCommit: k.LastCommit})
+		dir := k.Dir
+		if dir == "" {
+			dir = ti.Location
+			if k.Path != "" {
+				dir = fs.Join(ti.Location, k.Path)
+			}
+		}
+		ti.Partitions = append(ti.Partitions, PartitionInfo{Path: k.Path, Dir: dir, Files: k.Files, Rows: k.Rows, Bytes: k.Bytes, SchemaIDs: ids, LastCommit: k.LastCommit})
 		if k.LastCommit.After(ti.LastCommit) {
 			ti.LastCommit = k.LastCommit
 		}
@@ -148,6 +158,41 @@ func ListTables(f fs.FS) ([]TableInfo, error) {
 		out = append(out, *t)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out, nil
+}
+
+// tableFile is a published Parquet file of a table.
+type tableFile struct {
+	Path string // in the warehouse
+	Size int64
+}
+
+// tableFiles lists the Parquet files of a table's partitions, each from its directory (not below it: a
+// compaction's directory, and the files it replaced, are not the partition's unless it points there), as
+// query engines list a Hive partition's location: names starting with '_' or '.' skipped.
+func tableFiles(wh fs.FS, t TableInfo) ([]tableFile, error) {
+	var out []tableFile
+	seen := map[string]bool{}
+	for _, p := range t.Partitions {
+		if seen[p.Dir] {
+			continue
+		}
+		seen[p.Dir] = true
+		entries, err := wh.ReadDir(p.Dir)
+		if errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		for _, e := range entries {
+			if e.IsDir || strings.HasPrefix(e.Name, "_") || strings.HasPrefix(e.Name, ".") || !strings.HasSuffix(e.Name, ".parquet") {
+				continue
+			}
+			out = append(out, tableFile{Path: fs.Join(p.Dir, e.Name), Size: e.Size})
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Path < out[j].Path })
 	return out, nil
 }
 

@@ -158,6 +158,11 @@ func (p *partWriter) catalogTables() []CatalogTable {
 		}
 		if len(k.Partitions) > 0 {
 			t.Partitions = append(t.Partitions, k.Partitions)
+			dir := ""
+			if k.Dir != "" {
+				dir = p.c.cfg.FS.URI(k.Dir)
+			}
+			t.Dirs = append(t.Dirs, dir)
 			if t.PartitionColumns == nil {
 				for _, kv := range k.Partitions {
 					t.PartitionColumns = append(t.PartitionColumns, kv[0])

@@ -48,6 +48,9 @@ type Catalog interface {
 	// location) needs; newPartition and newSchema say whether its table partition, or its schema in it,
 	// has no committed file yet.
 	Changes(f manifest.File, location string, cols *arrow.Schema, newPartition, newSchema bool) []manifest.CatalogChange
+	// Relocate returns the changes that point a table partition at a new directory (a compaction's, at
+	// location), or an error saying why this catalog cannot (an Iceberg table: compact rewrites those).
+	Relocate(table string, gen int, partitions [][2]string, location string) ([]manifest.CatalogChange, error)
 	// Apply applies changes idempotently, in order. Each carries the Seq of its intent and the Stream of
 	// its manifest.
 	Apply(ctx context.Context, changes []manifest.CatalogChange) error
@@ -65,8 +68,10 @@ type CatalogTable struct {
 	Location   string // the generation's location URI
 	Cols       *arrow.Schema
 	SchemaID   int
-	// Partitions are the partition values of each committed table partition.
+	// Partitions are the partition values of each committed table partition; Dirs their directories' URIs
+	// where a compaction moved them (else empty: the partition's path under Location).
 	Partitions [][][2]string
+	Dirs       []string
 	// PartitionColumns in order (may be set when Partitions is empty).
 	PartitionColumns []string
 }
@@ -344,6 +349,15 @@ func (p *partWriter) handle(ctx context.Context, value []byte, e *acks.Entry, of
 			return
 		}
 		if err := p.watermark(w); err != nil {
+			p.die(e, err)
+		}
+	case envelope.KindCompact:
+		r, err := envelope.DecodeCompact(value)
+		if err != nil {
+			c.cfg.Log.Error("skipping a malformed compaction request", "partition", p.id, "offset", offset, "error", err)
+			return
+		}
+		if err := p.compact(ctx, r); err != nil {
 			p.die(e, err)
 		}
 	case envelope.KindRows:
@@ -702,6 +716,9 @@ func (p *partWriter) commit(f *openFile) error {
 	final := fs.Join(location, f.path, f.id+".parquet")
 	if f.path == "" {
 		final = fs.Join(location, f.id+".parquet")
+	}
+	if ks := p.st.Keys[f.key]; ks != nil && ks.Dir != "" {
+		final = fs.Join(ks.Dir, f.id+".parquet") // a compaction moved the partition
 	}
 	mf := manifest.File{Table: f.table, Generation: f.gen, Key: f.key, Path: f.path, Partitions: f.partitions, Staging: f.staging,
 		Final: final, Rows: rows, Bytes: bytes, SchemaID: f.schemaID}

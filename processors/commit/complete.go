@@ -140,6 +140,9 @@ func (p *partWriter) watermark(w envelope.Watermark) error {
 func (p *partWriter) markComplete(key, table string, gen int, path string, partitions [][2]string, watermark int64) error {
 	c := p.c
 	name := fs.Join(Location(table, gen), path, SuccessFile)
+	if ks := p.st.Keys[key]; ks != nil && ks.Dir != "" {
+		name = fs.Join(ks.Dir, SuccessFile)
+	}
 	// Sensors only look for the file; what it says is for people (as the S3A committers' _SUCCESS).
 	body, _ := json.Marshal(map[string]any{"committer": "minipipe", "table": table, "generation": gen, "partition": path,
 		"watermark": time.UnixMilli(watermark).UTC().Format(time.RFC3339Nano), "lateness": c.cfg.AllowedLateness.String(),

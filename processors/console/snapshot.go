@@ -39,6 +39,7 @@ type Table struct {
 // Partition is one table partition.
 type Partition struct {
 	Path       string    `json:"path"`
+	Dir        string    `json:"dir,omitempty"` // its directory in the warehouse
 	Files      int64     `json:"files"`
 	Rows       int64     `json:"rows"`
 	Bytes      int64     `json:"bytes"`

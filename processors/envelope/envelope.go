@@ -17,6 +17,8 @@ const (
 	KindRows      byte = 1
 	KindSeal      byte = 2
 	KindWatermark byte = 3
+	// KindCompact asks the owner of a table partition to rewrite its files (minipipe compact, Hive tables).
+	KindCompact byte = 4
 )
 
 const (
@@ -206,6 +208,53 @@ func EncodeSeal(s Seal) []byte {
 	w.str(s.Key)
 	w.str(s.FileID)
 	return w.b
+}
+
+// Compact asks the commit stage to rewrite the files of one table partition (the record's key) into as few
+// as fit TargetBytes each, in a directory of their own that the partition then points at.
+type Compact struct {
+	Key         string // the table partition's key, table@generation/path
+	Request     string // names the request: redelivered, it is done once
+	MinFiles    int    // fewer files than this: nothing to do
+	TargetBytes int64  // the Parquet bytes read into one new file, at most (one file bigger than it stays alone)
+}
+
+// EncodeCompact renders a compaction request.
+func EncodeCompact(c Compact) []byte {
+	w := writer{}
+	w.b = append(w.b, magic, version, KindCompact)
+	w.str(c.Key)
+	w.str(c.Request)
+	w.uvarint(uint64(max(c.MinFiles, 0)))
+	w.varint(c.TargetBytes)
+	return w.b
+}
+
+// DecodeCompact parses a compaction request.
+func DecodeCompact(b []byte) (Compact, error) {
+	if k, err := Kind(b); err != nil || k != KindCompact {
+		return Compact{}, fmt.Errorf("%w: not a compaction request", ErrMalformed)
+	}
+	r := reader{b: b, p: 3}
+	c := Compact{Key: r.str(), Request: r.str()}
+	if n := r.uvarint(); n > 1<<20 {
+		r.fail("min files")
+	} else {
+		c.MinFiles = int(n)
+	}
+	c.TargetBytes = r.varint()
+	if r.err == nil && r.p != len(b) {
+		r.fail("trailing bytes")
+	}
+	if r.err == nil && c.TargetBytes <= 0 {
+		r.fail("target size")
+	}
+	if r.err == nil {
+		if _, _, _, err := SplitKey(c.Key); err != nil {
+			return Compact{}, err
+		}
+	}
+	return c, r.err
 }
 
 // ErrMalformed is an envelope that does not parse.

@@ -79,7 +79,13 @@ func FuzzDecodeEnvelope(f *testing.F) {
 	f.Add(EncodeBatch(&Batch{Table: "t", Path: "dt=x", Source: Source{Topic: "t"}, Prev: 7, Seal: true, SealAt: 7}))
 	f.Add([]byte{'M', 1, 1, 0xff, 0xff, 0xff, 0xff, 0x0f})
 	f.Add(EncodeWatermark(Watermark{Table: "t", Generation: 1, Source: Source{Topic: "t", Partition: 2}, Partitions: 4, Through: 9, EventTime: 1e12, Arrived: 1e12}))
+	f.Add(EncodeCompact(Compact{Key: "t@1/dt=2026-11-25", Request: "r1", MinFiles: 2, TargetBytes: 128 << 20}))
 	f.Fuzz(func(t *testing.T, b []byte) {
+		if c, err := DecodeCompact(b); err == nil {
+			if again, err := DecodeCompact(EncodeCompact(c)); err != nil || again != c {
+				t.Fatalf("re-encoded compaction request differs: %+v %+v %v", c, again, err)
+			}
+		}
 		if batch, err := DecodeBatch(b); err == nil {
 			again, err := DecodeBatch(EncodeBatch(batch))
 			if err != nil || len(again.Rows) != len(batch.Rows) || again.Seal != batch.Seal || again.SealAt != batch.SealAt {

@@ -41,6 +41,8 @@ const (
 	OpTable = "table"
 	// OpPartition makes sure a partition is registered.
 	OpPartition = "partition"
+	// OpRelocate points a partition at another directory (a compaction's), registering it if missing.
+	OpRelocate = "relocate"
 )
 
 // Parquet's Hive classes.
@@ -275,6 +277,18 @@ func (c *Catalog) Changes(table string, gen int, location string, partitions [][
 	return out
 }
 
+// RelocateChange is the change that points a table partition at location (a compaction's directory).
+func (c *Catalog) RelocateChange(table string, gen int, partitions [][2]string, location string) manifest.CatalogChange {
+	partKeys := make([]string, len(partitions))
+	vals := map[string]string{}
+	for i, p := range partitions {
+		partKeys[i] = p[0]
+		vals[p[0]] = p[1]
+	}
+	b, _ := json.Marshal(partitionSpec{PartitionKeys: partKeys, Location: location})
+	return manifest.CatalogChange{Op: OpRelocate, Table: table, Generation: gen, Location: location, Partition: vals, Columns: b}
+}
+
 // HiveColumns maps a file's Arrow schema to Hive columns.
 func HiveColumns(s *arrow.Schema) []Column {
 	out := make([]Column, 0, s.NumFields())
@@ -351,6 +365,8 @@ func (c *Catalog) Apply(ctx context.Context, changes []manifest.CatalogChange) e
 			err = c.applyTable(ctx, ch)
 		case OpPartition:
 			err = c.applyPartition(ctx, ch)
+		case OpRelocate:
+			err = c.applyRelocate(ctx, ch)
 		default:
 			c.cfg.Log.Warn("skipping an unknown catalog change", "op", ch.Op, "table", ch.Table)
 		}
@@ -558,6 +574,47 @@ func (c *Catalog) applyPartition(ctx context.Context, ch manifest.CatalogChange)
 			return fmt.Errorf("get table: %w", err)
 		}
 		return c.addPartitions(ctx, cl, t, [][]string{values}, []string{spec.Location})
+	})
+}
+
+// applyRelocate points a partition at the change's location: one alter_partition, which readers see at once
+// (a query plans with the old location or the new one, never a mix).
+func (c *Catalog) applyRelocate(ctx context.Context, ch manifest.CatalogChange) error {
+	var spec partitionSpec
+	if err := json.Unmarshal(ch.Columns, &spec); err != nil {
+		return fmt.Errorf("malformed change: %w", err)
+	}
+	if spec.Location == "" || len(spec.PartitionKeys) == 0 {
+		return fmt.Errorf("malformed change: no location or partition keys")
+	}
+	name := Name(ch.Table)
+	values := make([]string, len(spec.PartitionKeys))
+	for i, k := range spec.PartitionKeys {
+		values[i] = ch.Partition[k]
+	}
+	return c.do(ctx, func(ctx context.Context, cl *hms.ThriftHiveMetastoreClient) error {
+		part, err := cl.GetPartition(ctx, c.cfg.Database, name, values)
+		if isNoSuchObject(err) {
+			t, err := c.getTable(ctx, cl, name)
+			if err != nil {
+				return fmt.Errorf("get table: %w", err)
+			}
+			return c.addPartitions(ctx, cl, t, [][]string{values}, []string{spec.Location})
+		}
+		if err != nil {
+			return fmt.Errorf("get partition %v: %w", values, err)
+		}
+		if part.Sd == nil {
+			return fmt.Errorf("partition %v has no storage descriptor", values)
+		}
+		if strings.TrimSuffix(part.Sd.Location, "/") == strings.TrimSuffix(spec.Location, "/") {
+			return nil
+		}
+		part.Sd.Location = spec.Location
+		if err := cl.AlterPartition(ctx, c.cfg.Database, name, part); err != nil {
+			return fmt.Errorf("move partition %v to %s: %w", values, spec.Location, err)
+		}
+		return nil
 	})
 }
 

@@ -75,6 +75,9 @@ type Record struct {
 	// Intent
 	Files   []File          `json:"files,omitempty"`
 	Catalog []CatalogChange `json:"catalog,omitempty"`
+	// Compaction, on an intent, says its Files replace files of one table partition: they hold the same
+	// rows, in a directory of their own that the partition then points at.
+	Compaction *Compaction `json:"compaction,omitempty"`
 	// Committed, Abort, Applied: the intent they settle.
 	Ref uint64 `json:"ref,omitempty"`
 	// Applied: more intents whose catalog changes were applied together.
@@ -109,6 +112,34 @@ type SourceRange struct {
 	Count  int64  `json:"count"`
 }
 
+// Compaction is a rewrite of a table partition's files (minipipe compact on a Hive table).
+type Compaction struct {
+	Key     string `json:"key"`
+	Request string `json:"request"`
+	// Dir is where the partition's files are from now on: the new files, and every later commit's.
+	Dir string `json:"dir"`
+	// From is the directory the replaced files are in, Replaced their names, with their rows and bytes.
+	From          string   `json:"from"`
+	Replaced      []string `json:"replaced"`
+	ReplacedRows  int64    `json:"replaced_rows"`
+	ReplacedBytes int64    `json:"replaced_bytes"`
+}
+
+// LastCompaction is what a table partition remembers of its last compaction: which request it was, and the
+// files it replaced, which stay for queries that started before it until minipipe compact removes them.
+type LastCompaction struct {
+	Seq      uint64    `json:"seq"` // of its intent: its catalog change is applied once Unapplied lacks it
+	Request  string    `json:"request"`
+	Time     time.Time `json:"time"`
+	From     string    `json:"from"`
+	Replaced []string  `json:"replaced"`
+	// What it replaced (rows, bytes) and with what (files, bytes).
+	Rows          int64 `json:"rows"`
+	ReplacedBytes int64 `json:"replaced_bytes"`
+	Files         int   `json:"files"`
+	Bytes         int64 `json:"bytes"`
+}
+
 // CatalogChange is a metastore change a commit needs (applied after publishing, in order, until done).
 type CatalogChange struct {
 	Op         string            `json:"op"` // create_table, add_columns, add_partition
@@ -139,6 +170,10 @@ type KeyState struct {
 	SchemaIDs  []int            `json:"schema_ids,omitempty"`
 	HWM        map[string]int64 `json:"hwm"` // source → highest offset committed
 	LastCommit time.Time        `json:"last_commit"`
+	// Dir is the directory the partition's files are in when a compaction moved them from the partition's
+	// path under the table (empty: that path).
+	Dir            string          `json:"dir,omitempty"`
+	LastCompaction *LastCompaction `json:"last_compaction,omitempty"`
 }
 
 // State is an owner's view of its partition: committed keys with their high-water marks, and intents not
@@ -196,7 +231,13 @@ func (s *State) Apply(r *Record) {
 		if in == nil {
 			return
 		}
+		if c := in.Compaction; c != nil {
+			s.applyCompaction(r, in)
+		}
 		for _, f := range in.Files {
+			if in.Compaction != nil {
+				break
+			}
 			k := s.Keys[f.Key]
 			if k == nil {
 				k = &KeyState{Table: f.Table, Generation: f.Generation, Path: f.Path, Partitions: f.Partitions, HWM: map[string]int64{}}
@@ -245,6 +286,24 @@ func (s *State) Apply(r *Record) {
 			s.Stale++
 		}
 	}
+}
+
+// applyCompaction folds a committed compaction into its key: the same rows and high-water marks, other files.
+func (s *State) applyCompaction(r, in *Record) {
+	c := in.Compaction
+	k := s.Keys[c.Key]
+	if k == nil {
+		return // nothing committed to compact: such an intent is never written
+	}
+	var bytes int64
+	for _, f := range in.Files {
+		bytes += f.Bytes
+	}
+	k.Files += int64(len(in.Files)) - int64(len(c.Replaced))
+	k.Bytes += bytes - c.ReplacedBytes
+	k.Dir = c.Dir
+	k.LastCompaction = &LastCompaction{Seq: r.Ref, Request: c.Request, Time: r.Time, From: c.From, Replaced: c.Replaced,
+		Rows: c.ReplacedRows, ReplacedBytes: c.ReplacedBytes, Files: len(in.Files), Bytes: bytes}
 }
 
 func containsInt(xs []int, x int) bool {
