@@ -6,7 +6,7 @@ export GOFLAGS
 VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X github.com/minipipe/minipipe/topology.Version=$(VERSION)
 
-.PHONY: all build run run-full run-s3 run-iceberg kafka-up kafka-down stack-up stack-down test test-unit vet fuzz bench screenshots image deploy-check s3-up s3-down clean
+.PHONY: all build run run-full run-s3 run-iceberg run-iceberg-rest kafka-up kafka-down stack-up stack-down test test-unit vet fuzz bench screenshots image deploy-check s3-up s3-down clean
 
 all: build
 
@@ -35,6 +35,13 @@ run-iceberg: build stack-up
 	  --warehouse hdfs://127.0.0.1:8020/iceberg --catalog hive --hive-metastore thrift://127.0.0.1:9083 \
 	  --hive-database iceberg_tables --table-format iceberg --trino http://127.0.0.1:8090 --trino-catalog iceberg
 
+## run-iceberg-rest: the same with the Iceberg tables in a REST catalog (Iceberg's own test server on
+## http://127.0.0.1:8181, from Maven Central); Trino's iceberg_rest catalog reads them.
+run-iceberg-rest: build stack-up
+	./bin/minipipe run --brokers 127.0.0.1:9092 --data-dir ./data-iceberg-rest \
+	  --warehouse hdfs://127.0.0.1:8020/iceberg-rest --hive-database iceberg_rest_tables --table-format iceberg \
+	  --iceberg-catalog rest --iceberg-rest-uri http://127.0.0.1:8181 --trino http://127.0.0.1:8090 --trino-catalog iceberg_rest
+
 kafka-up:
 	deploy/kafka/kafka.sh up
 
@@ -49,6 +56,7 @@ stack-up:
 	deploy/kafka/kafka.sh up
 	deploy/hdfs/hdfs.sh up
 	deploy/hms/hms.sh up
+	deploy/iceberg-rest/rest.sh up
 	deploy/trino/trino.sh up
 
 ## s3-up: an S3-compatible server (moto's server mode, from PyPI) on http://127.0.0.1:9000 with the bucket
@@ -61,6 +69,7 @@ s3-down:
 
 stack-down:
 	-deploy/trino/trino.sh down
+	-deploy/iceberg-rest/rest.sh down
 	-deploy/hms/hms.sh down
 	-deploy/hdfs/hdfs.sh down
 	-deploy/kafka/kafka.sh down

@@ -74,13 +74,14 @@ stack_kill() {
   "$DEPLOY_DIR/hdfs/hdfs.sh" kill --dir "$1/hdfs" >/dev/null 2>&1 || true
   "$DEPLOY_DIR/kafka/kafka.sh" kill --dir "$1/kafka" >/dev/null 2>&1 || true
   [ -f "$1/s3/moto.pid" ] && { kill -KILL "$(cat "$1/s3/moto.pid")" 2>/dev/null || true; }
+  [ -f "$1/iceberg-rest/rest.pid" ] && { kill -KILL "$(cat "$1/iceberg-rest/rest.pid")" 2>/dev/null || true; }
   return 0
 }
 
 # stack_report ROOT: the peak resident memory of each service still running there.
 stack_report() {
   local name file
-  for name in kafka/kafka namenode:hdfs/namenode datanode:hdfs/datanode metastore:hms/hms trino/trino s3:s3/moto; do
+  for name in kafka/kafka namenode:hdfs/namenode datanode:hdfs/datanode metastore:hms/hms trino/trino s3:s3/moto iceberg-rest:iceberg-rest/rest; do
     file=${name#*:}; name=${name%%:*}; name=${name%%/*}
     peak_rss "$name" "$(cat "$1/$file.pid" 2>/dev/null)"
   done

@@ -5,7 +5,9 @@
 #  - HDFS (one NameNode, one DataNode, Hadoop 3.4) from Maven Central jars;
 #  - moto's S3-compatible server (PyPI, in a cached virtualenv) with the bucket minipipe;
 #  - the Hive Metastore (standalone, Derby) from Maven Central jars, its warehouse on that HDFS, S3A on that server;
-#  - Trino with a Hive catalog on that metastore (Maven Central tarball, Temurin 25), HDFS and native S3;
+#  - Apache Iceberg's REST catalog test server (iceberg-core's, Maven Central jars) for --iceberg-catalog rest;
+#  - Trino with a Hive catalog on that metastore (Maven Central tarball, Temurin 25), HDFS and native S3, and an
+#    Iceberg catalog on each of the metastore and the REST catalog;
 #  - Confluent's Python client in a cached virtualenv (PyPI);
 #  - Debian's Chromium for the console's browser tests, and systemd-analyze (apt-get, once per machine);
 #  - Helm (pinned, built from the Go module proxy) for the chart's checks; the image's Debian packages;
@@ -18,7 +20,7 @@ STATICCHECK=v0.8.2
 
 start=$(date +%s)
 root=$(mktemp -d /tmp/minipipe-test.XXXXXX)
-kport=$(free_port); hport=$(free_port); mport=$(free_port); tport=$(free_port); sport=$(free_port)
+kport=$(free_port); hport=$(free_port); mport=$(free_port); tport=$(free_port); sport=$(free_port); rport=$(free_port)
 
 cleanup() { stack_kill "$root"; rm -rf "$root"; }
 trap cleanup EXIT
@@ -32,6 +34,7 @@ trap cleanup EXIT
 "$DEPLOY_DIR/python.sh" >/dev/null
 "$DEPLOY_DIR/python.sh" "$DEPLOY_DIR/../testkit/python/iceberg-requirements.txt" >/dev/null # pyiceberg
 "$DEPLOY_DIR/s3/s3.sh" fetch
+"$DEPLOY_DIR/iceberg-rest/rest.sh" fetch
 "$DEPLOY_DIR/chromium.sh" >/dev/null
 command -v systemd-analyze >/dev/null || with_lock apt apt_install systemd # verifies deploy/systemd's unit
 MINIPIPE_TEST_HELM=$("$DEPLOY_DIR/helm.sh" --path) # the chart's checks (built from the Go module proxy once)
@@ -43,7 +46,9 @@ wait "$hpid" || die "HDFS did not start"
 "$DEPLOY_DIR/s3/s3.sh" start --dir "$root/s3" --port "$sport" || die "the S3 server did not start"
 # The metastore and Trino reach s3a:// tables on that server too (its endpoint and credentials).
 "$DEPLOY_DIR/hms/hms.sh" start --dir "$root/hms" --port "$mport" --hdfs "hdfs://127.0.0.1:$hport" --s3-env "$root/s3/env"
-"$DEPLOY_DIR/trino/trino.sh" start --dir "$root/trino" --port "$tport" --metastore "thrift://127.0.0.1:$mport" --s3-env "$root/s3/env" & tpid=$!
+"$DEPLOY_DIR/iceberg-rest/rest.sh" start --dir "$root/iceberg-rest" --port "$rport" || die "the Iceberg REST catalog did not start"
+"$DEPLOY_DIR/trino/trino.sh" start --dir "$root/trino" --port "$tport" --metastore "thrift://127.0.0.1:$mport" --s3-env "$root/s3/env" \
+  --iceberg-rest "http://127.0.0.1:$rport" & tpid=$!
 wait "$kpid" || die "Kafka did not start"
 wait "$tpid" || die "Trino did not start"
 log "services up in $(( $(date +%s) - start ))s"
@@ -53,6 +58,7 @@ export MINIPIPE_TEST_HDFS=hdfs://127.0.0.1:$hport
 export MINIPIPE_TEST_HMS=thrift://127.0.0.1:$mport
 export MINIPIPE_TEST_TRINO=http://127.0.0.1:$tport
 export MINIPIPE_TEST_S3=http://127.0.0.1:$sport
+export MINIPIPE_TEST_ICEBERG_REST=http://127.0.0.1:$rport
 # shellcheck disable=SC1091
 source "$root/s3/env" # the S3 server's AWS_* credentials, for the SDK's chain
 

@@ -196,6 +196,9 @@ func Args(cfg topology.Config) []string {
 	if cfg.TableFormat != "" && cfg.TableFormat != "hive" {
 		args = append(args, "--table-format", cfg.TableFormat)
 	}
+	if cfg.IcebergCatalog == "rest" {
+		args = append(args, "--iceberg-catalog", "rest", "--iceberg-rest-uri", cfg.IcebergRESTURI)
+	}
 	if cfg.AuthFile != "" {
 		args = append(args, "--auth-file", cfg.AuthFile)
 	}

@@ -120,6 +120,8 @@ type TrinoServer struct {
 	Port      int
 	Metastore string
 	S3Env     string // optional: an env file (S3EnvFile) for the native S3 file system
+	// IcebergREST, optional, is a REST catalog (IcebergREST) the catalog iceberg_rest reads.
+	IcebergREST string
 }
 
 // URL is http://127.0.0.1:PORT.
@@ -129,6 +131,9 @@ func (s *TrinoServer) script(args ...string) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
 	defer cancel()
 	args = append(args, "--dir", s.Dir, "--port", strconv.Itoa(s.Port), "--metastore", s.Metastore)
+	if s.IcebergREST != "" {
+		args = append(args, "--iceberg-rest", s.IcebergREST)
+	}
 	if s.S3Env != "" {
 		args = append(args, "--s3-env", s.S3Env)
 	}
@@ -149,9 +154,9 @@ type shared struct {
 }
 
 var (
-	sharedHDFS, sharedHMS, sharedTrino shared
-	sharedStopsMu                      sync.Mutex
-	sharedStops                        []func()
+	sharedHDFS, sharedHMS, sharedTrino, sharedIcebergREST shared
+	sharedStopsMu                                         sync.Mutex
+	sharedStops                                           []func()
 )
 
 func (s *shared) get(t testing.TB, env string, start func() (string, func(), error)) string {
@@ -208,7 +213,8 @@ func SharedMetastore(t testing.TB) string {
 }
 
 // Trino returns the URL of a Trino shared by the tests (MINIPIPE_TEST_TRINO, or started here), whose
-// catalog "hive" reads the shared metastore, on HDFS and on the shared S3 server.
+// catalogs "hive" and "iceberg" read the shared metastore, on HDFS and on the shared S3 server, and
+// "iceberg_rest" the shared Iceberg REST catalog.
 func Trino(t testing.TB) string {
 	hms := SharedMetastore(t)
 	return sharedTrino.get(t, "MINIPIPE_TEST_TRINO", func() (string, func(), error) {
@@ -216,9 +222,29 @@ func Trino(t testing.TB) string {
 		if err != nil {
 			return "", nil, err
 		}
-		s := &TrinoServer{Dir: dir, Port: FreePort(t), Metastore: hms, S3Env: S3EnvFile(t)}
+		s := &TrinoServer{Dir: dir, Port: FreePort(t), Metastore: hms, S3Env: S3EnvFile(t), IcebergREST: IcebergREST(t)}
 		err = s.script("start")
 		return s.URL(), func() { _ = s.script("kill"); _ = os.RemoveAll(dir) }, err
+	})
+}
+
+// IcebergREST returns the http:// URI of an Iceberg REST catalog shared by the tests (MINIPIPE_TEST_ICEBERG_REST,
+// or Iceberg's own test server started here by deploy/iceberg-rest/rest.sh). Tests keep out of each other's way
+// with their own namespace.
+func IcebergREST(t testing.TB) string {
+	return sharedIcebergREST.get(t, "MINIPIPE_TEST_ICEBERG_REST", func() (string, func(), error) {
+		dir, err := os.MkdirTemp("", "minipipe-iceberg-rest-")
+		if err != nil {
+			return "", nil, err
+		}
+		port := strconv.Itoa(FreePort(t))
+		script := filepath.Join(Root(), "deploy", "iceberg-rest", "rest.sh")
+		stop := func() { _ = exec.Command(script, "kill", "--dir", dir).Run(); _ = os.RemoveAll(dir) }
+		if out, err := exec.Command(script, "start", "--dir", dir, "--port", port).CombinedOutput(); err != nil {
+			stop()
+			return "", nil, &startError{what: "deploy/iceberg-rest/rest.sh start", err: err, out: out}
+		}
+		return "http://127.0.0.1:" + port, stop, nil
 	})
 }
 

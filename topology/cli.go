@@ -353,7 +353,11 @@ func compactCommand(stdout, stderr io.Writer) *cobra.Command {
 			}
 			defer wh.Close()
 			log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-			cat, err := iceberg.New(iceberg.Config{Metastore: cfg.HiveMetastore, Database: cfg.HiveDatabase, FS: wh, HiveLocks: cfg.IcebergHiveLocks, Log: log})
+			icfg, err := IcebergConfig(cfg, wh, log)
+			if err != nil {
+				return err
+			}
+			cat, err := iceberg.New(icfg)
 			if err != nil {
 				return err
 			}

@@ -102,6 +102,12 @@ type Config struct {
 	IcebergCatalog string
 	// IcebergHiveLocks takes the metastore's table lock for each Iceberg commit (see sinks/iceberg).
 	IcebergHiveLocks bool
+	// IcebergRESTURI is the REST catalog of --iceberg-catalog rest; IcebergRESTWarehouse the warehouse name
+	// it expects, if any; IcebergRESTCredentialFile holds OAuth2 client credentials (id:secret) or, with
+	// the prefix "token:", a bearer token (or the environment variable MINIPIPE_ICEBERG_REST_CREDENTIAL).
+	IcebergRESTURI            string
+	IcebergRESTWarehouse      string
+	IcebergRESTCredentialFile string
 }
 
 // DefaultConfig returns the defaults of design §2.
@@ -169,7 +175,10 @@ func (c *Config) connectionFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&c.HiveMetastore, "hive-metastore", c.HiveMetastore, "Hive Metastore Thrift address, thrift://HOST:PORT (with --catalog hive)")
 	fs.StringVar(&c.HiveDatabase, "hive-database", c.HiveDatabase, "Hive database holding the tables (created if missing)")
 	fs.StringVar(&c.TableFormat, "table-format", c.TableFormat, "hive (Parquet partition directories registered as Hive tables) or iceberg (Iceberg v2 tables: a snapshot per commit batch; needs --catalog hive)")
-	fs.StringVar(&c.IcebergCatalog, "iceberg-catalog", c.IcebergCatalog, "catalog of the Iceberg tables: hive (the --hive-metastore)")
+	fs.StringVar(&c.IcebergCatalog, "iceberg-catalog", c.IcebergCatalog, "catalog of the Iceberg tables: hive (the --hive-metastore) or rest (--iceberg-rest-uri)")
+	fs.StringVar(&c.IcebergRESTURI, "iceberg-rest-uri", c.IcebergRESTURI, "the Iceberg REST catalog of --iceberg-catalog rest, http(s)://HOST:PORT[/PATH]; the namespace is --hive-database")
+	fs.StringVar(&c.IcebergRESTWarehouse, "iceberg-rest-warehouse", c.IcebergRESTWarehouse, "the warehouse name the REST catalog expects (catalogs serving several: Polaris, Gravitino, Lakekeeper)")
+	fs.StringVar(&c.IcebergRESTCredentialFile, "iceberg-rest-credential-file", c.IcebergRESTCredentialFile, "file whose first line is the REST catalog's OAuth2 client credentials (CLIENT_ID:SECRET) or token:BEARER_TOKEN; or the environment variable "+IcebergRESTCredentialEnv)
 	fs.BoolVar(&c.IcebergHiveLocks, "iceberg-hive-locks", c.IcebergHiveLocks, "take the metastore's table lock for each Iceberg commit, for tables that other lock-taking writers (Spark, Trino) also commit to; without it commits rely on Hive 4's atomic metadata-location check")
 	fs.BoolVar(&c.KafkaTLS, "kafka-tls", c.KafkaTLS, "connect to Kafka over TLS (implied by the other --kafka-tls-* flags; the system's CAs unless --kafka-tls-ca)")
 	fs.StringVar(&c.KafkaTLSCA, "kafka-tls-ca", c.KafkaTLSCA, "PEM bundle of the CAs Kafka's certificates must chain to")
@@ -464,15 +473,26 @@ func (c *Config) validate() error {
 	switch c.TableFormat {
 	case "hive", "":
 	case "iceberg":
-		if c.Catalog != "hive" {
-			return fmt.Errorf("--table-format iceberg keeps its tables in the Hive Metastore: add --catalog hive --hive-metastore thrift://HOST:PORT")
-		}
 		switch c.IcebergCatalog {
 		case "hive", "":
+			if c.Catalog != "hive" {
+				return fmt.Errorf("--table-format iceberg keeps its tables in the Hive Metastore: add --catalog hive --hive-metastore thrift://HOST:PORT (or use --iceberg-catalog rest --iceberg-rest-uri URI)")
+			}
 		case "rest":
-			return fmt.Errorf("--iceberg-catalog rest: not available yet; use hive (the --hive-metastore)")
+			if c.IcebergRESTURI == "" {
+				return fmt.Errorf("--iceberg-catalog rest needs --iceberg-rest-uri http(s)://HOST:PORT")
+			}
+			if c.Catalog == "hive" {
+				return fmt.Errorf("--iceberg-catalog rest keeps the tables in the REST catalog: drop --catalog hive")
+			}
+			if err := hive.ValidName(c.HiveDatabase); err != nil {
+				return fmt.Errorf("--hive-database (the REST catalog's namespace): %w", err)
+			}
+			if _, err := c.IcebergRESTCredential(); err != nil {
+				return err
+			}
 		default:
-			return fmt.Errorf("--iceberg-catalog %q: use hive", c.IcebergCatalog)
+			return fmt.Errorf("--iceberg-catalog %q: use hive or rest", c.IcebergCatalog)
 		}
 	default:
 		return fmt.Errorf("--table-format %q: use hive or iceberg", c.TableFormat)

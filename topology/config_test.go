@@ -4,6 +4,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"strings"
 	"testing"
 
 	"github.com/spf13/pflag"
@@ -49,5 +50,60 @@ func TestConfigFileUnknownKey(t *testing.T) {
 	_ = fs.Parse([]string{"--config", file})
 	if err := load(fs, &cfg); err == nil {
 		t.Fatal("a misspelt key must be an error")
+	}
+}
+
+// --iceberg-catalog rest: what it needs, and its credential read without ever showing it.
+func TestIcebergRESTConfig(t *testing.T) {
+	base := func() Config {
+		c := DefaultConfig()
+		c.TableFormat, c.IcebergCatalog = "iceberg", "rest"
+		return c
+	}
+	c := base()
+	if err := c.validate(); err == nil || !strings.Contains(err.Error(), "--iceberg-rest-uri") {
+		t.Fatalf("rest without a URI: %v", err)
+	}
+	c.IcebergRESTURI = "http://127.0.0.1:8181"
+	if err := c.validate(); err != nil {
+		t.Fatalf("rest with a URI: %v", err)
+	}
+	c.Catalog, c.HiveMetastore = "hive", "thrift://127.0.0.1:9083"
+	if err := c.validate(); err == nil {
+		t.Fatal("rest and --catalog hive at once were accepted")
+	}
+	c = base()
+	c.IcebergRESTURI, c.HiveDatabase = "http://127.0.0.1:8181", "../etc"
+	if err := c.validate(); err == nil {
+		t.Fatal("a namespace that is not a name was accepted")
+	}
+	dir := t.TempDir()
+	for _, tc := range []struct{ line, creds, token, err string }{
+		{"client:s3cr3t-value\n", "client:s3cr3t-value", "", ""},
+		{"token:eyJ-s3cr3t-value\n", "", "eyJ-s3cr3t-value", ""},
+		{"s3cr3t-value-without-colon\n", "", "", "neither"},
+		{"\n", "", "", "empty"},
+	} {
+		file := filepath.Join(dir, "cred")
+		if err := os.WriteFile(file, []byte(tc.line), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		c := base()
+		c.IcebergRESTURI, c.IcebergRESTCredentialFile = "http://127.0.0.1:8181", file
+		got, err := c.IcebergRESTCredential()
+		if tc.err != "" {
+			if err == nil || !strings.Contains(err.Error(), tc.err) || strings.Contains(err.Error(), "s3cr3t") {
+				t.Errorf("%q: error %v", tc.line, err)
+			}
+			continue
+		}
+		if err != nil || got.ClientCredentials != tc.creds || got.Token != tc.token {
+			t.Errorf("%q: %+v %v", tc.line, got, err)
+		}
+	}
+	t.Setenv(IcebergRESTCredentialEnv, "token:from-env")
+	c = base()
+	if got, err := c.IcebergRESTCredential(); err != nil || got.Token != "from-env" {
+		t.Errorf("from the environment: %+v %v", got, err)
 	}
 }

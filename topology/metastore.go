@@ -37,13 +37,18 @@ type genEntry struct {
 
 // newMetastore connects the configured catalog; nil when there is none.
 func newMetastore(cfg Config, wh fs.FS, log *slog.Logger) (*metastore, error) {
-	if cfg.Catalog != "hive" {
+	rest := cfg.TableFormat == "iceberg" && cfg.IcebergCatalog == "rest"
+	if cfg.Catalog != "hive" && !rest {
 		return nil, nil
 	}
 	m := &metastore{wh: wh, gens: map[string]genEntry{}}
 	if cfg.TableFormat == "iceberg" {
-		ic, err := iceberg.New(iceberg.Config{Metastore: cfg.HiveMetastore, Database: cfg.HiveDatabase, FS: wh, Generation: m.generation,
-			HiveLocks: cfg.IcebergHiveLocks, Log: log})
+		icfg, err := IcebergConfig(cfg, wh, log)
+		if err != nil {
+			return nil, err
+		}
+		icfg.Generation = m.generation
+		ic, err := iceberg.New(icfg)
 		if err != nil {
 			return nil, err
 		}
@@ -57,6 +62,20 @@ func newMetastore(cfg Config, wh fs.FS, log *slog.Logger) (*metastore, error) {
 	}
 	m.hc = hc
 	return m, nil
+}
+
+// IcebergConfig is the Iceberg catalog's configuration: the metastore's, or the REST catalog's.
+func IcebergConfig(cfg Config, wh fs.FS, log *slog.Logger) (iceberg.Config, error) {
+	ic := iceberg.Config{Metastore: cfg.HiveMetastore, Database: cfg.HiveDatabase, FS: wh, HiveLocks: cfg.IcebergHiveLocks, Log: log}
+	if cfg.IcebergCatalog == "rest" {
+		cred, err := cfg.IcebergRESTCredential()
+		if err != nil {
+			return ic, err
+		}
+		ic.Metastore, ic.HiveLocks = "", false
+		ic.REST, ic.RESTWarehouse, ic.RESTCredential, ic.RESTToken = cfg.IcebergRESTURI, cfg.IcebergRESTWarehouse, cred.ClientCredentials, cred.Token
+	}
+	return ic, nil
 }
 
 // generation is a table's current generation, read from the warehouse at most every two seconds.

@@ -15,6 +15,41 @@ import (
 // KafkaPasswordEnv is the environment variable that may hold the SASL password (instead of a file).
 const KafkaPasswordEnv = "MINIPIPE_KAFKA_SASL_PASSWORD"
 
+// IcebergRESTCredentialEnv is the environment variable that may hold the REST catalog's credential.
+const IcebergRESTCredentialEnv = "MINIPIPE_ICEBERG_REST_CREDENTIAL"
+
+// RESTCredential is how minipipe authenticates to an Iceberg REST catalog: OAuth2 client credentials or a
+// bearer token (or neither).
+type RESTCredential struct{ ClientCredentials, Token string }
+
+// IcebergRESTCredential reads --iceberg-rest-credential-file or MINIPIPE_ICEBERG_REST_CREDENTIAL: CLIENT_ID:SECRET,
+// or token:BEARER. Errors name the file, never the secret.
+func (c *Config) IcebergRESTCredential() (RESTCredential, error) {
+	var v string
+	switch {
+	case c.IcebergRESTCredentialFile != "":
+		b, err := os.ReadFile(filepath.Clean(c.IcebergRESTCredentialFile))
+		if err != nil {
+			return RESTCredential{}, fmt.Errorf("--iceberg-rest-credential-file: %w", err)
+		}
+		line, _, _ := strings.Cut(string(b), "\n")
+		if v = strings.TrimSpace(line); v == "" {
+			return RESTCredential{}, fmt.Errorf("--iceberg-rest-credential-file %s: its first line is empty", c.IcebergRESTCredentialFile)
+		}
+	case os.Getenv(IcebergRESTCredentialEnv) != "":
+		v = strings.TrimSpace(os.Getenv(IcebergRESTCredentialEnv))
+	default:
+		return RESTCredential{}, nil
+	}
+	if tok, ok := strings.CutPrefix(v, "token:"); ok && tok != "" {
+		return RESTCredential{Token: tok}, nil
+	}
+	if id, secret, ok := strings.Cut(v, ":"); ok && id != "" && secret != "" {
+		return RESTCredential{ClientCredentials: v}, nil
+	}
+	return RESTCredential{}, fmt.Errorf("the Iceberg REST credential (--iceberg-rest-credential-file or %s) is neither CLIENT_ID:SECRET nor token:BEARER", IcebergRESTCredentialEnv)
+}
+
 // KafkaSecurity reads the Kafka TLS and SASL settings: the PEM files, and the password from
 // --kafka-sasl-password-file or MINIPIPE_KAFKA_SASL_PASSWORD. Errors name files and flags, never the
 // password.

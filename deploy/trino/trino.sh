@@ -6,7 +6,7 @@
 # /usr/lib/jvm/temurin-25-jdk-*).
 #
 #   trino.sh fetch
-#   trino.sh start [--dir D] [--port P] [--metastore thrift://127.0.0.1:9083] [--s3-env FILE]
+#   trino.sh start [--dir D] [--port P] [--metastore thrift://127.0.0.1:9083] [--s3-env FILE] [--iceberg-rest URI]
 #                                                       HTTP on 127.0.0.1:P (8090)
 #   trino.sh stop | kill | status [--dir D]
 #   trino.sh cli [--port P] [trino-cli arguments…]      e.g. trino.sh cli --execute 'SHOW SCHEMAS FROM hive'
@@ -15,6 +15,8 @@
 # With --s3-env (deploy/s3/s3.sh's env file; `up` takes ./.state/s3/env when it is there), both catalogs also
 # read s3:// and s3a:// locations with Trino's native S3 file system: the file's endpoint and region,
 # path-style, and its credentials as environment variables the catalog names (${ENV:…}), never in the file.
+# With --iceberg-rest (deploy/iceberg-rest/rest.sh's server, up before Trino), the catalog iceberg_rest reads the
+# Iceberg tables of that REST catalog (minipipe's --iceberg-catalog rest).
 source "$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/lib.sh"
 
 TRINO_VERSION=476
@@ -25,8 +27,10 @@ dir=${MINIPIPE_TRINO_DIR:-./.state/trino}
 port=${MINIPIPE_TRINO_PORT:-8090}
 metastore=${MINIPIPE_TRINO_METASTORE:-thrift://127.0.0.1:9083}
 s3env=${MINIPIPE_TRINO_S3_ENV:-}
+icebergrest=${MINIPIPE_TRINO_ICEBERG_REST:-}
 cmd=${1:-}; [ $# -gt 0 ] && shift
 [ "$cmd" = up ] && [ -z "$s3env" ] && [ -f ./.state/s3/env ] && s3env=./.state/s3/env
+[ "$cmd" = up ] && [ -z "$icebergrest" ] && [ -f ./.state/iceberg-rest/uri ] && icebergrest=$(cat ./.state/iceberg-rest/uri)
 cli_args=()
 while [ $# -gt 0 ]; do
   case $1 in
@@ -34,6 +38,7 @@ while [ $# -gt 0 ]; do
     --port) port=$2; shift 2 ;;
     --metastore) metastore=$2; shift 2 ;;
     --s3-env) s3env=$2; shift 2 ;;
+    --iceberg-rest) icebergrest=$2; shift 2 ;;
     *) if [ "$cmd" = cli ]; then cli_args+=("$1"); shift; else die "unknown option $1"; fi ;;
   esac
 done
@@ -121,6 +126,16 @@ fs.hadoop.enabled=true
 hive.metastore.thrift.client.connect-timeout=5s
 hive.metastore.thrift.client.read-timeout=60s
 EOF
+  rm -f "$etc/catalog/iceberg_rest.properties"
+  if [ -n "$icebergrest" ]; then
+    [[ $icebergrest =~ ^https?://[A-Za-z0-9.-]+(:[0-9]+)?(/[A-Za-z0-9._/-]*)?$ ]] || die "--iceberg-rest $icebergrest: want http(s)://host[:port][/path]"
+    cat > "$etc/catalog/iceberg_rest.properties" <<EOF
+connector.name=iceberg
+iceberg.catalog.type=rest
+iceberg.rest-catalog.uri=$icebergrest
+fs.hadoop.enabled=true
+EOF
+  fi
   if [ -n "$s3env" ]; then
     [ -f "$s3env" ] || die "no S3 env file $s3env (deploy/s3/s3.sh start writes it)"
     # shellcheck disable=SC1090

@@ -22,16 +22,19 @@ import (
 	"log/slog"
 	"maps"
 	"math/rand/v2"
+	"net/url"
 	"slices"
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/iceberg-go"
 	"github.com/apache/iceberg-go/catalog"
 	icehive "github.com/apache/iceberg-go/catalog/hive"
+	"github.com/apache/iceberg-go/catalog/rest"
 	icebergio "github.com/apache/iceberg-go/io"
 	"github.com/apache/iceberg-go/table"
 
@@ -71,16 +74,27 @@ type Config struct {
 	// needed when other writers that take it (and do not check the metadata location in alter_table) commit
 	// to the same tables. Without it, commits rely on Hive 4's check alone (see hiveClient).
 	HiveLocks bool
-	Log       *slog.Logger
+	// REST, when set, is the URI of an Iceberg REST catalog that keeps the tables instead of the metastore
+	// (Metastore and HiveLocks are then unused): Database is the namespace. RESTCredential (OAuth2 client
+	// credentials, id:secret) or RESTToken (a bearer token) authenticate; RESTWarehouse names the catalog's
+	// warehouse where the server serves several. The server writes the metadata files into the tables'
+	// locations: it must reach the warehouse too.
+	REST           string
+	RESTCredential string
+	RESTToken      string
+	RESTWarehouse  string
+	Log            *slog.Logger
 }
 
 // Catalog is the commit stage's catalog for Iceberg tables.
 type Catalog struct {
 	cfg   Config
-	hc    *hive.Catalog
-	cat   *icehive.Catalog
+	hc    *hive.Catalog // nil with a REST catalog
 	props iceberg.Properties
 	root  string
+
+	mu  sync.Mutex
+	cat catalog.Catalog // the Hive catalog; a REST one once reached (see catalog)
 }
 
 // New prepares the catalog; it connects on first use.
@@ -95,6 +109,16 @@ func New(cfg Config) (*Catalog, error) {
 		cfg.Database = "default"
 	}
 	root := strings.TrimSuffix(cfg.FS.URI("."), "/")
+	if cfg.REST != "" {
+		u, err := url.Parse(cfg.REST)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil {
+			return nil, fmt.Errorf("iceberg REST catalog URI %q: want http(s)://HOST:PORT[/PATH], credentials apart", redactURI(cfg.REST))
+		}
+		registerIO(root, cfg.FS)
+		c := &Catalog{cfg: cfg, root: root, props: iceberg.Properties{"warehouse": root, propWarehouse: root}}
+		cfg.Log.Info("iceberg tables in a REST catalog", "uri", redactURI(cfg.REST), "namespace", cfg.Database, "warehouse", root)
+		return c, nil
+	}
 	hc, err := hive.New(hive.Config{URI: cfg.Metastore, Database: cfg.Database, DatabaseLocation: root, Timeout: cfg.Timeout, Log: cfg.Log})
 	if err != nil {
 		return nil, err
@@ -110,7 +134,61 @@ func New(cfg Config) (*Catalog, error) {
 }
 
 // Close closes the metastore connection.
-func (c *Catalog) Close() error { return c.hc.Close() }
+func (c *Catalog) Close() error {
+	if c.hc == nil {
+		return nil
+	}
+	return c.hc.Close()
+}
+
+// catalog is the Iceberg catalog: the metastore's, or the REST catalog, reached on first use (the
+// server's configuration is read then) and its namespace made if missing.
+func (c *Catalog) catalog(ctx context.Context) (catalog.Catalog, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.cat != nil {
+		return c.cat, nil
+	}
+	opts := []rest.Option{rest.WithAdditionalProps(c.props)}
+	switch {
+	case c.cfg.RESTCredential != "":
+		opts = append(opts, rest.WithCredential(c.cfg.RESTCredential))
+	case c.cfg.RESTToken != "":
+		opts = append(opts, rest.WithOAuthToken(c.cfg.RESTToken))
+	}
+	if c.cfg.RESTWarehouse != "" {
+		opts = append(opts, rest.WithWarehouseLocation(c.cfg.RESTWarehouse))
+	}
+	tctx, cancel := context.WithTimeout(ctx, c.timeout())
+	defer cancel()
+	cat, err := rest.NewCatalog(tctx, "minipipe", c.cfg.REST, opts...)
+	if err != nil {
+		return nil, &hive.Unavailable{Err: fmt.Errorf("iceberg REST catalog %s: %w", redactURI(c.cfg.REST), err)}
+	}
+	ns := table.Identifier{c.cfg.Database}
+	if err := cat.CreateNamespace(tctx, ns, nil); err != nil && !errors.Is(err, catalog.ErrNamespaceAlreadyExists) {
+		return nil, fmt.Errorf("iceberg REST catalog %s: namespace %s: %w", redactURI(c.cfg.REST), c.cfg.Database, err)
+	}
+	c.cat = cat
+	return cat, nil
+}
+
+func (c *Catalog) timeout() time.Duration {
+	if c.cfg.Timeout > 0 {
+		return c.cfg.Timeout
+	}
+	return 30 * time.Second
+}
+
+// redactURI is a URI fit for logs and errors: without user information or query (where tokens hide).
+func redactURI(s string) string {
+	u, err := url.Parse(s)
+	if err != nil {
+		return "(unparsable URI)"
+	}
+	u.User, u.RawQuery, u.Fragment = nil, "", ""
+	return u.String()
+}
 
 // Database is the database of the tables.
 func (c *Catalog) Database() string { return c.cfg.Database }
@@ -331,7 +409,11 @@ func (c *Catalog) create(ctx context.Context, id table.Identifier, location stri
 		// Commit partitions (and compactions) commit to one table at once: conflicts are the rule.
 		"commit.retry.num-retries": "10",
 	}
-	_, err = c.cat.CreateTable(ctx, id, full, catalog.WithLocation(location), catalog.WithPartitionSpec(&spec), catalog.WithProperties(props))
+	cat, err := c.catalog(ctx)
+	if err != nil {
+		return nil, err
+	}
+	_, err = cat.CreateTable(ctx, id, full, catalog.WithLocation(location), catalog.WithPartitionSpec(&spec), catalog.WithProperties(props))
 	if err != nil && !errors.Is(err, catalog.ErrTableAlreadyExists) {
 		// Another commit partition created it meanwhile (a Derby-backed metastore says so with a
 		// MetaException, not AlreadyExists).
@@ -588,7 +670,11 @@ func (c *Catalog) Reconcile(ctx context.Context, name string, gen int, location 
 // Tables lists the database's Iceberg tables.
 func (c *Catalog) Tables(ctx context.Context) ([]string, error) {
 	var out []string
-	for id, err := range c.cat.ListTables(ctx, icehive.DatabaseIdentifier(c.cfg.Database)) {
+	cat, err := c.catalog(ctx)
+	if err != nil {
+		return nil, err
+	}
+	for id, err := range cat.ListTables(ctx, icehive.DatabaseIdentifier(c.cfg.Database)) {
 		if err != nil {
 			return nil, err
 		}
@@ -637,7 +723,11 @@ func withSchemaAssert(ctx context.Context, id int) context.Context {
 type guarded struct{ c *Catalog }
 
 func (g guarded) LoadTable(ctx context.Context, id table.Identifier) (*table.Table, error) {
-	t, err := g.c.cat.LoadTable(ctx, id)
+	cat, err := g.c.catalog(ctx)
+	if err != nil {
+		return nil, err
+	}
+	t, err := cat.LoadTable(ctx, id)
 	if err != nil {
 		return nil, err
 	}
@@ -645,8 +735,12 @@ func (g guarded) LoadTable(ctx context.Context, id table.Identifier) (*table.Tab
 }
 
 func (g guarded) CommitTable(ctx context.Context, id table.Identifier, reqs []table.Requirement, updates []table.Update) (table.Metadata, string, error) {
+	cat, err := g.c.catalog(ctx)
+	if err != nil {
+		return nil, "", err
+	}
 	if gd, ok := ctx.Value(guardKey{}).(guard); ok {
-		cur, err := g.c.cat.LoadTable(ctx, id)
+		cur, err := cat.LoadTable(ctx, id)
 		if err != nil {
 			return nil, "", err
 		}
@@ -661,7 +755,7 @@ func (g guarded) CommitTable(ctx context.Context, id table.Identifier, reqs []ta
 	if sid, ok := ctx.Value(schemaAssertKey{}).(int); ok {
 		reqs = append(slices.Clone(reqs), table.AssertCurrentSchemaID(sid))
 	}
-	md, loc, err := g.c.cat.CommitTable(ctx, id, reqs, updates)
+	md, loc, err := cat.CommitTable(ctx, id, reqs, updates)
 	if err != nil && !errors.Is(err, table.ErrCommitFailed) && strings.Contains(strings.ToLower(err.Error()), "requirement failed") {
 		// iceberg-go's Hive catalog checks the requirements under the table lock before it writes
 		// anything, but returns a failed one unwrapped: it is a clean conflict (another writer committed

@@ -28,8 +28,18 @@ func TestMain(m *testing.M) { testkit.Main(m) }
 
 // testWarehouse gives a test the shared metastore, a local warehouse in a temp dir and a database of its own.
 func testWarehouse(t *testing.T, prefix string) (uri, root string, wh fs.FS, db string) {
+	return testWarehouseOn(t, prefix, "hive")
+}
+
+// testWarehouseOn is testWarehouse with the tables in the shared metastore (kind hive) or the shared Iceberg
+// REST catalog (kind rest): uri is then the catalog's http:// URI.
+func testWarehouseOn(t *testing.T, prefix, kind string) (uri, root string, wh fs.FS, db string) {
 	t.Helper()
-	uri = testkit.SharedMetastore(t)
+	if kind == "rest" {
+		uri = testkit.IcebergREST(t)
+	} else {
+		uri = testkit.SharedMetastore(t)
+	}
 	root = t.TempDir()
 	local, err := fs.NewLocal(root)
 	if err != nil {
@@ -38,10 +48,15 @@ func testWarehouse(t *testing.T, prefix string) (uri, root string, wh fs.FS, db 
 	return uri, root, local, fmt.Sprintf("%s_%d", prefix, time.Now().UnixNano()%1_000_000)
 }
 
-// openCatalog opens a catalog on the test's warehouse, closed when the test ends.
+// openCatalog opens a catalog on the test's warehouse, closed when the test ends: uri is the metastore's, or
+// a REST catalog's (http://…).
 func openCatalog(t *testing.T, uri, db string, wh fs.FS, locks bool) *iceberg.Catalog {
 	t.Helper()
-	c, err := iceberg.New(iceberg.Config{Metastore: uri, Database: db, FS: wh, HiveLocks: locks})
+	cfg := iceberg.Config{Metastore: uri, Database: db, FS: wh, HiveLocks: locks}
+	if strings.HasPrefix(uri, "http") {
+		cfg = iceberg.Config{REST: uri, Database: db, FS: wh}
+	}
+	c, err := iceberg.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -97,8 +112,15 @@ func writeFile(t *testing.T, root, name string, s *arrow.Schema, from, n int) ma
 // its partition spec, a batch of files lands in one snapshot carrying minipipe's summary, the same batch
 // applied again (a retry, a zombie) adds nothing, two catalogs racing to apply one batch add it once, a
 // newer schema adds its column, and the table's files are exactly the committed ones.
+// TestSnapshotsExactlyOnce runs on both catalogs: the metastore and a REST catalog (Iceberg's own server).
 func TestSnapshotsExactlyOnce(t *testing.T) {
-	uri, root, wh, db := testWarehouse(t, "ice")
+	for _, kind := range []string{"hive", "rest"} {
+		t.Run(kind, func(t *testing.T) { snapshotsExactlyOnce(t, kind) })
+	}
+}
+
+func snapshotsExactlyOnce(t *testing.T, kind string) {
+	uri, root, wh, db := testWarehouseOn(t, "ice", kind)
 	open := func() *iceberg.Catalog { return openCatalog(t, uri, db, wh, false) }
 	c := open()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
@@ -458,7 +480,13 @@ func TestCompact(t *testing.T) {
 // commit is refused by the guard (not replayed onto the new table), the batch is in the table once, and a
 // later batch still goes in.
 func TestGuardRefusesABatchAppliedMeanwhile(t *testing.T) {
-	uri, root, wh, db := testWarehouse(t, "iceguard")
+	for _, kind := range []string{"hive", "rest"} {
+		t.Run(kind, func(t *testing.T) { guardRefusesABatchAppliedMeanwhile(t, kind) })
+	}
+}
+
+func guardRefusesABatchAppliedMeanwhile(t *testing.T, kind string) {
+	uri, root, wh, db := testWarehouseOn(t, "iceguard", kind)
 	open := func() *iceberg.Catalog { return openCatalog(t, uri, db, wh, false) }
 	owner, zombie := open(), open()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
@@ -615,5 +643,25 @@ func TestTableWithoutNameMapping(t *testing.T) {
 	}
 	if at.NumRows() != 100 || notes != 100 {
 		t.Fatalf("%d rows, %d notes; want 100 of each", at.NumRows(), notes)
+	}
+}
+
+// A REST catalog URI with credentials in it, or not http(s), is refused without echoing the secret.
+func TestRESTURIRefused(t *testing.T) {
+	wh, err := fs.NewLocal(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, uri := range []string{"http://user:s3cr3t@127.0.0.1:8181", "thrift://127.0.0.1:9083", "http://", "http://127.0.0.1:8181/?token=s3cr3t"} {
+		_, err := iceberg.New(iceberg.Config{REST: uri, Database: "db", FS: wh})
+		if uri == "http://127.0.0.1:8181/?token=s3cr3t" {
+			if err != nil {
+				t.Errorf("%s: %v", uri, err)
+			}
+			continue
+		}
+		if err == nil || strings.Contains(err.Error(), "s3cr3t") {
+			t.Errorf("%s: %v", uri, err)
+		}
 	}
 }
