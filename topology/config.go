@@ -223,7 +223,7 @@ func (c *Config) runFlags(fs *pflag.FlagSet) {
 	fs.DurationVar(&c.ConsoleTimeout, "console-statement-timeout", c.ConsoleTimeout, "how long one statement of the console's SQL page may run")
 	fs.IntVar(&c.ConsoleMaxRows, "console-max-rows", c.ConsoleMaxRows, "rows one statement of the console's SQL page returns at most")
 	fs.StringVar(&c.Topics, "topics", c.Topics, "regular expression of the source topics that become tables (internal topics — names starting with '_', dead-letter topics — never do)")
-	fs.StringVar(&c.PartitionBy, "partition-by", c.PartitionBy, "table partitions: daily (dt), hourly (dt, hr), none or field:NAME")
+	fs.StringVar(&c.PartitionBy, "partition-by", c.PartitionBy, "table partitions: daily (dt), hourly (dt, hr), day(FIELD) or hour(FIELD) (daily or hourly on a timestamp field, in UTC; Iceberg tables partition by the transform of the field itself), none or field:NAME")
 	fs.StringVar(&c.Timezone, "timezone", c.Timezone, "time zone of daily and hourly partitions")
 	fs.StringVar(&c.TimestampField, "timestamp-field", c.TimestampField, "record field giving the row's time for partitioning (default: the Kafka record timestamp)")
 	fs.Int64Var(&c.FlushSize, "flush-size", c.FlushSize, "records per Parquet file")

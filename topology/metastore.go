@@ -36,7 +36,7 @@ type genEntry struct {
 }
 
 // newMetastore connects the configured catalog; nil when there is none.
-func newMetastore(cfg Config, wh fs.FS, log *slog.Logger) (*metastore, error) {
+func newMetastore(cfg Config, wh fs.FS, log *slog.Logger, hidden func(table string) (transform, source string)) (*metastore, error) {
 	rest := cfg.TableFormat == "iceberg" && cfg.IcebergCatalog == "rest"
 	if cfg.Catalog != "hive" && !rest {
 		return nil, nil
@@ -47,7 +47,7 @@ func newMetastore(cfg Config, wh fs.FS, log *slog.Logger) (*metastore, error) {
 		if err != nil {
 			return nil, err
 		}
-		icfg.Generation = m.generation
+		icfg.Generation, icfg.Hidden = m.generation, hidden
 		ic, err := iceberg.New(icfg)
 		if err != nil {
 			return nil, err

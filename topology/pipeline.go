@@ -177,7 +177,7 @@ func (p *Pipeline) Run(ctx context.Context) error {
 		return fmt.Errorf("repartition topic %s: %w", p.names.RowsTopic(), err)
 	}
 	p.rows = rows
-	ms, err := newMetastore(p.cfg, p.wh, p.log)
+	ms, err := newMetastore(p.cfg, p.wh, p.log, p.catalog.Hidden)
 	if err != nil {
 		return err
 	}

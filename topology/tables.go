@@ -104,6 +104,19 @@ func (c *TableRules) ByName(name string) (layout.Table, bool) {
 	return t, ok
 }
 
+// Hidden is a table's hidden partitioning (--partition-by day(FIELD) or hour(FIELD)): Iceberg's transform and
+// its source field, or "" (see sinks/iceberg's Config.Hidden). A table not seen yet has the defaults'.
+func (c *TableRules) Hidden(name string) (transform, source string) {
+	t, ok := c.ByName(name)
+	if !ok {
+		var err error
+		if t, err = c.resolve(TableConfig{Name: name, Topic: name}); err != nil {
+			return "", ""
+		}
+	}
+	return t.Spec.Transform(), t.Spec.Source
+}
+
 // Remember records a table resolved from a topic, so that the commit stage finds its policy by name.
 func (c *TableRules) Remember(t layout.Table) {
 	c.mu.Lock()
@@ -140,5 +153,12 @@ func (c *TableRules) resolve(tc TableConfig) (layout.Table, error) {
 	if policy.MaxRecords <= 0 && policy.MaxBytes <= 0 && policy.Interval <= 0 {
 		return layout.Table{}, fmt.Errorf("table %s: files would never close: set --flush-size, --max-file-bytes or --rotate-interval", name)
 	}
-	return layout.Table{Name: name, Topic: tc.Topic, Spec: spec, TimestampField: pick(tc.TimestampField, d.TimestampField), Rotation: policy}, nil
+	tsField := pick(tc.TimestampField, d.TimestampField)
+	if spec.Source != "" {
+		if tsField != "" && tsField != spec.Source {
+			return layout.Table{}, fmt.Errorf("table %s: --partition-by %s partitions by the field %s, --timestamp-field says %s", name, spec, spec.Source, tsField)
+		}
+		tsField = spec.Source
+	}
+	return layout.Table{Name: name, Topic: tc.Topic, Spec: spec, TimestampField: tsField, Rotation: policy}, nil
 }

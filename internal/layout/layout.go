@@ -29,6 +29,22 @@ type Spec struct {
 	Kind  Kind
 	Field string
 	Loc   *time.Location
+	// Source is the timestamp field of a hidden partitioning, --partition-by day(FIELD) or hour(FIELD): daily or
+	// hourly on that field's time in UTC (Iceberg tables partition by the transform of the field itself; Hive
+	// tables get the dt and hr directories).
+	Source string
+}
+
+// Transform is Iceberg's name of the spec's partition transform on Source ("day", "hour"), or "" when the
+// partitioning is not hidden.
+func (s Spec) Transform() string {
+	if s.Source == "" {
+		return ""
+	}
+	if s.Kind == Hourly {
+		return "hour"
+	}
+	return "day"
 }
 
 // ParseSpec parses --partition-by and the time zone name ("" means UTC).
@@ -48,6 +64,20 @@ func ParseSpec(s, tz string) (Spec, error) {
 		return Spec{Kind: Hourly, Loc: loc}, nil
 	case s == "none":
 		return Spec{Kind: None, Loc: loc}, nil
+	case strings.HasPrefix(s, "day(") || strings.HasPrefix(s, "hour("):
+		fn, rest, _ := strings.Cut(s, "(")
+		f, ok := strings.CutSuffix(rest, ")")
+		if !ok || !validColumn(f) {
+			return Spec{}, fmt.Errorf("--partition-by %s: want %s(FIELD), FIELD a timestamp field's name", s, fn)
+		}
+		if loc != time.UTC {
+			return Spec{}, fmt.Errorf("--partition-by %s: Iceberg's %s transform is in UTC; drop --timezone %s or use --partition-by daily/hourly", s, fn, loc)
+		}
+		kind := Daily
+		if fn == "hour" {
+			kind = Hourly
+		}
+		return Spec{Kind: kind, Loc: loc, Source: f}, nil
 	case strings.HasPrefix(s, "field:"):
 		f := strings.TrimPrefix(s, "field:")
 		if !validColumn(f) {
@@ -55,7 +85,7 @@ func ParseSpec(s, tz string) (Spec, error) {
 		}
 		return Spec{Kind: Field, Field: f, Loc: loc}, nil
 	}
-	return Spec{}, fmt.Errorf("--partition-by %q: use daily, hourly, none or field:NAME", s)
+	return Spec{}, fmt.Errorf("--partition-by %q: use daily, hourly, day(FIELD), hour(FIELD), none or field:NAME", s)
 }
 
 func validColumn(s string) bool {
@@ -74,6 +104,9 @@ func (s Spec) String() string {
 	zone := ""
 	if s.Loc != nil && s.Loc != time.UTC {
 		zone = " (" + s.Loc.String() + ")"
+	}
+	if s.Source != "" {
+		return s.Transform() + "(" + s.Source + ")"
 	}
 	switch s.Kind {
 	case Hourly:

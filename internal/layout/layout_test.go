@@ -1,6 +1,7 @@
 package layout
 
 import (
+	"strings"
 	"testing"
 	"time"
 )
@@ -124,5 +125,30 @@ func TestPartitionEnd(t *testing.T) {
 		if ok != c.ok || ok && !got.Equal(c.want) {
 			t.Errorf("%v %v: %v %v, want %v %v", c.spec, c.values, got, ok, c.want, c.ok)
 		}
+	}
+}
+
+func TestHiddenPartitioningSpec(t *testing.T) {
+	for _, tc := range []struct{ in, tz, str, transform, source, err string }{
+		{in: "day(ts)", str: "day(ts)", transform: "day", source: "ts"},
+		{in: "hour(event_time)", str: "hour(event_time)", transform: "hour", source: "event_time"},
+		{in: "day(ts)", tz: "Europe/Berlin", err: "UTC"},
+		{in: "day(1ts)", err: "FIELD"},
+		{in: "day(ts", err: "FIELD"},
+		{in: "week(ts)", err: "use daily"},
+	} {
+		s, err := ParseSpec(tc.in, tc.tz)
+		if tc.err != "" {
+			if err == nil || !strings.Contains(err.Error(), tc.err) {
+				t.Errorf("%s (%s): %v, want an error about %s", tc.in, tc.tz, err, tc.err)
+			}
+			continue
+		}
+		if err != nil || s.String() != tc.str || s.Transform() != tc.transform || s.Source != tc.source {
+			t.Errorf("%s: %+v %q %v", tc.in, s, s.Transform(), err)
+		}
+	}
+	if got := (Spec{Kind: Hourly}).Columns(); len(got) != 2 {
+		t.Errorf("hour(ts) tables keep dt and hr directories: %v", got)
 	}
 }

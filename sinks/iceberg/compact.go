@@ -111,6 +111,9 @@ func (c *Catalog) Compact(ctx context.Context, name string, opts CompactOptions)
 // columns.
 func partitionFilter(tbl *table.Table, path string) (iceberg.BooleanExpression, error) {
 	var expr iceberg.BooleanExpression = iceberg.AlwaysTrue{}
+	if e, ok, err := hiddenFilter(tbl, path); ok || err != nil {
+		return e, err
+	}
 	for _, part := range strings.Split(strings.Trim(path, "/"), "/") {
 		k, v, ok := strings.Cut(part, "=")
 		if !ok || k == "" {
@@ -126,6 +129,45 @@ func partitionFilter(tbl *table.Table, path string) (iceberg.BooleanExpression, 
 		expr = iceberg.NewAnd(expr, term)
 	}
 	return expr, nil
+}
+
+// hiddenFilter is the filter of --partition dt=…[/hr=…] on a table partitioned by day or hour of a timestamp
+// (or date) field: that day's or hour's range of the field. ok is false for other tables.
+func hiddenFilter(tbl *table.Table, path string) (iceberg.BooleanExpression, bool, error) {
+	var src iceberg.NestedField
+	found := false
+	spec := tbl.Spec()
+	for _, pf := range spec.Fields() {
+		switch pf.Transform.(type) {
+		case iceberg.DayTransform, iceberg.HourTransform:
+			src, found = tbl.Schema().FindFieldByID(pf.SourceID())
+		}
+	}
+	if !found {
+		return nil, false, nil
+	}
+	values := map[string]string{}
+	for _, part := range strings.Split(strings.Trim(path, "/"), "/") {
+		k, v, ok := strings.Cut(part, "=")
+		if !ok || (k != "dt" && k != "hr") {
+			return nil, true, fmt.Errorf("--partition %q: the table is partitioned by the time of %s: want dt=YYYY-MM-DD[/hr=HH]", path, src.Name)
+		}
+		values[k] = v
+	}
+	step, layoutStr, text := 24*time.Hour, "2006-01-02", values["dt"]
+	if values["hr"] != "" {
+		step, layoutStr, text = time.Hour, "2006-01-02 15", values["dt"]+" "+values["hr"]
+	}
+	start, err := time.ParseInLocation(layoutStr, text, time.UTC)
+	if err != nil {
+		return nil, true, fmt.Errorf("--partition %q: %w", path, err)
+	}
+	end := start.Add(step)
+	ref := iceberg.Reference(src.Name)
+	if _, ok := src.Type.(iceberg.DateType); ok {
+		return iceberg.NewAnd(iceberg.GreaterThanEqual(ref, iceberg.Date(start.Unix()/86400)), iceberg.LessThan(ref, iceberg.Date(end.Unix()/86400))), true, nil
+	}
+	return iceberg.NewAnd(iceberg.GreaterThanEqual(ref, iceberg.Timestamp(start.UnixMicro())), iceberg.LessThan(ref, iceberg.Timestamp(end.UnixMicro()))), true, nil
 }
 
 // rewrite writes each group's files into new ones (under the table's _iceberg_data) and replaces them in one

@@ -83,7 +83,11 @@ type Config struct {
 	RESTCredential string
 	RESTToken      string
 	RESTWarehouse  string
-	Log            *slog.Logger
+	// Hidden returns a table's hidden partitioning, Iceberg's transform ("day", "hour") of a timestamp
+	// field (--partition-by day(ts)), or "" for identity partitions on minipipe's partition columns. It
+	// decides the spec of the tables made; a table keeps the spec it was made with.
+	Hidden func(table string) (transform, source string)
+	Log    *slog.Logger
 }
 
 // Catalog is the commit stage's catalog for Iceberg tables.
@@ -202,6 +206,9 @@ func (c *Catalog) Identifier(name string) table.Identifier {
 type tableSpec struct {
 	Schema        json.RawMessage `json:"schema"` // Iceberg schema JSON of the file's columns
 	PartitionKeys []string        `json:"partition_keys,omitempty"`
+	// Transform and Source: a hidden partitioning (Config.Hidden) instead of identity on PartitionKeys.
+	Transform string `json:"transform,omitempty"`
+	Source    string `json:"source,omitempty"`
 }
 
 // Changes returns what committing file f needs: the table (with the file's columns) when its partition
@@ -212,7 +219,11 @@ func (c *Catalog) Changes(f manifest.File, location string, cols *arrow.Schema, 
 		sch, err := icebergSchema(cols)
 		if err == nil {
 			b, _ := json.Marshal(sch)
-			spec, _ := json.Marshal(tableSpec{Schema: b, PartitionKeys: partitionKeys(f.Partitions)})
+			ts := tableSpec{Schema: b, PartitionKeys: partitionKeys(f.Partitions)}
+			if c.cfg.Hidden != nil {
+				ts.Transform, ts.Source = c.cfg.Hidden(f.Table)
+			}
+			spec, _ := json.Marshal(ts)
 			out = append(out, manifest.CatalogChange{Op: OpTable, Table: f.Table, Generation: f.Generation, Location: location, Columns: spec, SchemaID: f.SchemaID})
 		} else {
 			c.cfg.Log.Error("a schema Iceberg cannot hold; the table keeps its columns", "table", f.Table, "schema_id", f.SchemaID, "error", err)
@@ -342,7 +353,7 @@ func (c *Catalog) ensure(ctx context.Context, name, location string, spec *table
 		}
 		// Every schema is unioned in after, the first too: another writer may have created the table
 		// first, with its own schema.
-		tbl, err = c.create(ctx, id, location, schemas[0], spec.PartitionKeys)
+		tbl, err = c.create(ctx, id, location, schemas[0], spec)
 	}
 	if err != nil {
 		return nil, err
@@ -366,13 +377,16 @@ func (c *Catalog) load(ctx context.Context, id table.Identifier) (*table.Table, 
 // create creates the table: the schema's columns then the partition keys (strings, as in the Hive
 // tables), partitioned by identity on the keys, at location (the table generation's directory, which
 // holds minipipe's Parquet files; Iceberg's metadata goes under its metadata/).
-func (c *Catalog) create(ctx context.Context, id table.Identifier, location string, sch *iceberg.Schema, keys []string) (*table.Table, error) {
+func (c *Catalog) create(ctx context.Context, id table.Identifier, location string, sch *iceberg.Schema, ts *tableSpec) (*table.Table, error) {
+	keys := ts.PartitionKeys
 	fields := slices.Clone(sch.Fields())
-	for _, k := range keys {
-		if _, ok := sch.FindFieldByName(k); ok {
-			continue
+	if ts.Transform == "" {
+		for _, k := range keys {
+			if _, ok := sch.FindFieldByName(k); ok {
+				continue
+			}
+			fields = append(fields, iceberg.NestedField{ID: -1, Name: k, Type: iceberg.PrimitiveTypes.String})
 		}
-		fields = append(fields, iceberg.NestedField{ID: -1, Name: k, Type: iceberg.PrimitiveTypes.String})
 	}
 	// Ids as the table assigns them (the same fresh assignment), so that the name mapping set with the
 	// table is the table's.
@@ -381,8 +395,17 @@ func (c *Catalog) create(ctx context.Context, id table.Identifier, location stri
 		return nil, fmt.Errorf("schema: %w", err)
 	}
 	var opts []iceberg.PartitionOption
-	for _, k := range keys {
-		opts = append(opts, iceberg.AddPartitionFieldByName(k, k, iceberg.IdentityTransform{}, full, nil))
+	if ts.Transform != "" {
+		tr, err := hiddenTransform(full, ts.Transform, ts.Source)
+		if err != nil {
+			return nil, err
+		}
+		opts = append(opts, iceberg.AddPartitionFieldByName(ts.Source, ts.Source+"_"+ts.Transform, tr, full, nil))
+		keys = []string{ts.Transform + "(" + ts.Source + ")"}
+	} else {
+		for _, k := range keys {
+			opts = append(opts, iceberg.AddPartitionFieldByName(k, k, iceberg.IdentityTransform{}, full, nil))
+		}
 	}
 	spec, err := iceberg.NewPartitionSpecOpts(opts...)
 	if err != nil {
@@ -433,6 +456,62 @@ func (c *Catalog) create(ctx context.Context, id table.Identifier, location stri
 		return nil, fmt.Errorf("the table's name mapping does not match its schema's ids (created by another writer?): %s", tbl.Properties()[table.DefaultNameMappingKey])
 	}
 	return tbl, nil
+}
+
+// hiddenTransform is the transform of a hidden partitioning, checked against its source field's type: day of
+// a timestamp or a date, hour of a timestamp.
+func hiddenTransform(sch *iceberg.Schema, transform, source string) (iceberg.Transform, error) {
+	f, ok := sch.FindFieldByName(source)
+	if !ok {
+		return nil, fmt.Errorf("--partition-by %s(%s): the schema has no field %s", transform, source, source)
+	}
+	switch f.Type.(type) {
+	case iceberg.TimestampType, iceberg.TimestampTzType:
+	case iceberg.DateType:
+		if transform == "day" {
+			return iceberg.DayTransform{}, nil
+		}
+		return nil, fmt.Errorf("--partition-by hour(%s): %s is a date", source, source)
+	default:
+		return nil, fmt.Errorf("--partition-by %s(%s): %s is %s, not an Avro timestamp-millis/-micros (or date)", transform, source, source, f.Type)
+	}
+	if transform == "hour" {
+		return iceberg.HourTransform{}, nil
+	}
+	return iceberg.DayTransform{}, nil
+}
+
+// partitionValue is a data file's value of one partition field, from minipipe's partition of the file
+// (values by column: dt, hr, or the field): the value itself for identity, the day or hour since the epoch of
+// dt (and hr), in UTC, for a hidden partitioning by day or hour of the row's timestamp, which put the file in
+// that dt.
+func partitionValue(pf iceberg.PartitionField, col string, values map[string]string) (any, error) {
+	switch pf.Transform.(type) {
+	case iceberg.IdentityTransform:
+		v, ok := values[col]
+		if !ok || v == hiveNull {
+			return nil, nil
+		}
+		return v, nil
+	case iceberg.DayTransform, iceberg.HourTransform:
+		dt, hr := values["dt"], values["hr"]
+		_, hourly := pf.Transform.(iceberg.HourTransform)
+		if hourly && hr == "" {
+			return nil, fmt.Errorf("partition field %s: the file's partition has no hr (the table is partitioned by hour, the pipeline by day)", pf.Name)
+		}
+		if !hourly {
+			hr = "00"
+		}
+		t, err := time.ParseInLocation("2006-01-02 15", dt+" "+hr, time.UTC)
+		if err != nil {
+			return nil, fmt.Errorf("partition field %s: the file's partition dt=%s hr=%s: %w", pf.Name, dt, hr, err)
+		}
+		if hourly {
+			return int32(t.Unix() / 3600), nil
+		}
+		return iceberg.Date(t.Unix() / 86400), nil
+	}
+	return nil, fmt.Errorf("partition field %s: transform %s is not one minipipe writes", pf.Name, pf.Transform)
 }
 
 // evolve adds the columns of s the table lacks and widens the types s widened (Iceberg's union by name);
@@ -547,6 +626,21 @@ func (c *Catalog) commitFiles(ctx context.Context, tbl *table.Table, stream stri
 	dfs := make([]iceberg.DataFile, 0, len(todo))
 	var rows, bytes int64
 	sources := map[string][2]int64{}
+	for _, pf := range spec.Fields() {
+		switch pf.Transform.(type) {
+		case iceberg.DayTransform, iceberg.HourTransform:
+			// The values come from the file's dt (and hr), which are the UTC day (and hour) of the field's time
+			// only when the pipeline partitions by that very transform.
+			col, _ := sch.FindColumnName(pf.SourceID())
+			var tr, src string
+			if c.cfg.Hidden != nil {
+				tr, src = c.cfg.Hidden(tbl.Identifier()[len(tbl.Identifier())-1])
+			}
+			if want := pf.Transform.String() + "(" + col + ")"; tr+"("+src+")" != want {
+				return nil, fmt.Errorf("the table is partitioned by %s, the pipeline by --partition-by %s(%s): give it --partition-by %s again", want, tr, src, want)
+			}
+		}
+	}
 	for _, ch := range todo {
 		f := ch.File
 		values := map[string]string{}
@@ -559,10 +653,9 @@ func (c *Catalog) commitFiles(ctx context.Context, tbl *table.Table, stream stri
 			if !ok {
 				return nil, fmt.Errorf("partition field %s has no column", pf.Name)
 			}
-			v, ok := values[col]
-			if !ok || v == hiveNull {
-				data[pf.FieldID] = nil
-				continue
+			v, err := partitionValue(pf, col, values)
+			if err != nil {
+				return nil, err
 			}
 			data[pf.FieldID] = v
 		}

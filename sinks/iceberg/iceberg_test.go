@@ -1,6 +1,7 @@
 package iceberg_test
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"os"
@@ -15,6 +16,8 @@ import (
 	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/arrow-go/v18/arrow/memory"
 	"github.com/apache/arrow-go/v18/parquet/pqarrow"
+	icebergsdk "github.com/apache/iceberg-go"
+	"github.com/apache/iceberg-go/table"
 	"github.com/apache/thrift/lib/go/thrift"
 	"github.com/beltran/gohive/hive_metastore"
 
@@ -112,7 +115,8 @@ func writeFile(t *testing.T, root, name string, s *arrow.Schema, from, n int) ma
 // its partition spec, a batch of files lands in one snapshot carrying minipipe's summary, the same batch
 // applied again (a retry, a zombie) adds nothing, two catalogs racing to apply one batch add it once, a
 // newer schema adds its column, and the table's files are exactly the committed ones.
-// TestSnapshotsExactlyOnce runs on both catalogs: the metastore and a REST catalog (Iceberg's own server).
+//
+// It runs on both catalogs: the metastore and a REST catalog (Iceberg's own server).
 func TestSnapshotsExactlyOnce(t *testing.T) {
 	for _, kind := range []string{"hive", "rest"} {
 		t.Run(kind, func(t *testing.T) { snapshotsExactlyOnce(t, kind) })
@@ -663,5 +667,128 @@ func TestRESTURIRefused(t *testing.T) {
 		if err == nil || strings.Contains(err.Error(), "s3cr3t") {
 			t.Errorf("%s: %v", uri, err)
 		}
+	}
+}
+
+// writeTimedFile writes n rows (id, ts) whose ts fall in the UTC day day, as minipipe's commit stage writes a
+// file of that day's partition (dt=day) of a table partitioned by day(ts).
+func writeTimedFile(t *testing.T, root, name string, day time.Time, from, n int) manifest.File {
+	t.Helper()
+	s := arrow.NewSchema([]arrow.Field{{Name: "id", Type: arrow.PrimitiveTypes.Int64},
+		{Name: "ts", Type: &arrow.TimestampType{Unit: arrow.Millisecond, TimeZone: "UTC"}}}, nil)
+	b := array.NewRecordBuilder(memory.DefaultAllocator, s)
+	defer b.Release()
+	for i := from; i < from+n; i++ {
+		b.Field(0).(*array.Int64Builder).Append(int64(i))
+		b.Field(1).(*array.TimestampBuilder).Append(arrow.Timestamp(day.Add(time.Duration(i%24) * time.Hour).UnixMilli()))
+	}
+	rec := b.NewRecordBatch()
+	defer rec.Release()
+	p := filepath.Join(root, name)
+	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	w, err := pqarrow.NewFileWriter(s, &buf, nil, pqarrow.NewArrowWriterProperties(pqarrow.WithStoreSchema()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Write(rec); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(p, buf.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return manifest.File{Table: "timed", Final: name, Rows: int64(n), Bytes: int64(buf.Len()), Partitions: [][2]string{{"dt", day.Format("2006-01-02")}},
+		Sources: []manifest.SourceRange{{Source: "timed:abc:0", First: int64(from), Last: int64(from + n - 1), Count: int64(n)}}}
+}
+
+// TestHiddenPartitioning: --partition-by day(ts) makes an Iceberg table partitioned by day(ts) with no dt
+// column; each file's partition value is its day, so a scan filtered on ts plans the files of that day alone
+// and reads their rows. A pipeline that partitions otherwise is refused rather than mislabel files.
+func TestHiddenPartitioning(t *testing.T) {
+	uri, root, wh, db := testWarehouse(t, "icehidden")
+	cfg := iceberg.Config{Metastore: uri, Database: db, FS: wh, Hidden: func(string) (string, string) { return "day", "ts" }}
+	c, err := iceberg.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cols := arrow.NewSchema([]arrow.Field{{Name: "id", Type: arrow.PrimitiveTypes.Int64},
+		{Name: "ts", Type: &arrow.TimestampType{Unit: arrow.Millisecond, TimeZone: "UTC"}}}, nil)
+	d1 := time.Date(2026, 11, 25, 0, 0, 0, 0, time.UTC)
+	d2 := d1.AddDate(0, 0, 1)
+	var changes []manifest.CatalogChange
+	for i, day := range []time.Time{d1, d2, d2} {
+		f := writeTimedFile(t, root, fmt.Sprintf("timed/dt=%s/f%d.parquet", day.Format("2006-01-02"), i), day, i*100, 100)
+		for _, ch := range c.Changes(f, wh.URI("timed"), cols, i == 0, i == 0) {
+			ch.Seq, ch.Stream = uint64(i+1), "rows.0"
+			changes = append(changes, ch)
+		}
+	}
+	if err := c.Apply(ctx, changes); err != nil {
+		t.Fatal(err)
+	}
+	tbl, err := c.Load(ctx, "timed")
+	if err != nil {
+		t.Fatal(err)
+	}
+	spec := tbl.Spec()
+	if spec.NumFields() != 1 || spec.Field(0).Transform.String() != "day" || spec.Field(0).Name != "ts_day" {
+		t.Fatalf("partition spec %v, want day(ts)", spec)
+	}
+	if _, ok := tbl.Schema().FindFieldByName("dt"); ok {
+		t.Fatalf("schema %v has a dt column: the partitioning is not hidden", tbl.Schema())
+	}
+	count := func(filter icebergsdk.BooleanExpression) (files int, rows int64) {
+		t.Helper()
+		scan := tbl.Scan(table.WithRowFilter(filter))
+		tasks, err := scan.PlanFiles(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, itr, err := scan.ToArrowRecords(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for rec, err := range itr {
+			if err != nil {
+				t.Fatal(err)
+			}
+			rows += rec.NumRows()
+			rec.Release()
+		}
+		return len(tasks), rows
+	}
+	ts := func(t time.Time) icebergsdk.Timestamp { return icebergsdk.Timestamp(t.UnixMicro()) }
+	ref := icebergsdk.Reference("ts")
+	if files, rows := count(icebergsdk.NewAnd(icebergsdk.GreaterThanEqual(ref, ts(d2)), icebergsdk.LessThan(ref, ts(d2.AddDate(0, 0, 1))))); files != 2 || rows != 200 {
+		t.Fatalf("ts within %s: %d files, %d rows; want the day's 2 files and 200 rows", d2.Format("2006-01-02"), files, rows)
+	}
+	if files, rows := count(icebergsdk.LessThan(ref, ts(d2))); files != 1 || rows != 100 {
+		t.Fatalf("ts before %s: %d files, %d rows; want 1 and 100", d2.Format("2006-01-02"), files, rows)
+	}
+	if files, _ := count(icebergsdk.GreaterThanEqual(ref, ts(d2.AddDate(0, 0, 1)))); files != 0 {
+		t.Fatalf("ts after both days: %d files planned, want none", files)
+	}
+	// The pipeline now partitions by hour: its files' dt and hr would say nothing of the table's day(ts).
+	c2, err := iceberg.New(iceberg.Config{Metastore: uri, Database: db, FS: wh, Hidden: func(string) (string, string) { return "", "" }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c2.Close()
+	f := writeTimedFile(t, root, "timed/dt=2026-11-27/f9.parquet", d2.AddDate(0, 0, 1), 900, 10)
+	var more []manifest.CatalogChange
+	for _, ch := range c2.Changes(f, wh.URI("timed"), cols, false, false) {
+		ch.Seq, ch.Stream = 4, "rows.0"
+		more = append(more, ch)
+	}
+	if err := c2.Apply(ctx, more); err == nil || !strings.Contains(err.Error(), "day(ts)") {
+		t.Fatalf("a pipeline partitioning otherwise was not refused: %v", err)
 	}
 }
