@@ -392,7 +392,7 @@ func compactCommand(stdout, stderr io.Writer) *cobra.Command {
 	cmd.Flags().Var(&target, "target-file-size", "size of the rewritten files (Iceberg: files under 3/4 of it are small; Hive: the bytes merged into one file, at most)")
 	cmd.Flags().UintVar(&opts.MinInputFiles, "min-files", 2, "the fewest small files of a partition worth a rewrite")
 	cmd.Flags().DurationVar(&opts.ExpireOlderThan, "expire-older-than", 0, "also expire snapshots older than this (0: none; Iceberg tables)")
-	cmd.Flags().DurationVar(&grace, "grace", 30*time.Second, "how long a Hive table's replaced files stay for queries that started before")
+	cmd.Flags().DurationVar(&grace, "grace", 2*time.Minute, "how long a Hive table's replaced files stay, once the metastore moved to the new ones, for queries that started before (at least the metastore cache of the engines reading it plus their longest query)")
 	cmd.Flags().DurationVar(&wait, "wait", 10*time.Minute, "how long to wait for the pipeline to compact a Hive table")
 	cmd.Flags().IntVar(&opts.RetainLast, "retain-last", 50, "snapshots always kept by the expiry (Iceberg tables)")
 	return cmd

@@ -3,6 +3,7 @@ package topology
 import (
 	"context"
 	"log/slog"
+	"path/filepath"
 	"sort"
 	"time"
 
@@ -84,20 +85,24 @@ func consoleDeps(cfg Config, kcfg kafka.Config, wh fs.FS, reg *registry.Registry
 			for _, t := range tables {
 				v := query.View{Name: t.Name, PartitionFields: t.PartitionColumns}
 				if t.Files > 0 {
-					ti := TableInfo{Name: t.Name, Location: t.Location}
+					// One glob per partition directory (not **: a compacted partition's replaced files, and
+					// its compaction's directory, are not all the partition's): new files of a partition show
+					// without a new view.
+					seen := map[string]bool{}
 					for _, p := range t.Partitions {
-						ti.Partitions = append(ti.Partitions, PartitionInfo{Path: p.Path, Dir: p.Dir})
-					}
-					files, err := tableFiles(wh, ti)
-					if err != nil {
-						return nil, nil, err
-					}
-					for _, f := range files {
-						path, err := local.LocalPath(f.Path)
+						dir := p.Dir
+						if dir == "" {
+							dir = fs.Join(t.Location, p.Path)
+						}
+						if seen[dir] || p.Files == 0 {
+							continue
+						}
+						seen[dir] = true
+						path, err := local.LocalPath(dir)
 						if err != nil {
 							return nil, nil, err
 						}
-						v.Files = append(v.Files, path)
+						v.Files = append(v.Files, filepath.Join(path, "*.parquet"))
 					}
 				}
 				views = append(views, v)

@@ -124,17 +124,20 @@ func (m *metastore) Reconcile(ctx context.Context, t commit.CatalogTable) error 
 	tp := tablePartitions(t.Table, t.Generation, t.Location, t.PartitionColumns, t.Partitions, hive.HiveColumns(t.Cols), t.SchemaID)
 	for i, d := range t.Dirs {
 		if d != "" && i < len(tp.Locations) {
-			tp.Locations[i] = d // compacted
+			if tp.Canonical == nil {
+				tp.Canonical = make([]string, len(tp.Locations))
+			}
+			tp.Canonical[i], tp.Locations[i] = tp.Locations[i], d // compacted
 		}
 	}
 	return m.hc.Reconcile(ctx, tp)
 }
 
-func (m *metastore) Relocate(table string, gen int, partitions [][2]string, location string) ([]manifest.CatalogChange, error) {
+func (m *metastore) Relocate(table string, gen int, partitions [][2]string, location, from string) ([]manifest.CatalogChange, error) {
 	if m.ic != nil {
 		return nil, fmt.Errorf("%s is an Iceberg table: minipipe compact --table-format iceberg rewrites it in a snapshot of its own", table)
 	}
-	return []manifest.CatalogChange{m.hc.RelocateChange(table, gen, partitions, location)}, nil
+	return []manifest.CatalogChange{m.hc.RelocateChange(table, gen, partitions, location, from)}, nil
 }
 
 func tablePartitions(table string, gen int, location string, keys []string, parts [][][2]string, cols []hive.Column, schemaID int) hive.TablePartitions {

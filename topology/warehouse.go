@@ -2,6 +2,7 @@ package topology
 
 import (
 	"errors"
+	"fmt"
 	"sort"
 	"strconv"
 	"strings"
@@ -67,8 +68,13 @@ func ListTables(f fs.FS) ([]TableInfo, error) {
 		return nil, err
 	}
 	keys := map[string]*manifest.KeyState{}
+	var conflict error
 	merge := func(key string, k *manifest.KeyState) {
 		cur := keys[key]
+		if cur != nil && cur.Dir != k.Dir && conflict == nil {
+			// Which directory holds the partition's files depends on the manifest: no answer is right.
+			conflict = fmt.Errorf("table partition %s is committed by more than one commit partition, in different directories (%q and %q): the repartition topic's partitions changed after a compaction", key, cur.Dir, k.Dir)
+		}
 		if cur == nil {
 			c := *k
 			c.SchemaIDs = append([]int(nil), k.SchemaIDs...)
@@ -107,6 +113,9 @@ func ListTables(f fs.FS) ([]TableInfo, error) {
 				merge(key, k)
 			}
 		}
+	}
+	if conflict != nil {
+		return nil, conflict
 	}
 	tables := map[string]*TableInfo{}
 	current := map[string]int{}

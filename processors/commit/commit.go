@@ -49,8 +49,9 @@ type Catalog interface {
 	// has no committed file yet.
 	Changes(f manifest.File, location string, cols *arrow.Schema, newPartition, newSchema bool) []manifest.CatalogChange
 	// Relocate returns the changes that point a table partition at a new directory (a compaction's, at
-	// location), or an error saying why this catalog cannot (an Iceberg table: compact rewrites those).
-	Relocate(table string, gen int, partitions [][2]string, location string) ([]manifest.CatalogChange, error)
+	// location) from the one at from, or an error saying why this catalog cannot (an Iceberg table: compact
+	// rewrites those).
+	Relocate(table string, gen int, partitions [][2]string, location, from string) ([]manifest.CatalogChange, error)
 	// Apply applies changes idempotently, in order. Each carries the Seq of its intent and the Stream of
 	// its manifest.
 	Apply(ctx context.Context, changes []manifest.CatalogChange) error
@@ -147,6 +148,8 @@ type Committer struct {
 
 	memMu sync.Mutex
 	mem   map[*partWriter]int64 // the open files' memory, by commit partition's assignment
+
+	compacting chan struct{} // one compaction at a time (see compact)
 }
 
 // New prepares the commit stage.
@@ -173,7 +176,7 @@ func New(cfg Config) *Committer {
 	if cfg.Parquet.Encodings == nil {
 		cfg.Parquet.Encodings = parquet.NewEncodings()
 	}
-	return &Committer{cfg: cfg, schemas: map[int]*avro.Schema{}, mem: map[*partWriter]int64{}}
+	return &Committer{cfg: cfg, schemas: map[int]*avro.Schema{}, mem: map[*partWriter]int64{}, compacting: make(chan struct{}, 1)}
 }
 
 // Process is the goka callback of the repartition topic.
@@ -878,6 +881,11 @@ func (p *partWriter) recover(ctx context.Context) error {
 		if !published {
 			kind = manifest.Abort
 			c.cfg.Log.Warn("abandoning an intent whose staging file is gone; its rows are redone", "partition", p.id, "intent", seq)
+		}
+		if published && in.Compaction != nil {
+			if err := markCompacted(c.cfg.FS, in.Compaction); err != nil {
+				return err
+			}
 		}
 		r := &manifest.Record{Kind: kind, Epoch: p.epoch, Owner: c.cfg.Instance, Ref: seq}
 		if err := p.log.Append(r); err != nil {

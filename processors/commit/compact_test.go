@@ -122,7 +122,7 @@ func TestCompactPartition(t *testing.T) {
 	if ks.Files != 1 || ks.Rows != 12 || ks.Dir != fmt.Sprintf("t/dt=d1/_cr1e%d", h.p.epoch) || ks.HWM["src:id:0"] != 11 {
 		t.Fatalf("after the compaction: %+v", ks)
 	}
-	if lc := ks.LastCompaction; lc == nil || len(lc.Replaced) != 6 || lc.From != "t/dt=d1" || lc.Request != "r1" {
+	if lc := ks.LastCompaction; lc == nil || lc.Replaced != 6 || lc.AppliedAt.IsZero() || lc.From != "t/dt=d1" || lc.Request != "r1" {
 		t.Fatalf("last compaction: %+v", ks.LastCompaction)
 	}
 	dir1 := ks.Dir
@@ -241,5 +241,57 @@ func TestCompactionCrashAtEveryStep(t *testing.T) {
 				t.Fatalf("manifest: %+v", k)
 			}
 		})
+	}
+}
+
+// A group of one file is copied as it is (no file is read whole into memory for nothing), and a request
+// that killed two owners is skipped by the third.
+func TestCompactionCopiesLoneFilesAndGivesUpAfterTwoCrashes(t *testing.T) {
+	h := newHarness(t, layout.Rotation{MaxRecords: 2}, 64)
+	for i := int64(0); i < 10; i += 2 {
+		h.send(h.p, i, h.batch("dt=d1", 0, 1, i, i+1))
+	}
+	key := envelope.Key("t", 1, "dt=d1")
+	entries, err := h.fs.ReadDir("t/dt=d1")
+	if err != nil || len(entries) != 5 {
+		t.Fatalf("%d files: %v", len(entries), err)
+	}
+	// Two files fit the target together: groups of 2, 2 and 1.
+	target := entries[0].Size + entries[1].Size + 1
+	h.send(h.p, 10, envelope.EncodeCompact(envelope.Compact{Key: key, Request: "pairs", MinFiles: 2, TargetBytes: target}))
+	ks := h.p.st.Keys[key]
+	if ks.Files != 3 || ks.Rows != 10 {
+		t.Fatalf("after compacting 5 files two by two: %+v", ks)
+	}
+	ids, _, files := partitionRows(t, h.fs, ks.Dir)
+	wantIDs(t, ids, 10)
+	if files != 3 {
+		t.Fatalf("%d files", files)
+	}
+	// A request whose attempts were both started and never finished (their owners died) is skipped.
+	if err := h.fs.MkdirAll("_minipipe/compactions/doomed"); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.fs.WriteFile(attemptsPath("doomed", key), []byte("2\n")); err != nil {
+		t.Fatal(err)
+	}
+	h.send(h.p, 11, compactReq("doomed"))
+	if ks := h.p.st.Keys[key]; ks.Compacted("doomed") || ks.Files != 3 {
+		t.Fatalf("a request that failed twice was tried again: %+v", ks)
+	}
+	// The manifest of a compacted partition is written in the format older minipipe refuses.
+	recs, err := h.fs.ReadDir(ManifestDir("rows", 0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	v2 := 0
+	for _, r := range recs {
+		b, err := h.fs.ReadFile(fs.Join(ManifestDir("rows", 0), r.Name))
+		if err == nil && len(b) > 5 && string(b[:4]) == "MPMF" && b[4] == 2 {
+			v2++
+		}
+	}
+	if v2 == 0 {
+		t.Fatal("no manifest record of the compaction is framed as version 2")
 	}
 }

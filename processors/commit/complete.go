@@ -9,6 +9,7 @@ import (
 
 	"github.com/minipipe/minipipe/processors/envelope"
 	"github.com/minipipe/minipipe/sinks/fs"
+	"github.com/minipipe/minipipe/sinks/manifest"
 )
 
 // Completeness. The bucket step sends each source partition's watermark (envelope.Watermark) to every
@@ -141,7 +142,10 @@ func (p *partWriter) markComplete(key, table string, gen int, path string, parti
 	c := p.c
 	name := fs.Join(Location(table, gen), path, SuccessFile)
 	if ks := p.st.Keys[key]; ks != nil && ks.Dir != "" {
-		name = fs.Join(ks.Dir, SuccessFile)
+		// A compacted partition: sensors watch the partition's path, readers of the metastore its directory.
+		if err := markCompacted(c.cfg.FS, &manifest.Compaction{Dir: ks.Dir, Success: true}); err != nil {
+			return err
+		}
 	}
 	// Sensors only look for the file; what it says is for people (as the S3A committers' _SUCCESS).
 	body, _ := json.Marshal(map[string]any{"committer": "minipipe", "table": table, "generation": gen, "partition": path,

@@ -33,8 +33,9 @@ func (d *duck) release() {
 	}
 }
 
-// duckdb returns the DuckDB of the current tables, made again (views and lock) when the tables changed:
-// a view reads its table's files by glob, so new files of a known table need no new view.
+// duckdb returns the DuckDB of the current tables, made again (views and lock) when the tables changed: a
+// view reads each partition's directory by glob, so new files of a known partition need no new view; a new
+// partition, or one a compaction moved to another directory, does.
 func (c *Console) duckdb(ctx context.Context) (*duck, error) {
 	if c.deps.Views == nil {
 		return nil, errors.New("DuckDB reads local warehouses (file://) only: run SQL on Trino (--trino) for this one")
@@ -45,7 +46,11 @@ func (c *Console) duckdb(ctx context.Context) (*duck, error) {
 	}
 	var key strings.Builder
 	for _, t := range snap.Tables {
-		fmt.Fprintf(&key, "%s/%d/%v/%t;", t.Name, t.Generation, t.PartitionColumns, t.Files > 0)
+		fmt.Fprintf(&key, "%s/%d/%v/%t", t.Name, t.Generation, t.PartitionColumns, t.Files > 0)
+		for _, p := range t.Partitions {
+			fmt.Fprintf(&key, "|%s", p.Dir)
+		}
+		key.WriteByte(';')
 	}
 	c.dbMu.Lock()
 	defer c.dbMu.Unlock()

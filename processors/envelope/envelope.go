@@ -216,8 +216,11 @@ type Compact struct {
 	Key         string // the table partition's key, table@generation/path
 	Request     string // names the request: redelivered, it is done once
 	MinFiles    int    // fewer files than this: nothing to do
-	TargetBytes int64  // the Parquet bytes read into one new file, at most (one file bigger than it stays alone)
+	TargetBytes int64  // the Parquet bytes merged into one new file, at most MaxCompactTarget (a file bigger is copied alone)
 }
+
+// MaxCompactTarget bounds a compaction request's TargetBytes: the files merged into one are read into memory.
+const MaxCompactTarget = 1 << 30
 
 // EncodeCompact renders a compaction request.
 func EncodeCompact(c Compact) []byte {
@@ -246,7 +249,7 @@ func DecodeCompact(b []byte) (Compact, error) {
 	if r.err == nil && r.p != len(b) {
 		r.fail("trailing bytes")
 	}
-	if r.err == nil && c.TargetBytes <= 0 {
+	if r.err == nil && (c.TargetBytes <= 0 || c.TargetBytes > MaxCompactTarget) {
 		r.fail("target size")
 	}
 	if r.err == nil {

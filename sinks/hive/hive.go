@@ -277,15 +277,16 @@ func (c *Catalog) Changes(table string, gen int, location string, partitions [][
 	return out
 }
 
-// RelocateChange is the change that points a table partition at location (a compaction's directory).
-func (c *Catalog) RelocateChange(table string, gen int, partitions [][2]string, location string) manifest.CatalogChange {
+// RelocateChange is the change that points a table partition at location (a compaction's directory) from
+// the one at from.
+func (c *Catalog) RelocateChange(table string, gen int, partitions [][2]string, location, from string) manifest.CatalogChange {
 	partKeys := make([]string, len(partitions))
 	vals := map[string]string{}
 	for i, p := range partitions {
 		partKeys[i] = p[0]
 		vals[p[0]] = p[1]
 	}
-	b, _ := json.Marshal(partitionSpec{PartitionKeys: partKeys, Location: location})
+	b, _ := json.Marshal(partitionSpec{PartitionKeys: partKeys, Location: location, From: from})
 	return manifest.CatalogChange{Op: OpRelocate, Table: table, Generation: gen, Location: location, Partition: vals, Columns: b}
 }
 
@@ -368,7 +369,8 @@ func (c *Catalog) Apply(ctx context.Context, changes []manifest.CatalogChange) e
 		case OpRelocate:
 			err = c.applyRelocate(ctx, ch)
 		default:
-			c.cfg.Log.Warn("skipping an unknown catalog change", "op", ch.Op, "table", ch.Table)
+			// Never recorded as applied: a change this version does not know is one it would lose.
+			err = fmt.Errorf("unknown catalog change %q (written by a newer minipipe? upgrade this instance)", ch.Op)
 		}
 		if err != nil {
 			return fmt.Errorf("hive %s %s.%s: %w", ch.Op, c.cfg.Database, ch.Table, err)
@@ -556,6 +558,8 @@ func (c *Catalog) alter(ctx context.Context, cl *hms.ThriftHiveMetastoreClient, 
 type partitionSpec struct {
 	PartitionKeys []string `json:"partition_keys"`
 	Location      string   `json:"location"`
+	// From (relocate): the location the move starts from; a partition found elsewhere moved since.
+	From string `json:"from,omitempty"`
 }
 
 func (c *Catalog) applyPartition(ctx context.Context, ch manifest.CatalogChange) error {
@@ -607,7 +611,14 @@ func (c *Catalog) applyRelocate(ctx context.Context, ch manifest.CatalogChange) 
 		if part.Sd == nil {
 			return fmt.Errorf("partition %v has no storage descriptor", values)
 		}
-		if strings.TrimSuffix(part.Sd.Location, "/") == strings.TrimSuffix(spec.Location, "/") {
+		if SameLocation(part.Sd.Location, spec.Location) {
+			return nil
+		}
+		if spec.From != "" && !SameLocation(part.Sd.Location, spec.From) {
+			// Moved since (a replay swapped the generation in, a later compaction): a late move back would
+			// point the partition at files about to go.
+			c.cfg.Log.Warn("not moving a partition that moved since the compaction", "table", name, "partition", values,
+				"at", part.Sd.Location, "compaction_from", spec.From, "compaction_to", spec.Location)
 			return nil
 		}
 		part.Sd.Location = spec.Location
@@ -616,6 +627,18 @@ func (c *Catalog) applyRelocate(ctx context.Context, ch manifest.CatalogChange) 
 		}
 		return nil
 	})
+}
+
+// SameLocation reports whether two locations name the same directory (a trailing slash, or escaping, aside).
+func SameLocation(a, b string) bool {
+	norm := func(s string) string {
+		s = strings.TrimSuffix(s, "/")
+		if u, err := url.PathUnescape(s); err == nil {
+			return u
+		}
+		return s
+	}
+	return norm(a) == norm(b)
 }
 
 // addPartitions registers partitions (if not there yet) with the table's columns.
@@ -689,6 +712,10 @@ type TablePartitions struct {
 	// Complete says Partitions are all the table has: the metastore's others are dropped (a replay's
 	// swap). Otherwise they are someone else's and stay.
 	Complete bool
+	// Canonical, where set (a compacted partition: its Location is its compaction's directory), is the
+	// partition's own path under the table: a partition the metastore shows there, or in another compaction
+	// directory under it, is moved to Location (a late, stale move put it back).
+	Canonical []string
 }
 
 // Reconcile makes the metastore show what the warehouse holds: the table with its columns (nil Columns:
@@ -790,6 +817,9 @@ func (c *Catalog) Reconcile(ctx context.Context, tp TablePartitions) error {
 				}
 			}
 		}
+		if err := c.repairCompacted(ctx, cl, t, keys, tp); err != nil {
+			return err
+		}
 		if tp.Complete {
 			for _, n := range stale {
 				if _, err := cl.DropPartition(ctx, t.DbName, t.TableName, partValues(n), false); err != nil && !isNoSuchObject(err) {
@@ -818,6 +848,46 @@ func (c *Catalog) Reconcile(ctx context.Context, tp TablePartitions) error {
 		}
 		return nil
 	})
+}
+
+// repairCompacted moves the compacted partitions the metastore shows at their own path, or at another of
+// their compaction directories, to their current compaction directory.
+func (c *Catalog) repairCompacted(ctx context.Context, cl *hms.ThriftHiveMetastoreClient, t *hms.Table, keys []string, tp TablePartitions) error {
+	want := map[string]int{}
+	var names []string
+	for i, canon := range tp.Canonical {
+		if canon == "" || i >= len(tp.Partitions) {
+			continue
+		}
+		n := partName(keys, tp.Partitions[i])
+		want[n] = i
+		names = append(names, n)
+	}
+	var fix []*hms.Partition
+	for start := 0; start < len(names); start += 500 {
+		ps, err := cl.GetPartitionsByNames(ctx, t.DbName, t.TableName, names[start:min(start+500, len(names))])
+		if err != nil {
+			return fmt.Errorf("get partitions: %w", err)
+		}
+		for _, p := range ps {
+			i, ok := want[partName(keys, p.Values)]
+			if !ok || p.Sd == nil || SameLocation(p.Sd.Location, tp.Locations[i]) {
+				continue
+			}
+			canon := strings.TrimSuffix(tp.Canonical[i], "/")
+			if cur := strings.TrimSuffix(p.Sd.Location, "/"); SameLocation(cur, canon) || strings.HasPrefix(cur, canon+"/_c") {
+				c.cfg.Log.Warn("moving a compacted partition back to its directory", "table", t.TableName, "partition", p.Values, "from", p.Sd.Location, "to", tp.Locations[i])
+				p.Sd.Location = tp.Locations[i]
+				fix = append(fix, p)
+			}
+		}
+	}
+	if len(fix) > 0 {
+		if err := cl.AlterPartitions(ctx, t.DbName, t.TableName, fix); err != nil {
+			return fmt.Errorf("move compacted partitions: %w", err)
+		}
+	}
+	return nil
 }
 
 // partName is the metastore's partition name, k1=v1/k2=v2, values escaped as Hive escapes them.

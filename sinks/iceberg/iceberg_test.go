@@ -303,7 +303,13 @@ func TestAbandonedLock(t *testing.T) {
 // many instances do; every batch goes in exactly once, and the test reports the snapshots per second the
 // metastore sustains under that contention.
 func TestConcurrentStreams(t *testing.T) {
-	uri, root, wh, db := testWarehouse(t, "icecc")
+	for _, kind := range []string{"hive", "rest"} {
+		t.Run(kind, func(t *testing.T) { concurrentStreams(t, kind) })
+	}
+}
+
+func concurrentStreams(t *testing.T, kind string) {
+	uri, root, wh, db := testWarehouseOn(t, "icecc", kind)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	defer iceberg.SetExpiry(12, 8, 0)()

@@ -123,17 +123,25 @@ type Compaction struct {
 	Replaced      []string `json:"replaced"`
 	ReplacedRows  int64    `json:"replaced_rows"`
 	ReplacedBytes int64    `json:"replaced_bytes"`
+	// Success says the partition was complete (a _SUCCESS marker): Dir gets one too.
+	Success bool `json:"success,omitempty"`
 }
 
-// LastCompaction is what a table partition remembers of its last compaction: which request it was, and the
-// files it replaced, which stay for queries that started before it until minipipe compact removes them.
+// recentCompactions is how many compaction requests a table partition remembers: one delivered again after
+// later ones is still recognised as done.
+const recentCompactions = 8
+
+// LastCompaction is what a table partition remembers of its last compaction. The files it replaced are
+// whatever else lies under the partition's path: they stay for queries that started before, until minipipe
+// compact removes them once the metastore moved (AppliedAt) and its grace period passed.
 type LastCompaction struct {
-	Seq      uint64    `json:"seq"` // of its intent: its catalog change is applied once Unapplied lacks it
-	Request  string    `json:"request"`
-	Time     time.Time `json:"time"`
-	From     string    `json:"from"`
-	Replaced []string  `json:"replaced"`
-	// What it replaced (rows, bytes) and with what (files, bytes).
+	Seq       uint64    `json:"seq"` // of its intent
+	Request   string    `json:"request"`
+	Time      time.Time `json:"time"`
+	AppliedAt time.Time `json:"applied_at,omitempty"` // when the metastore partition moved (its commit's, without a catalog)
+	From      string    `json:"from"`
+	// What it replaced (files, rows, bytes) and with what (files, bytes).
+	Replaced      int   `json:"replaced"`
 	Rows          int64 `json:"rows"`
 	ReplacedBytes int64 `json:"replaced_bytes"`
 	Files         int   `json:"files"`
@@ -174,6 +182,8 @@ type KeyState struct {
 	// path under the table (empty: that path).
 	Dir            string          `json:"dir,omitempty"`
 	LastCompaction *LastCompaction `json:"last_compaction,omitempty"`
+	// Compactions are the last requests done (recentCompactions of them, oldest first).
+	Compactions []string `json:"compactions,omitempty"`
 }
 
 // State is an owner's view of its partition: committed keys with their high-water marks, and intents not
@@ -190,11 +200,13 @@ type State struct {
 	Unapplied []uint64 `json:"unapplied,omitempty"`
 	// Catalog holds the catalog changes of the unapplied intents.
 	Catalog map[uint64][]CatalogChange `json:"catalog,omitempty"`
+	// Relocating are the compactions whose metastore move is not applied yet: intent → key.
+	Relocating map[uint64]string `json:"relocating,omitempty"`
 }
 
 // NewState is an empty state.
 func NewState() *State {
-	return &State{Keys: map[string]*KeyState{}, Pending: map[uint64]*Record{}, Catalog: map[uint64][]CatalogChange{}}
+	return &State{Keys: map[string]*KeyState{}, Pending: map[uint64]*Record{}, Catalog: map[uint64][]CatalogChange{}, Relocating: map[uint64]string{}}
 }
 
 // HWM returns the highest committed offset of source in key, or -1.
@@ -270,6 +282,14 @@ func (s *State) Apply(r *Record) {
 		for _, ref := range r.Refs {
 			done[ref] = true
 		}
+		for ref := range done {
+			if key, ok := s.Relocating[ref]; ok {
+				if k := s.Keys[key]; k != nil && k.LastCompaction != nil && k.LastCompaction.Seq == ref {
+					k.LastCompaction.AppliedAt = r.Time
+				}
+				delete(s.Relocating, ref)
+			}
+		}
 		kept := s.Unapplied[:0]
 		for _, ref := range s.Unapplied {
 			if done[ref] {
@@ -302,8 +322,40 @@ func (s *State) applyCompaction(r, in *Record) {
 	k.Files += int64(len(in.Files)) - int64(len(c.Replaced))
 	k.Bytes += bytes - c.ReplacedBytes
 	k.Dir = c.Dir
-	k.LastCompaction = &LastCompaction{Seq: r.Ref, Request: c.Request, Time: r.Time, From: c.From, Replaced: c.Replaced,
+	k.LastCompaction = &LastCompaction{Seq: r.Ref, Request: c.Request, Time: r.Time, From: c.From, Replaced: len(c.Replaced),
 		Rows: c.ReplacedRows, ReplacedBytes: c.ReplacedBytes, Files: len(in.Files), Bytes: bytes}
+	if len(in.Catalog) > 0 {
+		s.Relocating[r.Ref] = c.Key
+	} else {
+		k.LastCompaction.AppliedAt = r.Time // no metastore to move
+	}
+	k.Compactions = append(k.Compactions, c.Request)
+	if n := len(k.Compactions); n > recentCompactions {
+		k.Compactions = append([]string(nil), k.Compactions[n-recentCompactions:]...)
+	}
+}
+
+// Compacted reports whether the table partition has done the compaction request.
+func (k *KeyState) Compacted(request string) bool {
+	for _, r := range k.Compactions {
+		if r == request {
+			return true
+		}
+	}
+	return false
+}
+
+// compacting reports whether the state knows compactions, which readers before them would misread.
+func (s *State) compacting() bool {
+	if len(s.Relocating) > 0 {
+		return true
+	}
+	for _, k := range s.Keys {
+		if k.Dir != "" || k.LastCompaction != nil {
+			return true
+		}
+	}
+	return false
 }
 
 func containsInt(xs []int, x int) bool {
@@ -328,6 +380,9 @@ func (s *State) clone() *State {
 	if out.Catalog == nil {
 		out.Catalog = map[uint64][]CatalogChange{}
 	}
+	if out.Relocating == nil {
+		out.Relocating = map[uint64]string{}
+	}
 	for seq, r := range out.Pending {
 		r.Seq, r.Kind = seq, Intent
 	}
@@ -339,8 +394,12 @@ func (s *State) clone() *State {
 var magic = [4]byte{'M', 'P', 'M', 'F'}
 
 const (
-	version   = 1
-	headerLen = 4 + 1 + 1 + 4
+	version = 1
+	// versionCompaction frames the records of a manifest with compactions (their intents, and checkpoints of a
+	// state that has them): minipipe before them refuses such a record (unknown version) instead of misreading
+	// a compaction as a commit of the same rows again and losing where the partition's files are.
+	versionCompaction = 2
+	headerLen         = 4 + 1 + 1 + 4
 )
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
@@ -354,9 +413,13 @@ func Encode(r *Record) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
+	v := byte(version)
+	if r.Compaction != nil || r.State != nil && r.State.compacting() {
+		v = versionCompaction
+	}
 	b := make([]byte, 0, headerLen+len(payload)+4)
 	b = append(b, magic[:]...)
-	b = append(b, version, byte(r.Kind))
+	b = append(b, v, byte(r.Kind))
 	b = binary.BigEndian.AppendUint32(b, uint32(len(payload)))
 	b = append(b, payload...)
 	return binary.BigEndian.AppendUint32(b, crc32.Checksum(b, castagnoli)), nil
@@ -367,7 +430,7 @@ func Decode(b []byte) (*Record, error) {
 	if len(b) < headerLen+4 || [4]byte(b[:4]) != magic {
 		return nil, fmt.Errorf("%w: bad header", ErrCorrupt)
 	}
-	if b[4] != version {
+	if b[4] != version && b[4] != versionCompaction {
 		return nil, fmt.Errorf("%w: unknown version %d", ErrCorrupt, b[4])
 	}
 	n := int(binary.BigEndian.Uint32(b[6:10]))

@@ -3,6 +3,7 @@ package parquet
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -14,6 +15,7 @@ import (
 	"github.com/apache/arrow-go/v18/parquet"
 	"github.com/apache/arrow-go/v18/parquet/compress"
 	"github.com/apache/arrow-go/v18/parquet/file"
+	"github.com/apache/arrow-go/v18/parquet/metadata"
 	"github.com/apache/arrow-go/v18/parquet/pqarrow"
 )
 
@@ -24,8 +26,8 @@ var ErrNotMergeable = errors.New("files cannot be merged")
 // Merge writes the rows of Parquet files into one, file after file, in the order given: the columns of them
 // all (the last file's first, in its order, then those only older files have), a column a file lacks null
 // in its rows, numbers widened as the table's evolution widened them (int → long, float → double). The
-// footer's key-value metadata is the last file's (without Arrow's stored schema) with meta over it. It
-// returns the rows written.
+// footer's key-value metadata is the last file's (without Arrow's stored schema) with meta over it (an empty
+// value removes its key). It returns the rows written.
 func Merge(ctx context.Context, w io.Writer, inputs [][]byte, meta map[string]string, opts Options) (int64, error) {
 	opts.defaults()
 	if len(inputs) == 0 {
@@ -72,6 +74,10 @@ func Merge(ctx context.Context, w io.Writer, inputs [][]byte, meta map[string]st
 		}
 	}
 	for k, v := range meta {
+		if v == "" {
+			delete(kv, k) // not true of the merged file
+			continue
+		}
 		kv[k] = v
 	}
 	props := parquet.NewWriterProperties(
@@ -252,4 +258,20 @@ func widerNumber(a, b arrow.DataType) (arrow.DataType, bool) {
 		return a, true
 	}
 	return b, true
+}
+
+// FooterRows returns the rows of a Parquet file from its last bytes (which must hold its whole footer).
+func FooterRows(tail []byte) (int64, error) {
+	if len(tail) < 12 || string(tail[len(tail)-4:]) != "PAR1" {
+		return 0, errors.New("not a Parquet file: no PAR1 at its end")
+	}
+	n := int64(binary.LittleEndian.Uint32(tail[len(tail)-8:]))
+	if n <= 0 || n > int64(len(tail)-8) {
+		return 0, fmt.Errorf("a Parquet footer of %d bytes: more than the %d bytes kept of the file's end", n, len(tail)-8)
+	}
+	md, err := metadata.NewFileMetaData(tail[int64(len(tail)-8)-n:len(tail)-8], nil)
+	if err != nil {
+		return 0, fmt.Errorf("the Parquet footer: %w", err)
+	}
+	return md.NumRows, nil
 }
