@@ -14,6 +14,7 @@ import (
 
 	"github.com/minipipe/minipipe/internal/kafka"
 	"github.com/minipipe/minipipe/sinks/hive"
+	"github.com/minipipe/minipipe/sinks/iceberg"
 	"github.com/minipipe/minipipe/sinks/parquet"
 	"github.com/minipipe/minipipe/sinks/s3"
 )
@@ -481,6 +482,9 @@ func (c *Config) validate() error {
 		case "rest":
 			if c.IcebergRESTURI == "" {
 				return fmt.Errorf("--iceberg-catalog rest needs --iceberg-rest-uri http(s)://HOST:PORT")
+			}
+			if err := iceberg.CheckRESTURI(c.IcebergRESTURI); err != nil {
+				return fmt.Errorf("--iceberg-rest-uri: %w", err)
 			}
 			if c.Catalog == "hive" {
 				return fmt.Errorf("--iceberg-catalog rest keeps the tables in the REST catalog: drop --catalog hive")

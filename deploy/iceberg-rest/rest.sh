@@ -24,9 +24,11 @@ while [ $# -gt 0 ]; do
     *) die "unknown option $1" ;;
   esac
 done
-mkdir -p "$dir"; dir=$(cd "$dir" && pwd)
+case $cmd in start | up) mkdir -p "$dir" ;; esac
+[ -d "$dir" ] && dir=$(cd "$dir" && pwd)
 pidfile=$dir/rest.pid
 [ -n "$warehouse" ] || warehouse=file://$dir/warehouse
+[[ $port =~ ^[0-9]+$ ]] && [ "$port" -gt 0 ] && [ "$port" -lt 65536 ] || die "--port $port: want a TCP port"
 
 fetch() { with_lock iceberg-rest maven_copy_deps "$DEPLOY_DIR/iceberg-rest/pom.xml" "$jars"; }
 
@@ -49,7 +51,7 @@ start() {
 case $cmd in
   fetch) fetch ;;
   start | up) start ;;
-  stop | down) stop_pid "$pidfile" 10 ;;
-  kill) [ -f "$pidfile" ] && { kill -KILL "$(cat "$pidfile")" 2>/dev/null || true; rm -f "$pidfile"; } ;;
+  stop | down) stop_pid "$pidfile" 10; rm -f "$dir/uri" ;;
+  kill) if [ -f "$pidfile" ]; then kill -KILL "$(cat "$pidfile")" 2>/dev/null || true; rm -f "$pidfile"; fi; rm -f "$dir/uri" ;;
   *) sed -n '2,12p' "$0"; exit 2 ;;
 esac

@@ -70,14 +70,14 @@ func ParseSpec(s, tz string) (Spec, error) {
 		if !ok || !validColumn(f) {
 			return Spec{}, fmt.Errorf("--partition-by %s: want %s(FIELD), FIELD a timestamp field's name", s, fn)
 		}
-		if loc != time.UTC {
+		if _, off := time.Date(2026, 1, 1, 0, 0, 0, 0, loc).Zone(); off != 0 || loc.String() != "UTC" && loc.String() != "Etc/UTC" {
 			return Spec{}, fmt.Errorf("--partition-by %s: Iceberg's %s transform is in UTC; drop --timezone %s or use --partition-by daily/hourly", s, fn, loc)
 		}
 		kind := Daily
 		if fn == "hour" {
 			kind = Hourly
 		}
-		return Spec{Kind: kind, Loc: loc, Source: f}, nil
+		return Spec{Kind: kind, Loc: time.UTC, Source: f}, nil
 	case strings.HasPrefix(s, "field:"):
 		f := strings.TrimPrefix(s, "field:")
 		if !validColumn(f) {

@@ -133,6 +133,7 @@ func TestHiddenPartitioningSpec(t *testing.T) {
 		{in: "day(ts)", str: "day(ts)", transform: "day", source: "ts"},
 		{in: "hour(event_time)", str: "hour(event_time)", transform: "hour", source: "event_time"},
 		{in: "day(ts)", tz: "Europe/Berlin", err: "UTC"},
+		{in: "day(ts)", tz: "Etc/UTC", str: "day(ts)", transform: "day", source: "ts"},
 		{in: "day(1ts)", err: "FIELD"},
 		{in: "day(ts", err: "FIELD"},
 		{in: "week(ts)", err: "use daily"},

@@ -800,6 +800,9 @@ func (in *Ingest) process(ctx goka.Context, msg interface{}) {
 		if ferr == nil {
 			ts, ferr = avro.TimeOf(v, ft)
 		}
+		if ferr == nil && t.Spec.Source != "" {
+			ferr = hiddenTime(t.Spec, ft, ts)
+		}
 		if ferr != nil {
 			dead(&validate.Rejection{Code: validate.CodeTimestamp, Reason: fmt.Sprintf("--timestamp-field %s: %v", t.TimestampField, ferr)})
 			return
@@ -1034,4 +1037,23 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		reg.MustRegister(m.records, m.rows, m.batches, m.skipped, m.retries, m.splits, m.repeats, m.late, m.seals, m.dlq)
 	}
 	return m
+}
+
+// hiddenTime checks a row's time for a hidden partitioning (--partition-by day(ts), hour(ts)): the field must be
+// one Iceberg's transform takes (a timestamp, or a date for day), and its time between the years 1 and 9999
+// (its file's dt names the day, and must read back as one).
+func hiddenTime(spec layout.Spec, ft *avro.Schema, ts time.Time) error {
+	switch ft.LogicalType {
+	case "timestamp-millis", "timestamp-micros", "timestamp-nanos", "local-timestamp-millis", "local-timestamp-micros", "local-timestamp-nanos":
+	case "date":
+		if spec.Transform() != "day" {
+			return fmt.Errorf("--partition-by %s: %s is a date (hour takes a timestamp)", spec, spec.Source)
+		}
+	default:
+		return fmt.Errorf("--partition-by %s: %s is a %s, not an Avro timestamp (timestamp-millis, -micros)", spec, spec.Source, ft.Type)
+	}
+	if y := ts.Year(); y < 1 || y > 9999 {
+		return fmt.Errorf("--partition-by %s: %s is in the year %d", spec, spec.Source, y)
+	}
+	return nil
 }

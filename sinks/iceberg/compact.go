@@ -67,6 +67,11 @@ func (c *Catalog) Compact(ctx context.Context, name string, opts CompactOptions)
 		if err != nil {
 			return res, fmt.Errorf("planning %s: %w", name, err)
 		}
+		// The filter picks files; a compaction copies them whole. A residual left on a task would be applied
+		// when its file is read, and drop its other rows from the file that replaces it.
+		for i := range tasks {
+			tasks[i].Residual = nil
+		}
 		cfg := compaction.DefaultConfig()
 		cfg.TargetFileSizeBytes = opts.TargetFileSize
 		cfg.MinFileSizeBytes = opts.TargetFileSize * 3 / 4
@@ -135,12 +140,15 @@ func partitionFilter(tbl *table.Table, path string) (iceberg.BooleanExpression, 
 // (or date) field: that day's or hour's range of the field. ok is false for other tables.
 func hiddenFilter(tbl *table.Table, path string) (iceberg.BooleanExpression, bool, error) {
 	var src iceberg.NestedField
-	found := false
+	found, hourly := false, false
 	spec := tbl.Spec()
 	for _, pf := range spec.Fields() {
 		switch pf.Transform.(type) {
-		case iceberg.DayTransform, iceberg.HourTransform:
+		case iceberg.DayTransform:
 			src, found = tbl.Schema().FindFieldByID(pf.SourceID())
+		case iceberg.HourTransform:
+			src, found = tbl.Schema().FindFieldByID(pf.SourceID())
+			hourly = true
 		}
 	}
 	if !found {
@@ -153,6 +161,9 @@ func hiddenFilter(tbl *table.Table, path string) (iceberg.BooleanExpression, boo
 			return nil, true, fmt.Errorf("--partition %q: the table is partitioned by the time of %s: want dt=YYYY-MM-DD[/hr=HH]", path, src.Name)
 		}
 		values[k] = v
+	}
+	if values["hr"] != "" && !hourly {
+		return nil, true, fmt.Errorf("--partition %q: the table is partitioned by day(%s): want dt=YYYY-MM-DD", path, src.Name)
 	}
 	step, layoutStr, text := 24*time.Hour, "2006-01-02", values["dt"]
 	if values["hr"] != "" {
@@ -188,6 +199,21 @@ func (c *Catalog) rewrite(ctx context.Context, tbl *table.Table, plan compaction
 		}
 		if len(gr.OldDataFiles) == 0 {
 			continue
+		}
+		deletes := false
+		for _, t := range g.Tasks {
+			deletes = deletes || len(t.DeleteFiles)+len(t.EqualityDeleteFiles)+len(t.DeletionVectorFiles) > 0
+		}
+		var in, out int64
+		for _, df := range gr.OldDataFiles {
+			in += df.Count()
+		}
+		for _, df := range gr.NewDataFiles {
+			out += df.Count()
+		}
+		if !deletes && in != out {
+			c.removeFiles(written)
+			return nil, fmt.Errorf("a rewrite of %d files would hold %d rows of their %d: not committed", len(gr.OldDataFiles), out, in)
 		}
 		rw.ApplyResult(gr)
 		res.Partitions++

@@ -28,6 +28,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/apache/arrow-go/v18/arrow"
@@ -99,6 +100,8 @@ type Catalog struct {
 
 	mu  sync.Mutex
 	cat catalog.Catalog // the Hive catalog; a REST one once reached (see catalog)
+
+	warnedIdentity atomic.Bool
 }
 
 // New prepares the catalog; it connects on first use.
@@ -114,9 +117,8 @@ func New(cfg Config) (*Catalog, error) {
 	}
 	root := strings.TrimSuffix(cfg.FS.URI("."), "/")
 	if cfg.REST != "" {
-		u, err := url.Parse(cfg.REST)
-		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil {
-			return nil, fmt.Errorf("iceberg REST catalog URI %q: want http(s)://HOST:PORT[/PATH], credentials apart", redactURI(cfg.REST))
+		if err := CheckRESTURI(cfg.REST); err != nil {
+			return nil, err
 		}
 		registerIO(root, cfg.FS)
 		c := &Catalog{cfg: cfg, root: root, props: iceberg.Properties{"warehouse": root, propWarehouse: root}}
@@ -170,11 +172,25 @@ func (c *Catalog) catalog(ctx context.Context) (catalog.Catalog, error) {
 		return nil, &hive.Unavailable{Err: fmt.Errorf("iceberg REST catalog %s: %w", redactURI(c.cfg.REST), err)}
 	}
 	ns := table.Identifier{c.cfg.Database}
-	if err := cat.CreateNamespace(tctx, ns, nil); err != nil && !errors.Is(err, catalog.ErrNamespaceAlreadyExists) {
-		return nil, fmt.Errorf("iceberg REST catalog %s: namespace %s: %w", redactURI(c.cfg.REST), c.cfg.Database, err)
+	exists, err := cat.CheckNamespaceExists(tctx, ns)
+	if err != nil {
+		return nil, &hive.Unavailable{Err: fmt.Errorf("iceberg REST catalog %s: namespace %s: %w", redactURI(c.cfg.REST), c.cfg.Database, err)}
+	}
+	if !exists {
+		if err := cat.CreateNamespace(tctx, ns, nil); err != nil && !errors.Is(err, catalog.ErrNamespaceAlreadyExists) {
+			return nil, fmt.Errorf("iceberg REST catalog %s: namespace %s: %w", redactURI(c.cfg.REST), c.cfg.Database, err)
+		}
 	}
 	c.cat = cat
 	return cat, nil
+}
+
+// callContext bounds one call to a REST catalog (the metastore's calls have their own timeouts).
+func (c *Catalog) callContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	if c.hc != nil {
+		return ctx, func() {}
+	}
+	return context.WithTimeout(ctx, c.timeout())
 }
 
 func (c *Catalog) timeout() time.Duration {
@@ -182,6 +198,16 @@ func (c *Catalog) timeout() time.Duration {
 		return c.cfg.Timeout
 	}
 	return 30 * time.Second
+}
+
+// CheckRESTURI checks a REST catalog URI: http(s)://HOST[:PORT][/PATH], with no credentials, query or
+// fragment in it (iceberg-go sends the query with every call and puts the whole URL in its errors).
+func CheckRESTURI(s string) error {
+	u, err := url.Parse(s)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil || u.RawQuery != "" || u.ForceQuery || u.Fragment != "" {
+		return fmt.Errorf("iceberg REST catalog URI %q: want http(s)://HOST[:PORT][/PATH]; credentials go in --iceberg-rest-credential-file", redactURI(s))
+	}
+	return nil
 }
 
 // redactURI is a URI fit for logs and errors: without user information or query (where tokens hide).
@@ -231,8 +257,21 @@ func (c *Catalog) Changes(f manifest.File, location string, cols *arrow.Schema, 
 	}
 	file := f
 	file.Staging = ""
-	out = append(out, manifest.CatalogChange{Op: OpFile, Table: f.Table, Generation: f.Generation, Location: location, SchemaID: f.SchemaID, File: &file})
-	return out
+	fc := manifest.CatalogChange{Op: OpFile, Table: f.Table, Generation: f.Generation, Location: location, SchemaID: f.SchemaID, File: &file}
+	if c.cfg.Hidden != nil {
+		// The partitioning the file was cut under: its dt (hr) is the day (hour) of its rows' field only then.
+		var hp hiddenPart
+		if hp.Transform, hp.Source = c.cfg.Hidden(f.Table); hp.Transform != "" {
+			fc.Columns, _ = json.Marshal(hp)
+		}
+	}
+	return append(out, fc)
+}
+
+// hiddenPart is an OpFile change's payload: the hidden partitioning its file was cut under.
+type hiddenPart struct {
+	Transform string `json:"transform"`
+	Source    string `json:"source"`
 }
 
 func partitionKeys(parts [][2]string) []string {
@@ -436,7 +475,9 @@ func (c *Catalog) create(ctx context.Context, id table.Identifier, location stri
 	if err != nil {
 		return nil, err
 	}
-	_, err = cat.CreateTable(ctx, id, full, catalog.WithLocation(location), catalog.WithPartitionSpec(&spec), catalog.WithProperties(props))
+	cctx, cancel := c.callContext(ctx)
+	_, err = cat.CreateTable(cctx, id, full, catalog.WithLocation(location), catalog.WithPartitionSpec(&spec), catalog.WithProperties(props))
+	cancel()
 	if err != nil && !errors.Is(err, catalog.ErrTableAlreadyExists) {
 		// Another commit partition created it meanwhile (a Derby-backed metastore says so with a
 		// MetaException, not AlreadyExists).
@@ -453,7 +494,9 @@ func (c *Catalog) create(ctx context.Context, id table.Identifier, location stri
 		return nil, err
 	}
 	if m, _ := json.Marshal(tbl.Schema().NameMapping()); tbl.Properties()[table.DefaultNameMappingKey] != string(m) {
-		return nil, fmt.Errorf("the table's name mapping does not match its schema's ids (created by another writer?): %s", tbl.Properties()[table.DefaultNameMappingKey])
+		// The catalog assigned other ids than the mapping says (a REST catalog numbers nested fields in
+		// another order), or another writer made the table: the mapping of the schema it has.
+		return c.evolve(ctx, tbl, tbl.Schema())
 	}
 	return tbl, nil
 }
@@ -530,11 +573,12 @@ func (c *Catalog) evolve(ctx context.Context, tbl *table.Table, s *iceberg.Schem
 		}
 		commitCtx := ctx
 		if staged.Schema().ID == tbl.Schema().ID {
-			if tbl.NameMapping() != nil {
+			if m, _ := json.Marshal(tbl.Schema().NameMapping()); tbl.Properties()[table.DefaultNameMappingKey] == string(m) {
 				return tbl, nil
 			}
-			// A table made by another writer, without the mapping minipipe's files need: set it, on the
-			// condition that the schema is still the one it maps.
+			// A table made by another writer without the mapping minipipe's files need, or with one that is not
+			// its schema's (a REST catalog assigns a new table's ids itself, in another order than iceberg-go):
+			// set it, on the condition that the schema is still the one it maps.
 			commitCtx = withSchemaAssert(ctx, tbl.Schema().ID)
 		}
 		mapping, err := json.Marshal(staged.Schema().NameMapping())
@@ -626,23 +670,33 @@ func (c *Catalog) commitFiles(ctx context.Context, tbl *table.Table, stream stri
 	dfs := make([]iceberg.DataFile, 0, len(todo))
 	var rows, bytes int64
 	sources := map[string][2]int64{}
+	name := tbl.Identifier()[len(tbl.Identifier())-1]
+	hidden := ""
 	for _, pf := range spec.Fields() {
 		switch pf.Transform.(type) {
 		case iceberg.DayTransform, iceberg.HourTransform:
-			// The values come from the file's dt (and hr), which are the UTC day (and hour) of the field's time
-			// only when the pipeline partitions by that very transform.
 			col, _ := sch.FindColumnName(pf.SourceID())
-			var tr, src string
-			if c.cfg.Hidden != nil {
-				tr, src = c.cfg.Hidden(tbl.Identifier()[len(tbl.Identifier())-1])
-			}
-			if want := pf.Transform.String() + "(" + col + ")"; tr+"("+src+")" != want {
-				return nil, fmt.Errorf("the table is partitioned by %s, the pipeline by --partition-by %s(%s): give it --partition-by %s again", want, tr, src, want)
-			}
+			hidden = pf.Transform.String() + "(" + col + ")"
+		}
+	}
+	if hidden == "" && c.cfg.Hidden != nil {
+		if tr, src := c.cfg.Hidden(name); tr != "" && c.warnedIdentity.CompareAndSwap(false, true) {
+			c.cfg.Log.Warn("the iceberg table was made with identity partitions before --partition-by said otherwise: it keeps them", "table", tbl.Identifier(), "partition_by", tr+"("+src+")")
 		}
 	}
 	for _, ch := range todo {
 		f := ch.File
+		if hidden != "" {
+			// The values come from the file's dt (and hr), which are the UTC day (and hour) of the field's
+			// time only when the file was cut under that very partitioning.
+			var hp hiddenPart
+			if len(ch.Columns) > 0 {
+				_ = json.Unmarshal(ch.Columns, &hp)
+			}
+			if got := hp.Transform + "(" + hp.Source + ")"; got != hidden {
+				return nil, fmt.Errorf("the table is partitioned by %s; file %s was cut under --partition-by %s: give every instance --partition-by %s (files cut otherwise cannot go in)", hidden, f.Final, got, hidden)
+			}
+		}
 		values := map[string]string{}
 		for _, kv := range f.Partitions {
 			values[kv[0]] = kv[1]
@@ -754,7 +808,11 @@ func (c *Catalog) Reconcile(ctx context.Context, name string, gen int, location 
 	if err != nil {
 		return err
 	}
-	if _, err := c.ensure(ctx, name, location, &tableSpec{PartitionKeys: keys}, []*iceberg.Schema{sch}); err != nil {
+	ts := &tableSpec{PartitionKeys: keys}
+	if c.cfg.Hidden != nil {
+		ts.Transform, ts.Source = c.cfg.Hidden(name)
+	}
+	if _, err := c.ensure(ctx, name, location, ts, []*iceberg.Schema{sch}); err != nil {
 		return fmt.Errorf("iceberg table %s.%s: %w", c.cfg.Database, name, err)
 	}
 	return nil
@@ -820,6 +878,8 @@ func (g guarded) LoadTable(ctx context.Context, id table.Identifier) (*table.Tab
 	if err != nil {
 		return nil, err
 	}
+	ctx, cancel := g.c.callContext(ctx)
+	defer cancel()
 	t, err := cat.LoadTable(ctx, id)
 	if err != nil {
 		return nil, err
@@ -832,6 +892,9 @@ func (g guarded) CommitTable(ctx context.Context, id table.Identifier, reqs []ta
 	if err != nil {
 		return nil, "", err
 	}
+	// A commit cut short is an unknown outcome: the next attempt's guard finds out.
+	ctx, cancel := g.c.callContext(ctx)
+	defer cancel()
 	if gd, ok := ctx.Value(guardKey{}).(guard); ok {
 		cur, err := cat.LoadTable(ctx, id)
 		if err != nil {
@@ -849,7 +912,7 @@ func (g guarded) CommitTable(ctx context.Context, id table.Identifier, reqs []ta
 		reqs = append(slices.Clone(reqs), table.AssertCurrentSchemaID(sid))
 	}
 	md, loc, err := cat.CommitTable(ctx, id, reqs, updates)
-	if err != nil && !errors.Is(err, table.ErrCommitFailed) && strings.Contains(strings.ToLower(err.Error()), "requirement failed") {
+	if err != nil && g.c.hc != nil && !errors.Is(err, table.ErrCommitFailed) && strings.Contains(strings.ToLower(err.Error()), "requirement failed") {
 		// iceberg-go's Hive catalog checks the requirements under the table lock before it writes
 		// anything, but returns a failed one unwrapped: it is a clean conflict (another writer committed
 		// first), which iceberg-go retries only as ErrCommitFailed. Were it our own commit whose answer was
