@@ -3,6 +3,7 @@ package iceberg_test
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -778,6 +779,21 @@ func TestHiddenPartitioning(t *testing.T) {
 	if files, _ := count(icebergsdk.GreaterThanEqual(ref, ts(d2.AddDate(0, 0, 1)))); files != 0 {
 		t.Fatalf("ts after both days: %d files planned, want none", files)
 	}
+	// Compacting a day merges its files and keeps its rows; an hour of a day-partitioned table is refused (its
+	// files hold the whole day).
+	if _, err := c.Compact(ctx, "timed", iceberg.CompactOptions{Partition: "dt=2026-11-26/hr=00"}); err == nil || !strings.Contains(err.Error(), "day(ts)") {
+		t.Fatalf("compacting an hour of a day(ts) table: %v", err)
+	}
+	res, err := c.Compact(ctx, "timed", iceberg.CompactOptions{Partition: "dt=2026-11-26"})
+	if err != nil || res.FilesBefore != 2 || res.FilesAfter != 1 {
+		t.Fatalf("compacting a day: %+v %v", res, err)
+	}
+	if tbl, err = c.Load(ctx, "timed"); err != nil {
+		t.Fatal(err)
+	}
+	if files, rows := count(icebergsdk.NewAnd(icebergsdk.GreaterThanEqual(ref, ts(d2)), icebergsdk.LessThan(ref, ts(d2.AddDate(0, 0, 1))))); files != 1 || rows != 200 {
+		t.Fatalf("after the compaction, ts within %s: %d files, %d rows; want 1 and 200", d2.Format("2006-01-02"), files, rows)
+	}
 	// The pipeline now partitions by hour: its files' dt and hr would say nothing of the table's day(ts).
 	c2, err := iceberg.New(iceberg.Config{Metastore: uri, Database: db, FS: wh, Hidden: func(string) (string, string) { return "", "" }})
 	if err != nil {
@@ -792,5 +808,78 @@ func TestHiddenPartitioning(t *testing.T) {
 	}
 	if err := c2.Apply(ctx, more); err == nil || !strings.Contains(err.Error(), "day(ts)") {
 		t.Fatalf("a pipeline partitioning otherwise was not refused: %v", err)
+	}
+}
+
+// TestNestedColumns: a table with a struct column, on both catalogs. A REST catalog numbers a new table's
+// fields itself (breadth-first, where iceberg-go goes depth-first); the name mapping must still be the table's,
+// or readers would take one column's values for another's.
+func TestNestedColumns(t *testing.T) {
+	for _, kind := range []string{"hive", "rest"} {
+		t.Run(kind, func(t *testing.T) {
+			uri, root, wh, db := testWarehouseOn(t, "icenest", kind)
+			c := openCatalog(t, uri, db, wh, false)
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+			defer cancel()
+			addr := arrow.StructOf(arrow.Field{Name: "city", Type: arrow.BinaryTypes.String, Nullable: true}, arrow.Field{Name: "zip", Type: arrow.BinaryTypes.String, Nullable: true})
+			s := arrow.NewSchema([]arrow.Field{{Name: "id", Type: arrow.PrimitiveTypes.Int64}, {Name: "addr", Type: addr, Nullable: true},
+				{Name: "n", Type: arrow.PrimitiveTypes.Int64}}, nil)
+			rec, _, err := array.RecordFromJSON(memory.DefaultAllocator, s, strings.NewReader(`[{"id":1,"addr":{"city":"lyon","zip":"69001"},"n":10},{"id":2,"addr":{"city":"oslo","zip":"0150"},"n":20}]`))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer rec.Release()
+			var buf bytes.Buffer
+			w, err := pqarrow.NewFileWriter(s, &buf, nil, pqarrow.NewArrowWriterProperties(pqarrow.WithStoreSchema()))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := w.Write(rec); err != nil {
+				t.Fatal(err)
+			}
+			if err := w.Close(); err != nil {
+				t.Fatal(err)
+			}
+			name := "nest/dt=2026-11-25/f1.parquet"
+			if err := os.MkdirAll(filepath.Join(root, "nest/dt=2026-11-25"), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(filepath.Join(root, name), buf.Bytes(), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			f := manifest.File{Table: "nest", Final: name, Rows: 2, Bytes: int64(buf.Len()), Partitions: [][2]string{{"dt", "2026-11-25"}},
+				Sources: []manifest.SourceRange{{Source: "nest:abc:0", First: 0, Last: 1, Count: 2}}}
+			var chs []manifest.CatalogChange
+			for _, ch := range c.Changes(f, wh.URI("nest"), s, true, true) {
+				ch.Seq, ch.Stream = 1, "rows.0"
+				chs = append(chs, ch)
+			}
+			if err := c.Apply(ctx, chs); err != nil {
+				t.Fatal(err)
+			}
+			tbl, err := c.Load(ctx, "nest")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if m, _ := json.Marshal(tbl.Schema().NameMapping()); tbl.Properties()[table.DefaultNameMappingKey] != string(m) {
+				t.Fatalf("the name mapping %s is not the schema's %s", tbl.Properties()[table.DefaultNameMappingKey], m)
+			}
+			_, itr, err := tbl.Scan(table.WithSelectedFields("id", "addr", "n")).ToArrowRecords(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got []string
+			for r, err := range itr {
+				if err != nil {
+					t.Fatal(err)
+				}
+				b, _ := r.MarshalJSON()
+				got = append(got, string(b))
+				r.Release()
+			}
+			if all := strings.Join(got, ""); !strings.Contains(all, `"city":"lyon"`) || !strings.Contains(all, `"n":20`) || !strings.Contains(all, `"zip":"0150"`) {
+				t.Fatalf("read %s", all)
+			}
+		})
 	}
 }
