@@ -46,7 +46,7 @@ wait "$hpid" || die "HDFS did not start"
 "$DEPLOY_DIR/s3/s3.sh" start --dir "$root/s3" --port "$sport" || die "the S3 server did not start"
 # The metastore and Trino reach s3a:// tables on that server too (its endpoint and credentials).
 "$DEPLOY_DIR/hms/hms.sh" start --dir "$root/hms" --port "$mport" --hdfs "hdfs://127.0.0.1:$hport" --s3-env "$root/s3/env"
-"$DEPLOY_DIR/iceberg-rest/rest.sh" start --dir "$root/iceberg-rest" --port "$rport" || die "the Iceberg REST catalog did not start"
+"$DEPLOY_DIR/iceberg-rest/rest.sh" start --dir "$root/iceberg-rest" --port "$rport" --s3-env "$root/s3/env" || die "the Iceberg REST catalog did not start"
 "$DEPLOY_DIR/trino/trino.sh" start --dir "$root/trino" --port "$tport" --metastore "thrift://127.0.0.1:$mport" --s3-env "$root/s3/env" \
   --iceberg-rest "http://127.0.0.1:$rport" & tpid=$!
 wait "$kpid" || die "Kafka did not start"

@@ -240,7 +240,7 @@ func IcebergREST(t testing.TB) string {
 		port := strconv.Itoa(FreePort(t))
 		script := filepath.Join(Root(), "deploy", "iceberg-rest", "rest.sh")
 		stop := func() { _ = exec.Command(script, "kill", "--dir", dir).Run(); _ = os.RemoveAll(dir) }
-		if out, err := exec.Command(script, "start", "--dir", dir, "--port", port).CombinedOutput(); err != nil {
+		if out, err := exec.Command(script, "start", "--dir", dir, "--port", port, "--s3-env", S3EnvFile(t)).CombinedOutput(); err != nil {
 			stop()
 			return "", nil, &startError{what: "deploy/iceberg-rest/rest.sh start", err: err, out: out}
 		}

@@ -317,28 +317,44 @@ func TestStackIcebergCompact(t *testing.T) {
 	}
 }
 
-// TestStackIcebergREST follows the seed README's two curl commands into an Iceberg table of a REST catalog
-// (Iceberg's own REST catalog server, from Maven Central) on HDFS: Trino's iceberg_rest catalog reads
-// alice|NULL and bob|smith and the snapshots' summaries; a restart of minipipe adds nothing twice.
+// TestStackIcebergREST follows the seed README's two curl commands (into a topic of its own: the other Iceberg
+// tests run beside it) into an Iceberg table of a REST catalog (Iceberg's own REST catalog server, from Maven
+// Central) on HDFS and on S3: Trino's iceberg_rest catalog reads alice|NULL and bob|smith and the snapshots'
+// summaries; a restart of minipipe adds nothing twice.
 func TestStackIcebergREST(t *testing.T) {
 	t.Parallel() // beside the other Iceberg tests, after the sequential ones
 	if os.Getenv("MINIPIPE_TEST_TRINO") != "" && os.Getenv("MINIPIPE_TEST_ICEBERG_REST") == "" {
 		t.Skip("the Trino given in MINIPIPE_TEST_TRINO reads no REST catalog of this test: set MINIPIPE_TEST_ICEBERG_REST to its (make test does)")
 	}
+	for _, backend := range []string{"hdfs", "s3"} {
+		t.Run(backend, func(t *testing.T) {
+			t.Parallel()
+			icebergREST(t, backend)
+		})
+	}
+}
+
+func icebergREST(t *testing.T, backend string) {
 	brokers := testkit.Kafka(t)
 	trino := testkit.Trino(t)
 	cfg := stackConfig(t, brokers, "")
 	cfg.Catalog, cfg.HiveMetastore = "none", ""
 	cfg.TableFormat, cfg.IcebergCatalog, cfg.IcebergRESTURI = "iceberg", "rest", testkit.IcebergREST(t)
-	deleteTopic(t, brokers, "connect_test")
-	cfg.Topics = "connect_test"
+	topic := testkit.Topic(t, "rest_"+backend)
+	if backend == "s3" {
+		cfg.S3Endpoint = testkit.S3(t)
+		cfg.Warehouse = "s3://" + testkit.S3Bucket + "/" + topic
+	}
+	cfg.Topics = topic
+	curlTo := func(command string) string { return strings.ReplaceAll(command, "/topics/connect_test", "/topics/"+topic) }
 	app := testkit.StartApp(t, cfg)
-	table := "iceberg_rest." + cfg.HiveDatabase + ".connect_test"
-	if status, body := curl(t, seedCurl1, app.Config.RestAddr); status != 200 {
+	name := tableOf(topic)
+	table := "iceberg_rest." + cfg.HiveDatabase + "." + name
+	if status, body := curl(t, curlTo(seedCurl1), app.Config.RestAddr); status != 200 {
 		t.Fatalf("seed curl 1: %d %s", status, body)
 	}
 	testkit.WaitTrino(t, trino, "SELECT count(*) FROM "+table, cfg.RotateInterval+60*time.Second, func(r [][]string) bool { return fmt.Sprint(r) == "[[1]]" })
-	if status, body := curl(t, seedCurl2, app.Config.RestAddr); status != 200 {
+	if status, body := curl(t, curlTo(seedCurl2), app.Config.RestAddr); status != 200 {
 		t.Fatalf("seed curl 2: %d %s", status, body)
 	}
 	rows := testkit.WaitTrino(t, trino, "SELECT name, lastname FROM "+table+" ORDER BY name", cfg.RotateInterval+60*time.Second,
@@ -347,26 +363,36 @@ func TestStackIcebergREST(t *testing.T) {
 		t.Fatalf("Trino: %v", rows)
 	}
 	snaps, err := testkit.TrinoQuery(trino, `SELECT operation, summary['minipipe.stream'], summary['minipipe.sources'], summary['added-records']
-		FROM iceberg_rest.`+cfg.HiveDatabase+`."connect_test$snapshots" ORDER BY committed_at`)
+		FROM iceberg_rest.`+cfg.HiveDatabase+`."`+name+`$snapshots" ORDER BY committed_at`)
 	if err != nil || len(snaps) != 2 {
 		t.Fatalf("$snapshots: %v %v", snaps, err)
 	}
 	for _, s := range snaps {
-		if s[0] != "append" || !strings.HasPrefix(s[1], "_"+cfg.PipelineName+"_rows.") || !strings.Contains(s[2], "connect_test") || s[3] != "1" {
+		if s[0] != "append" || !strings.HasPrefix(s[1], "_"+cfg.PipelineName+"_rows.") || !strings.Contains(s[2], topic) || s[3] != "1" {
 			t.Fatalf("snapshot %v lacks minipipe's summary", s)
 		}
 	}
-	t.Logf("Trino reads %v from the REST catalog %s; $snapshots: %v", rows, cfg.IcebergRESTURI, snaps)
+	wh := mustFS(t, cfg.WarehouseURL())
+	paths, err := testkit.TrinoQuery(trino, `SELECT file_path FROM iceberg_rest.`+cfg.HiveDatabase+`."`+name+`$files"`)
+	if err != nil || len(paths) != 2 {
+		t.Fatalf("$files: %v %v", paths, err)
+	}
+	for _, p := range paths {
+		if !strings.HasPrefix(p[0], wh.URI(name+"/dt=")) {
+			t.Fatalf("data file %s is not under the table's location %s", p[0], wh.URI(name))
+		}
+	}
+	t.Logf("%s: Trino reads %v from the REST catalog %s; $snapshots: %v", backend, rows, cfg.IcebergRESTURI, snaps)
 	// A restart recovers every commit partition and reconciles the catalog: nothing is added twice.
 	app.Stop()
 	app = testkit.StartApp(t, cfg)
-	if status, body := curl(t, seedCurl1, app.Config.RestAddr); status != 200 {
+	if status, body := curl(t, curlTo(seedCurl1), app.Config.RestAddr); status != 200 {
 		t.Fatalf("seed curl 1 again: %d %s", status, body)
 	}
 	rows = testkit.WaitTrino(t, trino, "SELECT name, count(*) FROM "+table+" GROUP BY name ORDER BY name", cfg.RotateInterval+60*time.Second,
 		func(r [][]string) bool { return fmt.Sprint(r) == "[[alice 2] [bob 1]]" })
-	if n, err := testkit.TrinoQuery(trino, `SELECT count(*) FROM iceberg_rest.`+cfg.HiveDatabase+`."connect_test$snapshots"`); err != nil || fmt.Sprint(n) != "[[3]]" {
+	if n, err := testkit.TrinoQuery(trino, `SELECT count(*) FROM iceberg_rest.`+cfg.HiveDatabase+`."`+name+`$snapshots"`); err != nil || fmt.Sprint(n) != "[[3]]" {
 		t.Fatalf("snapshots after the restart: %v %v", n, err)
 	}
-	t.Logf("after a restart and the first curl again: %v in 3 snapshots", rows)
+	t.Logf("%s: after a restart and the first curl again: %v in 3 snapshots", backend, rows)
 }

@@ -143,8 +143,9 @@ EOF
     [ -n "${AWS_ACCESS_KEY_ID:-}" ] && [ -n "${AWS_SECRET_ACCESS_KEY:-}" ] || die "$s3env gives no AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"
     [[ ${MINIPIPE_S3_ENDPOINT:-} =~ ^https?://[A-Za-z0-9.-]+(:[0-9]+)?/?$ ]] || die "$s3env gives no MINIPIPE_S3_ENDPOINT=http(s)://host[:port]"
     export AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY AWS_REGION
-    local c
-    for c in hive iceberg; do
+    local c cats=(hive iceberg)
+    [ -n "$icebergrest" ] && cats+=(iceberg_rest)
+    for c in "${cats[@]}"; do
       cat >> "$etc/catalog/$c.properties" <<EOF
 fs.native-s3.enabled=true
 s3.endpoint=$MINIPIPE_S3_ENDPOINT
