@@ -346,7 +346,9 @@ func icebergREST(t *testing.T, backend string) {
 		cfg.Warehouse = "s3://" + testkit.S3Bucket + "/" + topic
 	}
 	cfg.Topics = topic
-	curlTo := func(command string) string { return strings.ReplaceAll(command, "/topics/connect_test", "/topics/"+topic) }
+	curlTo := func(command string) string {
+		return strings.ReplaceAll(command, "/topics/connect_test", "/topics/"+topic)
+	}
 	app := testkit.StartApp(t, cfg)
 	name := tableOf(topic)
 	table := "iceberg_rest." + cfg.HiveDatabase + "." + name
