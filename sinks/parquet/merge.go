@@ -234,20 +234,7 @@ func unionSchema(schemas []*arrow.Schema) (*arrow.Schema, error) {
 
 // widerNumber is the type both numbers fit, as the table's schema evolution widens them.
 func widerNumber(a, b arrow.DataType) (arrow.DataType, bool) {
-	rank := func(t arrow.DataType) int {
-		switch t.ID() {
-		case arrow.INT32:
-			return 1
-		case arrow.INT64:
-			return 2
-		case arrow.FLOAT32:
-			return 3
-		case arrow.FLOAT64:
-			return 4
-		}
-		return 0
-	}
-	ra, rb := rank(a), rank(b)
+	ra, rb := numberRank(a), numberRank(b)
 	if ra == 0 || rb == 0 {
 		return nil, false
 	}

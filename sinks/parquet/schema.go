@@ -163,6 +163,21 @@ func arrowType(s *avro.Schema, visiting map[*avro.Schema]bool) (arrow.DataType, 
 	return nil, fmt.Errorf("unsupported Avro type %s", s.Type)
 }
 
+// numberRank orders the numeric column types by width (int, long, float, double); 0 for the others.
+func numberRank(t arrow.DataType) int {
+	switch t.ID() {
+	case arrow.INT32:
+		return 1
+	case arrow.INT64:
+		return 2
+	case arrow.FLOAT32:
+		return 3
+	case arrow.FLOAT64:
+		return 4
+	}
+	return 0
+}
+
 // Mergeable reports whether files with these two column types can make one table column: the same type,
 // or a numeric widening query engines read across files (int → long, float → double, int or long →
 // double).
@@ -170,20 +185,7 @@ func Mergeable(a, b arrow.DataType) bool {
 	if arrow.TypeEqual(a, b) {
 		return true
 	}
-	num := func(t arrow.DataType) int {
-		switch t.ID() {
-		case arrow.INT32:
-			return 1
-		case arrow.INT64:
-			return 2
-		case arrow.FLOAT32:
-			return 3
-		case arrow.FLOAT64:
-			return 4
-		}
-		return 0
-	}
-	if num(a) > 0 && num(b) > 0 {
+	if numberRank(a) > 0 && numberRank(b) > 0 {
 		return true
 	}
 	switch a.ID() {
