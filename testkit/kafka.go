@@ -6,6 +6,7 @@ package testkit
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"net"
@@ -291,6 +292,15 @@ func Consume(t testing.TB, brokers []string, topic string, n int, timeout time.D
 	var pcs []sarama.PartitionConsumer
 	for _, p := range parts {
 		pc, err := c.ConsumePartition(topic, p, sarama.OffsetOldest)
+		// A topic just made may not have its leaders known yet: "not the leader" is retriable (the consumer
+		// refreshes its metadata before the next try).
+		for wait := time.Now().Add(timeout); err != nil && (errors.Is(err, sarama.ErrNotLeaderForPartition) || errors.Is(err, sarama.ErrLeaderNotAvailable)); {
+			if time.Now().After(wait) {
+				break
+			}
+			time.Sleep(200 * time.Millisecond)
+			pc, err = c.ConsumePartition(topic, p, sarama.OffsetOldest)
+		}
 		if err != nil {
 			t.Fatal(err)
 		}
