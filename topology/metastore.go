@@ -103,6 +103,22 @@ func (m *metastore) Changes(f manifest.File, location string, cols *arrow.Schema
 	return m.hc.Changes(f.Table, f.Generation, location, f.Partitions, cols, f.SchemaID, newPartition, newSchema)
 }
 
+// FieldIDs numbers the columns of an Iceberg table's files (commit.FieldNumbering); a Hive table's go
+// without ids.
+func (m *metastore) FieldIDs(ctx context.Context, f manifest.File, location string, cols *arrow.Schema) (*arrow.Schema, error) {
+	if m.ic == nil {
+		return nil, nil
+	}
+	cur, err := m.generation(f.Table)
+	if err != nil {
+		return nil, err
+	}
+	if f.Generation != cur {
+		return nil, fmt.Errorf("table %s: generation %d is not swapped in yet (%d is): %w", f.Table, f.Generation, cur, commit.ErrNoFieldIDs)
+	}
+	return m.ic.FieldIDs(ctx, f, location, cols)
+}
+
 func (m *metastore) Apply(ctx context.Context, changes []manifest.CatalogChange) error {
 	if m.ic != nil {
 		return m.ic.Apply(ctx, changes)

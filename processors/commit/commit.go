@@ -150,6 +150,8 @@ type Committer struct {
 	mem   map[*partWriter]int64 // the open files' memory, by commit partition's assignment
 
 	compacting chan struct{} // one compaction at a time (see compact)
+
+	ids fieldIDs
 }
 
 // New prepares the commit stage.
@@ -644,6 +646,10 @@ func (p *partWriter) open(key, src string, b *envelope.Batch, schema *avro.Schem
 	if err != nil {
 		return nil, &parquet.RowError{Err: fmt.Errorf("schema %d: %w", schemaID, err)}
 	}
+	if c.cfg.Catalog != nil {
+		loc := c.cfg.FS.URI(Location(b.Table, b.Generation))
+		cols = c.numbered(p.ctx, manifest.File{Table: b.Table, Generation: b.Generation, Partitions: b.Partitions, SchemaID: schemaID}, loc, cols)
+	}
 	p.staged++
 	staging := fs.Join(p.staging, fmt.Sprintf("%06d.parquet", p.staged))
 	file, err := c.cfg.FS.Create(staging)
@@ -1036,6 +1042,7 @@ type Metrics struct {
 	afterComplete prometheus.Counter
 	unplanned     *prometheus.CounterVec
 	buffered      prometheus.Gauge
+	unnumbered    prometheus.Counter
 }
 
 // NewMetrics registers the metrics with reg (nil: unregistered).
@@ -1063,11 +1070,13 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			[]string{"reason"}),
 		buffered: prometheus.NewGauge(prometheus.GaugeOpts{Name: "minipipe_commit_buffered_bytes",
 			Help: "Memory the open Parquet files of this instance hold (builders, batches being encoded, open row groups), against the write budget (a quarter of --memory-limit)."}),
+		unnumbered: prometheus.NewCounter(prometheus.CounterOpts{Name: "minipipe_commit_files_without_field_ids_total",
+			Help: "Iceberg files begun without field ids: the catalog could not number their columns in time (readers find them through the table's name mapping)."}),
 		catalogErrors:  prometheus.NewCounter(prometheus.CounterOpts{Name: "minipipe_catalog_errors_total", Help: "Failed attempts to update the metastore (retried)."}),
 		catalogApplied: prometheus.NewCounter(prometheus.CounterOpts{Name: "minipipe_catalog_changes_applied_total", Help: "Metastore changes applied."}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.files, m.rows, m.bytes, m.duplicates, m.gaps, m.deadLetters, m.recovered, m.open, m.latency, m.catalogPending, m.catalogErrors, m.catalogApplied, m.completed, m.afterComplete, m.unplanned, m.buffered)
+		reg.MustRegister(m.files, m.rows, m.bytes, m.duplicates, m.gaps, m.deadLetters, m.recovered, m.open, m.latency, m.catalogPending, m.catalogErrors, m.catalogApplied, m.completed, m.afterComplete, m.unplanned, m.buffered, m.unnumbered)
 	}
 	return m
 }

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/iceberg-go"
 	"github.com/apache/iceberg-go/catalog"
 )
 
@@ -30,3 +31,6 @@ func (c *Catalog) CreateBare(ctx context.Context, name, location string, cols *a
 	_, err = c.cat.CreateTable(ctx, c.Identifier(name), sch, catalog.WithLocation(location))
 	return err
 }
+
+// MappingFits exposes mappingFits.
+func MappingFits(nm iceberg.NameMapping, s *iceberg.Schema) bool { return mappingFits(nm, s) }

@@ -244,12 +244,7 @@ func (c *Catalog) Changes(f manifest.File, location string, cols *arrow.Schema, 
 	if newPartition || newSchema {
 		sch, err := icebergSchema(cols)
 		if err == nil {
-			b, _ := json.Marshal(sch)
-			ts := tableSpec{Schema: b, PartitionKeys: partitionKeys(f.Partitions)}
-			if c.cfg.Hidden != nil {
-				ts.Transform, ts.Source = c.cfg.Hidden(f.Table)
-			}
-			spec, _ := json.Marshal(ts)
+			spec, _ := json.Marshal(c.spec(f, sch))
 			out = append(out, manifest.CatalogChange{Op: OpTable, Table: f.Table, Generation: f.Generation, Location: location, Columns: spec, SchemaID: f.SchemaID})
 		} else {
 			c.cfg.Log.Error("a schema Iceberg cannot hold; the table keeps its columns", "table", f.Table, "schema_id", f.SchemaID, "error", err)
@@ -266,6 +261,16 @@ func (c *Catalog) Changes(f manifest.File, location string, cols *arrow.Schema, 
 		}
 	}
 	return append(out, fc)
+}
+
+// spec is the table of file f, whose columns are sch.
+func (c *Catalog) spec(f manifest.File, sch *iceberg.Schema) *tableSpec {
+	b, _ := json.Marshal(sch)
+	ts := &tableSpec{Schema: b, PartitionKeys: partitionKeys(f.Partitions)}
+	if c.cfg.Hidden != nil {
+		ts.Transform, ts.Source = c.cfg.Hidden(f.Table)
+	}
+	return ts
 }
 
 // hiddenPart is an OpFile change's payload: the hidden partitioning its file was cut under.
@@ -557,14 +562,21 @@ func partitionValue(pf iceberg.PartitionField, col string, values map[string]str
 	return nil, fmt.Errorf("partition field %s: transform %s is not one minipipe writes", pf.Name, pf.Transform)
 }
 
-// evolve adds the columns of s the table lacks and widens the types s widened (Iceberg's union by name);
-// it never drops a column. The table's name mapping (how readers find columns in minipipe's files, which
-// name them) is rewritten for the new schema in the same commit. Concurrent evolutions retry on the table
-// as it now is.
+// evolve adds the columns of s the table lacks and widens the types s widened (Iceberg's union by name,
+// after renamed: a column another engine renamed is found by its old name); it never drops a column. The
+// table's name mapping (how readers find the columns of files without field ids) gets the new columns in
+// the same commit, and keeps the old names of renamed ones; a mapping that does not fit the schema is
+// replaced by the schema's. Concurrent evolutions retry on the table as it now is.
 func (c *Catalog) evolve(ctx context.Context, tbl *table.Table, s *iceberg.Schema) (*table.Table, error) {
 	for attempt := 0; ; attempt++ {
+		nm := tbl.NameMapping()
+		fits := mappingFits(nm, tbl.Schema())
+		var opts []table.UpdateSchemaOption
+		if fits {
+			opts = append(opts, table.WithNameMapping(nm)) // the update extends it
+		}
 		txn := tbl.NewTransaction()
-		if err := txn.UpdateSchema(true, false).UnionByNameWith(s).Commit(); err != nil {
+		if err := txn.UpdateSchema(true, false, opts...).UnionByNameWith(renamed(s, tbl)).Commit(); err != nil {
 			return nil, fmt.Errorf("schema update: %w", err)
 		}
 		staged, err := txn.StagedTable()
@@ -573,7 +585,7 @@ func (c *Catalog) evolve(ctx context.Context, tbl *table.Table, s *iceberg.Schem
 		}
 		commitCtx := ctx
 		if staged.Schema().ID == tbl.Schema().ID {
-			if m, _ := json.Marshal(tbl.Schema().NameMapping()); tbl.Properties()[table.DefaultNameMappingKey] == string(m) {
+			if fits {
 				return tbl, nil
 			}
 			// A table made by another writer without the mapping minipipe's files need, or with one that is not
@@ -581,12 +593,14 @@ func (c *Catalog) evolve(ctx context.Context, tbl *table.Table, s *iceberg.Schem
 			// set it, on the condition that the schema is still the one it maps.
 			commitCtx = withSchemaAssert(ctx, tbl.Schema().ID)
 		}
-		mapping, err := json.Marshal(staged.Schema().NameMapping())
-		if err != nil {
-			return nil, err
-		}
-		if err := txn.SetProperties(iceberg.Properties{table.DefaultNameMappingKey: string(mapping)}); err != nil {
-			return nil, err
+		if !fits {
+			mapping, err := json.Marshal(staged.Schema().NameMapping())
+			if err != nil {
+				return nil, err
+			}
+			if err := txn.SetProperties(iceberg.Properties{table.DefaultNameMappingKey: string(mapping)}); err != nil {
+				return nil, err
+			}
 		}
 		next, err := txn.Commit(commitCtx)
 		if err == nil {
