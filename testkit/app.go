@@ -199,6 +199,9 @@ func Args(cfg topology.Config) []string {
 	if cfg.IcebergCatalog == "rest" {
 		args = append(args, "--iceberg-catalog", "rest", "--iceberg-rest-uri", cfg.IcebergRESTURI)
 	}
+	if cfg.CompactComplete {
+		args = append(args, "--compact-complete")
+	}
 	if cfg.AuthFile != "" {
 		args = append(args, "--auth-file", cfg.AuthFile)
 	}

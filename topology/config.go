@@ -73,17 +73,19 @@ type Config struct {
 	S3Region              string
 
 	// The pipeline.
-	PipelineName       string
-	Warehouse          string
-	Topics             string
-	PartitionBy        string
-	Timezone           string
-	TimestampField     string
-	FlushSize          int64
-	MaxFileBytes       int64
-	RotateInterval     time.Duration
-	IdempotencyWindow  time.Duration
-	AllowedLateness    time.Duration
+	PipelineName      string
+	Warehouse         string
+	Topics            string
+	PartitionBy       string
+	Timezone          string
+	TimestampField    string
+	FlushSize         int64
+	MaxFileBytes      int64
+	RotateInterval    time.Duration
+	IdempotencyWindow time.Duration
+	AllowedLateness   time.Duration
+	// CompactComplete compacts each partition of an Iceberg table once it is marked complete.
+	CompactComplete    bool
 	RowsPartitions     int
 	RowsRetention      time.Duration
 	CheckpointEvery    int
@@ -233,6 +235,7 @@ func (c *Config) runFlags(fs *pflag.FlagSet) {
 	fs.IntVar(&c.RowsPartitions, "rows-partitions", c.RowsPartitions, "partitions of the repartition topic (the commit stage's parallelism) when minipipe creates it")
 	fs.DurationVar(&c.IdempotencyWindow, "idempotency-window", c.IdempotencyWindow, "how long the retries of a REST produce request with an Idempotency-Key header are recognised and dropped")
 	fs.DurationVar(&c.AllowedLateness, "allowed-lateness", c.AllowedLateness, "how far behind its source partition's event-time watermark a row may arrive before it counts as late (minipipe_late_rows_total); 0: not tracked")
+	fs.BoolVar(&c.CompactComplete, "compact-complete", c.CompactComplete, "compact each daily or hourly partition of an Iceberg table into files of about 128 MiB once it is marked complete (needs --allowed-lateness and --table-format iceberg)")
 	fs.IntVar(&c.CheckpointEvery, "manifest-checkpoint-every", c.CheckpointEvery, "commits of a commit partition between two manifest checkpoints (older records are then removed)")
 	fs.DurationVar(&c.DeliveryTimeout, "kafka-delivery-timeout", c.DeliveryTimeout, "how long a record minipipe produces waits for the broker before that attempt fails (the pipeline's own records are then sent again)")
 	fs.DurationVar(&c.RowsRetention, "rows-retention", c.RowsRetention, "the least retention of the repartition topic: how long the commit stage may be down before rows acknowledged upstream are lost (minipipe refuses to start when it cannot set it)")
@@ -500,6 +503,9 @@ func (c *Config) validate() error {
 		}
 	default:
 		return fmt.Errorf("--table-format %q: use hive or iceberg", c.TableFormat)
+	}
+	if c.CompactComplete && (c.AllowedLateness <= 0 || c.TableFormat != "iceberg") {
+		return fmt.Errorf("--compact-complete compacts the partitions of Iceberg tables marked complete: it needs --allowed-lateness (partitions are complete only then) and --table-format iceberg (compact Hive tables with minipipe compact)")
 	}
 	return nil
 }

@@ -6,6 +6,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/spf13/pflag"
 )
@@ -105,5 +106,28 @@ func TestIcebergRESTConfig(t *testing.T) {
 	c = base()
 	if got, err := c.IcebergRESTCredential(); err != nil || got.Token != "from-env" {
 		t.Errorf("from the environment: %+v %v", got, err)
+	}
+}
+
+func TestCompactCompleteConfig(t *testing.T) {
+	for _, tc := range []struct {
+		format   string
+		lateness time.Duration
+		ok       bool
+	}{
+		{"iceberg", time.Minute, true},
+		{"iceberg", 0, false},
+		{"hive", time.Minute, false},
+	} {
+		c := DefaultConfig()
+		c.TableFormat, c.IcebergCatalog, c.IcebergRESTURI = tc.format, "rest", "http://127.0.0.1:8181"
+		if tc.format == "hive" {
+			c.IcebergCatalog, c.IcebergRESTURI = "", ""
+		}
+		c.AllowedLateness, c.CompactComplete = tc.lateness, true
+		err := c.validate()
+		if tc.ok != (err == nil) || err != nil && !strings.Contains(err.Error(), "--compact-complete") {
+			t.Errorf("%s, lateness %v: %v", tc.format, tc.lateness, err)
+		}
 	}
 }

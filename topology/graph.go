@@ -131,6 +131,9 @@ func CommitProcessor(cfg Config) Processor {
 	if cfg.AllowedLateness > 0 {
 		complete.Does = fmt.Sprintf("a daily or hourly partition every source partition's watermark has passed by %s: commit its file, write _SUCCESS, set minipipe.complete=true in the metastore", cfg.AllowedLateness)
 		complete.State = "source partitions' watermarks, from the markers (in memory; every source partition resends its own each second)"
+		if cfg.CompactComplete {
+			complete.Does += "; then compact it (Iceberg replace snapshot, beside the commit stage)"
+		}
 	}
 	return Processor{
 		Name:  "commit",

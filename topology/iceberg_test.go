@@ -440,3 +440,68 @@ func icebergREST(t *testing.T, backend string) {
 	}
 	t.Logf("%s: after a restart and the first curl again: %v in 3 snapshots", backend, rows)
 }
+
+// TestStackIcebergCompactComplete: --compact-complete on an hourly Iceberg table fed by four source
+// partitions. Each hour holds a file per source partition. Once the first hour is marked complete its four
+// files are rewritten into one (a replace snapshot) with the same rows, while the second hour, not complete,
+// keeps its four; a late row of the first hour still lands, beside the compacted file.
+func TestStackIcebergCompactComplete(t *testing.T) {
+	t.Parallel()
+	brokers := testkit.Kafka(t)
+	trino := testkit.Trino(t)
+	cfg := icebergConfig(t, brokers)
+	cfg.PartitionBy = "hourly"
+	cfg.TimestampField = "ts"
+	cfg.AllowedLateness = time.Minute
+	cfg.CompactComplete = true
+	cfg.RotateInterval = 10 * time.Minute // files close because their hour completes, not by age
+	topic := testkit.Topic(t, "icehours")
+	testkit.CreateTopic(t, brokers, topic, 4)
+	app := testkit.StartApp(t, cfg)
+	const schema = `{"type":"record","name":"Event","fields":[{"name":"id","type":"long"},{"name":"ts","type":{"type":"long","logicalType":"timestamp-millis"}}]}`
+	id := registerSchema(t, app.Registry, topic+"-value", schema)
+	h0 := time.Date(2026, 11, 2, 7, 0, 0, 0, time.UTC)
+	next := 0
+	event := func(at time.Time) []byte {
+		next++
+		return frame(t, id, schema, fmt.Sprintf(`{"id":%d,"ts":%d}`, next, at.UnixMilli()))
+	}
+	for q := int32(0); q < 4; q++ {
+		var vs [][]byte
+		for i := 0; i < 10; i++ {
+			vs = append(vs, event(h0.Add(time.Duration(i)*5*time.Minute)))
+		}
+		for i := 0; i < 10; i++ {
+			vs = append(vs, event(h0.Add(time.Hour+time.Duration(i)*5*time.Minute)))
+		}
+		produceTo(t, brokers, topic, q, vs...)
+	}
+	table := "iceberg." + cfg.HiveDatabase + "." + tableOf(topic)
+	perFile := `SELECT hr, count(*), count(DISTINCT id) FROM (SELECT hr, id, "$path" AS p FROM ` + table + `) GROUP BY hr, p ORDER BY hr, p`
+	// The second hour's files are committed at the rotate interval, 10 minutes on: only the first hour's rows
+	// are visible before, first in four files and then in one.
+	rows := testkit.WaitTrino(t, trino, perFile, 3*time.Minute, func(r [][]string) bool { return fmt.Sprint(r) == "[[07 40 40]]" })
+	t.Logf("the complete hour: %v (hour, rows, distinct ids per file)", rows)
+	files, err := testkit.TrinoQuery(trino, `SELECT count(*) FROM iceberg.`+cfg.HiveDatabase+`."`+tableOf(topic)+`$files"`)
+	if err != nil || fmt.Sprint(files) != "[[1]]" {
+		t.Fatalf("$files after the compaction: %v %v", files, err)
+	}
+	ops, err := testkit.TrinoQuery(trino, `SELECT operation FROM iceberg.`+cfg.HiveDatabase+`."`+tableOf(topic)+`$snapshots" ORDER BY committed_at`)
+	if err != nil || len(ops) < 2 || ops[len(ops)-1][0] != "replace" {
+		t.Fatalf("$snapshots: %v %v: want appends then a replace", ops, err)
+	}
+
+	// A late row of the complete hour lands beside the compacted file; the hour is not compacted again.
+	produceTo(t, brokers, topic, 0, event(h0.Add(30*time.Minute)))
+	rows = testkit.WaitTrino(t, trino, perFile, 2*time.Minute, func(r [][]string) bool { return len(r) == 2 })
+	if fmt.Sprint(rows) != "[[07 1 1] [07 40 40]]" && fmt.Sprint(rows) != "[[07 40 40] [07 1 1]]" {
+		t.Fatalf("after a late row: %v", rows)
+	}
+	total, err := testkit.TrinoQuery(trino, "SELECT count(*), count(DISTINCT id) FROM "+table+" WHERE hr = '07'")
+	if err != nil || fmt.Sprint(total) != "[[41 41]]" {
+		t.Fatalf("count, count distinct of the complete hour: %v %v", total, err)
+	}
+	if restarts := testkit.Metric(app.HTTP, "minipipe_processor_restarts_total"); restarts != 0 {
+		t.Errorf("%v processor restarts", restarts)
+	}
+}

@@ -2,6 +2,7 @@ package topology
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"strings"
@@ -28,6 +29,18 @@ type metastore struct {
 
 	mu   sync.Mutex
 	gens map[string]genEntry
+
+	// --compact-complete: complete partitions to compact, one at a time, beside the commit stage.
+	compactQ    chan completePartition
+	stopCompact context.CancelFunc
+	compactDone chan struct{}
+	log         *slog.Logger
+}
+
+type completePartition struct {
+	table      string
+	gen        int
+	partitions [][2]string
 }
 
 type genEntry struct {
@@ -41,7 +54,7 @@ func newMetastore(cfg Config, wh fs.FS, log *slog.Logger, hidden func(table stri
 	if cfg.Catalog != "hive" && !rest {
 		return nil, nil
 	}
-	m := &metastore{wh: wh, gens: map[string]genEntry{}}
+	m := &metastore{wh: wh, gens: map[string]genEntry{}, log: log}
 	if cfg.TableFormat == "iceberg" {
 		icfg, err := IcebergConfig(cfg, wh, log)
 		if err != nil {
@@ -53,6 +66,9 @@ func newMetastore(cfg Config, wh fs.FS, log *slog.Logger, hidden func(table stri
 			return nil, err
 		}
 		m.ic = ic
+		if cfg.CompactComplete {
+			m.startCompactor()
+		}
 		return m, nil
 	}
 	hc, err := hive.New(hive.Config{URI: cfg.HiveMetastore, Database: cfg.HiveDatabase, DatabaseLocation: wh.URI("."),
@@ -187,7 +203,76 @@ func (m *metastore) MarkComplete(ctx context.Context, table string, gen int, par
 	return m.hc.MarkComplete(ctx, table, vals)
 }
 
+// maxQueuedCompactions bounds the complete partitions waiting for their compaction; past it they are left
+// to minipipe compact.
+const maxQueuedCompactions = 1024
+
+// compactTimeout bounds one partition's automatic compaction.
+var compactTimeout = 30 * time.Minute
+
+func (m *metastore) startCompactor() {
+	ctx, cancel := context.WithCancel(context.Background())
+	m.compactQ, m.stopCompact, m.compactDone = make(chan completePartition, maxQueuedCompactions), cancel, make(chan struct{})
+	go func() {
+		defer close(m.compactDone)
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case cp := <-m.compactQ:
+				m.compactPartition(ctx, cp)
+			}
+		}
+	}()
+}
+
+// CompactComplete queues a partition just marked complete for its compaction (commit.PartitionCompactor).
+// The queue is the instance's: a partition whose compaction a crash or a rebalance lost keeps its files
+// until minipipe compact.
+func (m *metastore) CompactComplete(table string, gen int, partitions [][2]string) {
+	if m.compactQ == nil {
+		return
+	}
+	select {
+	case m.compactQ <- completePartition{table, gen, partitions}:
+	default:
+		m.log.Warn("too many complete partitions wait for their compaction; this one is left to minipipe compact", "table", table, "partition", partitionPath(partitions))
+	}
+}
+
+func (m *metastore) compactPartition(ctx context.Context, cp completePartition) {
+	path := partitionPath(cp.partitions)
+	if cur, err := m.generation(cp.table); err != nil || cur != cp.gen {
+		return // a replay's generation (or the warehouse unreadable): not the table's files
+	}
+	ctx, cancel := context.WithTimeout(ctx, compactTimeout)
+	defer cancel()
+	start := time.Now()
+	res, err := m.ic.Compact(ctx, cp.table, iceberg.CompactOptions{Partition: path})
+	if err != nil {
+		if ctx.Err() == nil || errors.Is(err, context.DeadlineExceeded) {
+			m.log.Warn("compacting a complete partition failed; it keeps its files (run minipipe compact)", "table", cp.table, "partition", path, "error", err)
+		}
+		return
+	}
+	m.log.Info("compacted a complete partition", "table", cp.table, "partition", path, "files_before", res.FilesBefore, "files_after", res.FilesAfter,
+		"bytes_before", res.BytesBefore, "bytes_after", res.BytesAfter, "snapshot", res.Snapshot, "took", time.Since(start).Round(time.Millisecond))
+}
+
+// partitionPath is a partition's path: dt=…/hr=….
+func partitionPath(partitions [][2]string) string {
+	parts := make([]string, len(partitions))
+	for i, kv := range partitions {
+		parts[i] = kv[0] + "=" + kv[1]
+	}
+	return strings.Join(parts, "/")
+}
+
 func (m *metastore) Close() error {
+	if m.stopCompact != nil {
+		m.stopCompact()
+		<-m.compactDone
+	}
 	if m.ic != nil {
 		return m.ic.Close()
 	}

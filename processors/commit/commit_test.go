@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"sort"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -52,7 +53,8 @@ type harness struct {
 	fs     fs.FS
 	c      *Committer
 	p      *partWriter
-	acked  []string
+	ackMu  sync.Mutex
+	acks   []string // guarded by ackMu: a dying partition acknowledges from its own goroutine
 	codec  map[int]*avro.Codec
 }
 
@@ -121,6 +123,13 @@ func (h *harness) linked(path string, src int32, schema int, prev int64, offsets
 	return envelope.EncodeBatch(b)
 }
 
+// acked is what the partition acknowledged so far, in order ("!" marks a failed record).
+func (h *harness) acked() []string {
+	h.ackMu.Lock()
+	defer h.ackMu.Unlock()
+	return append([]string(nil), h.acks...)
+}
+
 // sealOnly sends a seal without rows: the file of path from source src ends with the row at offset at.
 func (h *harness) sealOnly(p *partWriter, rOffset int64, path string, src int32, at int64) {
 	h.send(p, rOffset, envelope.EncodeBatch(&envelope.Batch{Table: "t", Generation: 1, Path: path,
@@ -130,7 +139,9 @@ func (h *harness) sealOnly(p *partWriter, rOffset int64, path string, src int32,
 // send hands one record of the repartition topic to the partition, as goka would.
 func (h *harness) send(p *partWriter, rOffset int64, value []byte) {
 	e := p.acks.Push(func(err error) {
-		h.acked = append(h.acked, fmt.Sprintf("%d%s", rOffset, map[bool]string{true: "!", false: ""}[err != nil]))
+		h.ackMu.Lock()
+		h.acks = append(h.acks, fmt.Sprintf("%d%s", rOffset, map[bool]string{true: "!", false: ""}[err != nil]))
+		h.ackMu.Unlock()
 	})
 	p.handle(context.Background(), value, e, rOffset)
 	p.acks.Release(e, nil)
@@ -178,13 +189,13 @@ func TestRotationByCount(t *testing.T) {
 	if got := h.committed(); fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Fatalf("files %v, want %v", got, want)
 	}
-	if fmt.Sprint(h.acked) != "[0 1 2 3 4 5]" {
-		t.Fatalf("acknowledged %v: only what is committed, in order", h.acked)
+	if fmt.Sprint(h.acked()) != "[0 1 2 3 4 5]" {
+		t.Fatalf("acknowledged %v: only what is committed, in order", h.acked())
 	}
 	// testFlushPartialFile / G4: a seal marker of an earlier version closes the open file.
 	h.seal(h.p, 7, "dt=d1", 0, 6)
-	if got := h.committed(); len(got) != 3 || fmt.Sprint(h.acked) != "[0 1 2 3 4 5 6 7]" {
-		t.Fatalf("after the seal: %v, acked %v", got, h.acked)
+	if got := h.committed(); len(got) != 3 || fmt.Sprint(h.acked()) != "[0 1 2 3 4 5 6 7]" {
+		t.Fatalf("after the seal: %v, acked %v", got, h.acked())
 	}
 	// A stale seal (for a file already committed) changes nothing.
 	h.seal(h.p, 8, "dt=d1", 0, 6)
@@ -257,8 +268,8 @@ func TestKeysAckInOrderAndMaxOpenFiles(t *testing.T) {
 	h.send(h.p, 0, h.batch("dt=a", 0, 1, 0))
 	h.send(h.p, 1, h.batch("dt=b", 0, 1, 1))
 	h.send(h.p, 2, h.batch("dt=b", 0, 1, 2)) // dt=b fills and commits; dt=a (offset 0) is still open
-	if fmt.Sprint(h.acked) != "[]" {
-		t.Fatalf("acknowledged %v before the oldest record's file was committed", h.acked)
+	if fmt.Sprint(h.acked()) != "[]" {
+		t.Fatalf("acknowledged %v before the oldest record's file was committed", h.acked())
 	}
 	h.send(h.p, 3, h.batch("dt=c", 0, 1, 3))
 	h.send(h.p, 4, h.batch("dt=d", 0, 1, 4)) // a third open file: the least recently written one (dt=a) is committed
@@ -266,8 +277,8 @@ func TestKeysAckInOrderAndMaxOpenFiles(t *testing.T) {
 	if len(got) != 2 || !strings.HasPrefix(got[0], "dt=a/") {
 		t.Fatalf("files %v", got)
 	}
-	if fmt.Sprint(h.acked) != "[0 1 2]" {
-		t.Fatalf("acknowledged %v", h.acked)
+	if fmt.Sprint(h.acked()) != "[0 1 2]" {
+		t.Fatalf("acknowledged %v", h.acked())
 	}
 }
 
@@ -339,8 +350,8 @@ func TestRecovery(t *testing.T) {
 		t.Fatalf("the old owner was not fenced: %v", h.p.fatal)
 	}
 	time.Sleep(10 * time.Millisecond)
-	if last := h.acked[len(h.acked)-1]; !strings.HasSuffix(last, "!") {
-		t.Fatalf("the fenced owner acknowledged its input: %v", h.acked)
+	if last := h.acked()[len(h.acked())-1]; !strings.HasSuffix(last, "!") {
+		t.Fatalf("the fenced owner acknowledged its input: %v", h.acked())
 	}
 }
 
@@ -363,8 +374,8 @@ func TestBatchAfterALostOne(t *testing.T) {
 	if _, ok := k.HWM["src:id:1"]; ok {
 		t.Fatal("a batch of another source linked to an unseen row was taken")
 	}
-	if fmt.Sprint(h.acked) != "[0 1 2 3 4 5 6]" {
-		t.Fatalf("acknowledged %v", h.acked)
+	if fmt.Sprint(h.acked()) != "[0 1 2 3 4 5 6]" {
+		t.Fatalf("acknowledged %v", h.acked())
 	}
 }
 
@@ -461,11 +472,11 @@ func TestPoisonRowIsADeadLetter(t *testing.T) {
 		t.Fatalf("the partition stopped: %v", h.p.fatal)
 	}
 	deadline := time.Now().Add(10 * time.Second)
-	for len(h.acked) < 5 && time.Now().Before(deadline) {
+	for len(h.acked()) < 5 && time.Now().Before(deadline) {
 		time.Sleep(10 * time.Millisecond)
 	}
-	if fmt.Sprint(h.acked) != "[0 1 2 3 4]" {
-		t.Fatalf("acknowledged %v", h.acked)
+	if fmt.Sprint(h.acked()) != "[0 1 2 3 4]" {
+		t.Fatalf("acknowledged %v", h.acked())
 	}
 	if k := h.p.st.Keys[envelope.Key("t", 1, "dt=d1")]; k == nil || k.Rows != 3 {
 		t.Fatalf("committed %+v, want the 3 good rows", k)
@@ -504,17 +515,17 @@ func TestOverdueSeal(t *testing.T) {
 	}
 	h.send(h.p, 0, h.batch("dt=d1", 0, 1, 0, 1))
 	h.p.overdue(time.Now().Add(overdueAfter(time.Second) - time.Second))
-	if got := h.committed(); len(got) != 0 || len(h.acked) != 0 {
-		t.Fatalf("ended before it was overdue: %v %v", got, h.acked)
+	if got := h.committed(); len(got) != 0 || len(h.acked()) != 0 {
+		t.Fatalf("ended before it was overdue: %v %v", got, h.acked())
 	}
 	h.p.overdue(time.Now().Add(overdueAfter(time.Second) + time.Second))
-	if got := h.committed(); fmt.Sprint(got) != fmt.Sprint([]string{name("dt=d1", 0, 0)}) || fmt.Sprint(h.acked) != "[0]" {
-		t.Fatalf("overdue: files %v, acknowledged %v", got, h.acked)
+	if got := h.committed(); fmt.Sprint(got) != fmt.Sprint([]string{name("dt=d1", 0, 0)}) || fmt.Sprint(h.acked()) != "[0]" {
+		t.Fatalf("overdue: files %v, acknowledged %v", got, h.acked())
 	}
 	// Its seal, when it does come, ends nothing more.
 	h.sealOnly(h.p, 1, "dt=d1", 0, 1)
-	if got := h.committed(); len(got) != 1 || fmt.Sprint(h.acked) != "[0 1]" {
-		t.Fatalf("after the late seal: %v %v", got, h.acked)
+	if got := h.committed(); len(got) != 1 || fmt.Sprint(h.acked()) != "[0 1]" {
+		t.Fatalf("after the late seal: %v %v", got, h.acked())
 	}
 }
 

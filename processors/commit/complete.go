@@ -161,7 +161,7 @@ func (p *partWriter) markComplete(key, table string, gen int, path string, parti
 		c.cfg.Log.Info("table partition complete", "table", table, "generation", gen, "partition", path)
 	}
 	if c.cfg.Catalog != nil {
-		p.completeQ = append(p.completeQ, completion{table: table, gen: gen, partitions: partitions})
+		p.completeQ = append(p.completeQ, completion{table: table, gen: gen, partitions: partitions, fresh: err == nil})
 		select {
 		case p.catalogWake <- struct{}{}:
 		default:
@@ -170,11 +170,20 @@ func (p *partWriter) markComplete(key, table string, gen int, path string, parti
 	return nil
 }
 
-// completion is a partition to mark complete in the metastore.
+// completion is a partition to mark complete in the metastore; fresh when this marking wrote its _SUCCESS
+// (not a restart's look at a partition complete before).
 type completion struct {
 	table      string
 	gen        int
 	partitions [][2]string
+	fresh      bool
+}
+
+// PartitionCompactor is a Catalog that compacts a table partition once it is complete (--compact-complete).
+// CompactComplete is called once the catalog marked it, only the first time; it must not block (the
+// compaction runs beside the commit stage).
+type PartitionCompactor interface {
+	CompactComplete(table string, gen int, partitions [][2]string)
 }
 
 // applyCompletions marks queued partitions complete in the metastore (called by the catalog applier).
@@ -188,6 +197,9 @@ func (p *partWriter) applyCompletions(ctx context.Context) error {
 			p.completeQ = p.completeQ[i:]
 			p.mu.Unlock()
 			return err
+		}
+		if pc, ok := p.c.cfg.Catalog.(PartitionCompactor); ok && cm.fresh {
+			pc.CompactComplete(cm.table, cm.gen, cm.partitions)
 		}
 	}
 	p.mu.Lock()

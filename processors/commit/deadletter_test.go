@@ -49,16 +49,16 @@ func TestDeadLetterAtFileEndThenMove(t *testing.T) {
 	h.send(h.p, 0, mk(-1, true, good(0), good(1), envelope.Row{Offset: 2, Timestamp: 1, SchemaID: 1, Payload: []byte{0xff}}))
 	h.send(h.p, 1, mk(2, false, good(3), good(4)))
 	deadline := time.Now().Add(5 * time.Second)
-	for len(h.acked) < 1 && time.Now().Before(deadline) {
+	for len(h.acked()) < 1 && time.Now().Before(deadline) {
 		time.Sleep(10 * time.Millisecond)
 	}
-	t.Logf("acked %v; HWM %d", h.acked, h.p.st.HWM(envelope.Key("t", 1, "dt=d1"), "src:id:0"))
+	t.Logf("acked %v; HWM %d", h.acked(), h.p.st.HWM(envelope.Key("t", 1, "dt=d1"), "src:id:0"))
 	// The partition moves: the next owner reads from offset 1 (the first not acknowledged).
 	p2 := h.newPart()
 	h.send(p2, 1, mk(2, false, good(3), good(4)))
 	h.sealOnly(p2, 2, "dt=d1", 0, 4)
 	hwm := p2.st.HWM(envelope.Key("t", 1, "dt=d1"), "src:id:0")
-	t.Logf("after the move: acked %v; HWM %d; open files %d", h.acked, hwm, len(p2.files))
+	t.Logf("after the move: acked %v; HWM %d; open files %d", h.acked(), hwm, len(p2.files))
 	if hwm != 4 {
 		t.Errorf("rows 3 and 4 are lost: HWM %d", hwm)
 	}
@@ -73,8 +73,8 @@ func TestDeadLetterAloneThenMove(t *testing.T) {
 	h.send(h.p, 1, mk(0, false, bad))
 	h.send(h.p, 2, mk(1, false, good(2)))
 	time.Sleep(100 * time.Millisecond)
-	if fmt.Sprint(h.acked) != "[0]" {
-		t.Fatalf("acknowledged %v: the dead letter's record must wait for the next file", h.acked)
+	if fmt.Sprint(h.acked()) != "[0]" {
+		t.Fatalf("acknowledged %v: the dead letter's record must wait for the next file", h.acked())
 	}
 	p2 := h.newPart()
 	h.send(p2, 1, mk(0, false, bad))
@@ -84,10 +84,10 @@ func TestDeadLetterAloneThenMove(t *testing.T) {
 		t.Fatalf("row 2 is lost: HWM %d", hwm)
 	}
 	deadline := time.Now().Add(5 * time.Second)
-	for len(h.acked) < 4 && time.Now().Before(deadline) {
+	for len(h.acked()) < 4 && time.Now().Before(deadline) {
 		time.Sleep(10 * time.Millisecond)
 	}
-	if fmt.Sprint(h.acked) != "[0 1 2 3]" {
-		t.Fatalf("the new owner acknowledged %v", h.acked)
+	if fmt.Sprint(h.acked()) != "[0 1 2 3]" {
+		t.Fatalf("the new owner acknowledged %v", h.acked())
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"testing"
+	"time"
 
 	"github.com/apache/arrow-go/v18/arrow"
 	pqfile "github.com/apache/arrow-go/v18/parquet/file"
@@ -22,9 +23,13 @@ type numberingCatalog struct {
 	err   error
 	hive  bool
 	calls int
+	gate  chan struct{} // when set, each call waits for a value from it
 }
 
 func (n *numberingCatalog) FieldIDs(_ context.Context, f manifest.File, _ string, cols *arrow.Schema) (*arrow.Schema, error) {
+	if n.gate != nil {
+		<-n.gate
+	}
 	n.calls++
 	if n.err != nil {
 		return nil, n.err
@@ -94,8 +99,8 @@ func TestFieldIDs(t *testing.T) {
 				h.send(h.p, i, h.batch("dt=d1", 0, 1, i))
 			}
 			want := []string{name("dt=d1", 0, 0), name("dt=d1", 0, 3)}
-			if got := h.committed(); fmt.Sprint(got) != fmt.Sprint(want) || fmt.Sprint(h.acked) != "[0 1 2 3 4 5]" {
-				t.Fatalf("files %v acked %v", got, h.acked)
+			if got := h.committed(); fmt.Sprint(got) != fmt.Sprint(want) || fmt.Sprint(h.acked()) != "[0 1 2 3 4 5]" {
+				t.Fatalf("files %v acked %v", got, h.acked())
 			}
 			for _, f := range want {
 				if got := h.fileIDs(f); got != tc.want {
@@ -109,5 +114,53 @@ func TestFieldIDs(t *testing.T) {
 				t.Fatalf("%v files counted without ids, want %v", got, tc.miss)
 			}
 		})
+	}
+}
+
+// TestFieldIDsSlowCatalog: the commit stage never waits long on the catalog. A file's first row waits at most
+// the budget for the first numbering (then goes without ids); a stale numbering is used while a newer one is
+// asked for.
+func TestFieldIDsSlowCatalog(t *testing.T) {
+	defer func(b, f time.Duration) { fieldIDsBudget, fieldIDsFresh = b, f }(fieldIDsBudget, fieldIDsFresh)
+	fieldIDsBudget = 50 * time.Millisecond
+	h := newHarness(t, layout.Rotation{MaxRecords: 1}, 64)
+	cat := &numberingCatalog{gate: make(chan struct{})}
+	h.c.cfg.Catalog = cat
+	start := time.Now()
+	h.send(h.p, 0, h.batch("dt=d1", 0, 1, 0))
+	if took := time.Since(start); took > 2*time.Second {
+		t.Fatalf("the first row waited %v on a catalog that does not answer", took)
+	}
+	if got := h.fileIDs(name("dt=d1", 0, 0)); got != "[id=-1]" {
+		t.Fatalf("a file begun before the catalog answered has ids %s", got)
+	}
+	cat.gate <- struct{}{} // the catalog answers
+	answered := func() bool {
+		h.c.ids.mu.Lock()
+		defer h.c.ids.mu.Unlock()
+		for _, e := range h.c.ids.m {
+			return e.answered && !e.asking
+		}
+		return false
+	}
+	for deadline := time.Now().Add(5 * time.Second); !answered(); time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the answer was not kept")
+		}
+	}
+	h.send(h.p, 1, h.batch("dt=d1", 0, 1, 1))
+	if got := h.fileIDs(name("dt=d1", 0, 1)); got != "[id=100]" {
+		t.Fatalf("after the answer: %s", got)
+	}
+	// Stale: asked again in the background (the catalog hangs), the file uses the numbering known.
+	fieldIDsFresh = 0
+	start = time.Now()
+	h.send(h.p, 2, h.batch("dt=d1", 0, 1, 2))
+	if got, took := h.fileIDs(name("dt=d1", 0, 2)), time.Since(start); got != "[id=100]" || took > fieldIDsBudget {
+		t.Fatalf("during a refresh: ids %s after %v", got, took)
+	}
+	cat.gate <- struct{}{}
+	if got := testutil.ToFloat64(h.c.cfg.Metrics.unnumbered); got != 1 {
+		t.Fatalf("%v files counted without ids, want 1", got)
 	}
 }

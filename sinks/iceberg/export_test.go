@@ -34,3 +34,12 @@ func (c *Catalog) CreateBare(ctx context.Context, name, location string, cols *a
 
 // MappingFits exposes mappingFits.
 func MappingFits(nm iceberg.NameMapping, s *iceberg.Schema) bool { return mappingFits(nm, s) }
+
+// DropTable drops a table as a person might, by hand.
+func (c *Catalog) DropTable(ctx context.Context, name string) error {
+	cat, err := c.catalog(ctx)
+	if err != nil {
+		return err
+	}
+	return cat.DropTable(ctx, c.Identifier(name))
+}

@@ -253,12 +253,15 @@ func (c *Catalog) Changes(f manifest.File, location string, cols *arrow.Schema, 
 	file := f
 	file.Staging = ""
 	fc := manifest.CatalogChange{Op: OpFile, Table: f.Table, Generation: f.Generation, Location: location, SchemaID: f.SchemaID, File: &file}
+	var note fileNote
 	if c.cfg.Hidden != nil {
 		// The partitioning the file was cut under: its dt (hr) is the day (hour) of its rows' field only then.
-		var hp hiddenPart
-		if hp.Transform, hp.Source = c.cfg.Hidden(f.Table); hp.Transform != "" {
-			fc.Columns, _ = json.Marshal(hp)
-		}
+		note.Transform, note.Source = c.cfg.Hidden(f.Table)
+	}
+	// The table whose field ids the file carries (FieldIDs): a table made again since numbers otherwise.
+	note.TableUUID, _ = cols.Metadata().GetValue(metaTableUUID)
+	if note != (fileNote{}) {
+		fc.Columns, _ = json.Marshal(note)
 	}
 	return append(out, fc)
 }
@@ -273,10 +276,12 @@ func (c *Catalog) spec(f manifest.File, sch *iceberg.Schema) *tableSpec {
 	return ts
 }
 
-// hiddenPart is an OpFile change's payload: the hidden partitioning its file was cut under.
-type hiddenPart struct {
-	Transform string `json:"transform"`
-	Source    string `json:"source"`
+// fileNote is an OpFile change's payload: the hidden partitioning its file was cut under, and the table
+// whose field ids the file carries.
+type fileNote struct {
+	Transform string `json:"transform,omitempty"`
+	Source    string `json:"source,omitempty"`
+	TableUUID string `json:"table_uuid,omitempty"`
 }
 
 func partitionKeys(parts [][2]string) []string {
@@ -602,13 +607,18 @@ func (c *Catalog) evolve(ctx context.Context, tbl *table.Table, s *iceberg.Schem
 				return nil, err
 			}
 		}
-		next, err := txn.Commit(commitCtx)
+		next, err := txn.Commit(context.WithValue(commitCtx, schemaUpdateKey{}, true))
 		if err == nil {
 			c.cfg.Log.Info("evolved the iceberg table's schema", "table", tbl.Identifier(), "schema_id", next.Schema().ID, "columns", len(next.Schema().Fields()))
 			return next, nil
 		}
-		if !errors.Is(err, table.ErrCommitFailed) || attempt == 5 {
+		if !errors.Is(err, errSchemaConflict) && !errors.Is(err, table.ErrCommitFailed) || attempt == 10 {
 			return nil, fmt.Errorf("schema update: %w", err)
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(time.Duration(10+rand.IntN(90)) * time.Millisecond):
 		}
 		if tbl, err = c.load(ctx, tbl.Identifier()); err != nil {
 			return nil, err
@@ -685,12 +695,13 @@ func (c *Catalog) commitFiles(ctx context.Context, tbl *table.Table, stream stri
 	var rows, bytes int64
 	sources := map[string][2]int64{}
 	name := tbl.Identifier()[len(tbl.Identifier())-1]
-	hidden := ""
+	hidden, hiddenSource := "", 0
+	top := level{fields: sch.Fields(), mapping: tbl.NameMapping()}
 	for _, pf := range spec.Fields() {
 		switch pf.Transform.(type) {
 		case iceberg.DayTransform, iceberg.HourTransform:
 			col, _ := sch.FindColumnName(pf.SourceID())
-			hidden = pf.Transform.String() + "(" + col + ")"
+			hidden, hiddenSource = pf.Transform.String()+"("+col+")", pf.SourceID()
 		}
 	}
 	if hidden == "" && c.cfg.Hidden != nil {
@@ -700,14 +711,16 @@ func (c *Catalog) commitFiles(ctx context.Context, tbl *table.Table, stream stri
 	}
 	for _, ch := range todo {
 		f := ch.File
+		var hp fileNote
+		if len(ch.Columns) > 0 {
+			_ = json.Unmarshal(ch.Columns, &hp)
+		}
 		if hidden != "" {
 			// The values come from the file's dt (and hr), which are the UTC day (and hour) of the field's
 			// time only when the file was cut under that very partitioning.
-			var hp hiddenPart
-			if len(ch.Columns) > 0 {
-				_ = json.Unmarshal(ch.Columns, &hp)
-			}
-			if got := hp.Transform + "(" + hp.Source + ")"; got != hidden {
+			// By the source's id: another engine may have renamed it since (the mapping keeps the old name).
+			src := top.find(hp.Source, nil)
+			if got := hp.Transform + "(" + hp.Source + ")"; !src.ok || src.nf.ID != hiddenSource || hp.Transform+"("+src.nf.Name+")" != hidden {
 				return nil, fmt.Errorf("the table is partitioned by %s; file %s was cut under --partition-by %s: give every instance --partition-by %s (files cut otherwise cannot go in)", hidden, f.Final, got, hidden)
 			}
 		}
@@ -721,14 +734,33 @@ func (c *Catalog) commitFiles(ctx context.Context, tbl *table.Table, stream stri
 			if !ok {
 				return nil, fmt.Errorf("partition field %s has no column", pf.Name)
 			}
+			if _, in := values[col]; !in {
+				// A partition column another engine renamed: the file's partition names it as it was.
+				for _, m := range top.mapping {
+					if m.FieldID != nil && *m.FieldID == pf.SourceID() {
+						for _, n := range m.Names {
+							if _, in := values[n]; in {
+								col = n
+							}
+						}
+					}
+				}
+			}
 			v, err := partitionValue(pf, col, values)
 			if err != nil {
 				return nil, err
 			}
 			data[pf.FieldID] = v
 		}
-		uri := c.root + "/" + f.Final
-		b, err := iceberg.NewDataFileBuilder(spec, iceberg.EntryContentData, uri, iceberg.ParquetFile, data, nil, nil, f.Rows, f.Bytes)
+		uri, size := c.root+"/"+f.Final, f.Bytes
+		var err error
+		if hp.TableUUID != "" && hp.TableUUID != tbl.Metadata().TableUUID().String() {
+			// Numbered by a table made again since (dropped by hand): its ids may name other columns here.
+			if uri, size, err = c.renumber(ctx, tbl, f.Final); err != nil {
+				return nil, fmt.Errorf("file %s, numbered by another table %s: %w", f.Final, hp.TableUUID, err)
+			}
+		}
+		b, err := iceberg.NewDataFileBuilder(spec, iceberg.EntryContentData, uri, iceberg.ParquetFile, data, nil, nil, f.Rows, size)
 		if err != nil {
 			return nil, fmt.Errorf("data file %s: %w", uri, err)
 		}
@@ -873,6 +905,14 @@ func withGuard(ctx context.Context, stream string, first uint64) context.Context
 	return context.WithValue(ctx, guardKey{}, guard{stream, first})
 }
 
+// schemaUpdateKey marks the commits of a schema update: a conflict is answered by evolve, which reloads the
+// table and unions again, not by iceberg-go, which would replay the same update (and its failing schema
+// assertion) with a backoff, for minutes.
+type schemaUpdateKey struct{}
+
+// errSchemaConflict is a schema update's conflict: another writer changed the table first.
+var errSchemaConflict = errors.New("the table changed meanwhile")
+
 type schemaAssertKey struct{}
 
 // withSchemaAssert makes the commits of ctx also require the table's current schema id to be id.
@@ -932,6 +972,9 @@ func (g guarded) CommitTable(ctx context.Context, id table.Identifier, reqs []ta
 		// first), which iceberg-go retries only as ErrCommitFailed. Were it our own commit whose answer was
 		// lost, the retry meets the guard above.
 		err = fmt.Errorf("%w: %w", table.ErrCommitFailed, err)
+	}
+	if err != nil && ctx.Value(schemaUpdateKey{}) != nil && errors.Is(err, table.ErrCommitFailed) {
+		err = fmt.Errorf("%w: %s", errSchemaConflict, err.Error()) // not an ErrCommitFailed: no replay
 	}
 	return md, loc, err
 }
