@@ -348,6 +348,10 @@ func TestStackIcebergCompact(t *testing.T) {
 	checkSnapshots(t, trino, cfg.HiveDatabase, table)
 	after := filesOf()
 	t.Logf("%d files after (the compacted ones and those appended since)", after)
+	// The rows kept their partition (minipipe's files do not hold dt: the compaction fills it in).
+	if r, err := testkit.TrinoQuery(trino, "SELECT count(*) FROM "+qualified+" WHERE dt IS NULL"); err != nil || fmt.Sprint(r) != "[[0]]" {
+		t.Fatalf("rows without their dt after the compaction: %v %v", r, err)
+	}
 	// Expiry keeps the metadata small and the rows.
 	args = append(args, "--expire-older-than", "1ms", "--retain-last", "3")
 	if out, err := exec.Command(testkit.Binary(t), args...).CombinedOutput(); err != nil || !strings.Contains(string(out), "expired") {

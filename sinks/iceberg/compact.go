@@ -7,6 +7,10 @@ import (
 	"strings"
 	"time"
 
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/array"
+	"github.com/apache/arrow-go/v18/arrow/compute"
+	"github.com/apache/arrow-go/v18/arrow/memory"
 	"github.com/apache/iceberg-go"
 	"github.com/apache/iceberg-go/table"
 	"github.com/apache/iceberg-go/table/compaction"
@@ -82,7 +86,7 @@ func (c *Catalog) Compact(ctx context.Context, name string, opts CompactOptions)
 			return res, fmt.Errorf("planning %s: %w", name, err)
 		}
 		if len(plan.Groups) > 0 {
-			next, err := c.rewrite(ctx, tbl, plan, &res)
+			next, err := c.rewrite(ctx, tbl, plan, opts.TargetFileSize, &res)
 			if err != nil {
 				return res, fmt.Errorf("rewriting %s: %w", name, err)
 			}
@@ -184,12 +188,12 @@ func hiddenFilter(tbl *table.Table, path string) (iceberg.BooleanExpression, boo
 // rewrite writes each group's files into new ones (under the table's _iceberg_data) and replaces them in one
 // snapshot. A commit refused as a conflict (iceberg-go retries it, rebased on the appends that came in,
 // first) removes the files it wrote; an unknown outcome leaves them (the snapshot may hold them).
-func (c *Catalog) rewrite(ctx context.Context, tbl *table.Table, plan compaction.Plan, res *CompactResult) (*table.Table, error) {
+func (c *Catalog) rewrite(ctx context.Context, tbl *table.Table, plan compaction.Plan, target int64, res *CompactResult) (*table.Table, error) {
 	txn := tbl.NewTransaction()
 	rw := txn.NewRewrite(iceberg.Properties{"minipipe.compaction": "true"})
 	var written []string
 	for _, g := range plan.Groups {
-		gr, err := table.ExecuteCompactionGroup(ctx, tbl, table.CompactionTaskGroup{PartitionKey: g.PartitionKey, Tasks: g.Tasks, TotalSizeBytes: g.TotalSizeBytes})
+		gr, err := compactGroup(ctx, tbl, g, target)
 		for _, df := range gr.NewDataFiles {
 			written = append(written, df.FilePath())
 		}
@@ -241,6 +245,106 @@ func (c *Catalog) rewrite(ctx context.Context, tbl *table.Table, plan compaction
 		return nil, err
 	}
 	return next, nil
+}
+
+// compactGroup is iceberg-go's ExecuteCompactionGroup for one group of files (all of one partition), with
+// the identity partition columns filled from the partition. minipipe's files do not hold those columns (as in
+// Hive tables, the value is the partition's), so iceberg-go's reader leaves them null, and its writer would
+// take null for the rows' partition: the rows would move to the null partition. Every new file is checked to
+// be in the group's partition.
+func compactGroup(ctx context.Context, tbl *table.Table, g compaction.Group, target int64) (table.CompactionGroupResult, error) {
+	res := table.CompactionGroupResult{PartitionKey: g.PartitionKey, BytesBefore: g.TotalSizeBytes}
+	if len(g.Tasks) == 0 {
+		return res, nil
+	}
+	part := g.Tasks[0].File.Partition()
+	for _, t := range g.Tasks[1:] {
+		if fmt.Sprint(t.File.Partition()) != fmt.Sprint(part) {
+			return res, fmt.Errorf("a compaction group spans partitions %v and %v", part, t.File.Partition())
+		}
+	}
+	arrowSchema, records, err := tbl.Scan().ReadTasks(ctx, g.Tasks)
+	if err != nil {
+		return res, fmt.Errorf("reading the files of partition %v: %w", part, err)
+	}
+	fills := map[int]any{} // column index → the partition's value
+	spec := tbl.Spec()
+	for _, pf := range spec.Fields() {
+		if _, ok := pf.Transform.(iceberg.IdentityTransform); !ok {
+			continue
+		}
+		name, ok := tbl.Schema().FindColumnName(pf.SourceID())
+		if !ok {
+			return res, fmt.Errorf("partition field %s has no column", pf.Name)
+		}
+		if idx := arrowSchema.FieldIndices(name); len(idx) == 1 {
+			fills[idx[0]] = part[pf.FieldID]
+		}
+	}
+	filled := func(yield func(arrow.RecordBatch, error) bool) {
+		for rec, err := range records {
+			if err == nil && len(fills) > 0 {
+				rec, err = fillColumns(ctx, rec, fills)
+			}
+			if !yield(rec, err) || err != nil {
+				return
+			}
+		}
+	}
+	for df, err := range table.WriteRecords(ctx, tbl, arrowSchema, filled, table.WithClusteredWrite(), table.WithTargetFileSize(target)) {
+		if err != nil {
+			return res, fmt.Errorf("writing the compacted files of partition %v: %w", part, err)
+		}
+		res.NewDataFiles = append(res.NewDataFiles, df)
+		res.BytesAfter += df.FileSizeBytes()
+	}
+	for _, df := range res.NewDataFiles {
+		if fmt.Sprint(df.Partition()) != fmt.Sprint(part) {
+			return res, fmt.Errorf("a compacted file of partition %v would be in partition %v", part, df.Partition())
+		}
+	}
+	for _, t := range g.Tasks {
+		res.OldDataFiles = append(res.OldDataFiles, t.File)
+	}
+	res.SafePosDeletes = table.CollectSafePositionDeletes(g.Tasks)
+	res.SafeDeletionVectors = table.CollectSafeDeletionVectors(g.Tasks)
+	return res, nil
+}
+
+// fillColumns is rec with each column of fills set to its value in every row.
+func fillColumns(ctx context.Context, rec arrow.RecordBatch, fills map[int]any) (arrow.RecordBatch, error) {
+	n := int(rec.NumRows())
+	cols := make([]arrow.Array, rec.NumCols())
+	for i := range cols {
+		v, ok := fills[i]
+		if !ok {
+			cols[i] = rec.Column(i)
+			continue
+		}
+		dt := rec.Schema().Field(i).Type
+		if v == nil {
+			cols[i] = array.MakeArrayOfNull(memory.DefaultAllocator, dt, n)
+			continue
+		}
+		b := array.NewStringBuilder(memory.DefaultAllocator)
+		text := fmt.Sprint(v)
+		for range n {
+			b.Append(text)
+		}
+		str := b.NewArray()
+		b.Release()
+		if arrow.TypeEqual(dt, arrow.BinaryTypes.String) {
+			cols[i] = str
+			continue
+		}
+		cast, err := compute.CastArray(ctx, str, compute.SafeCastOptions(dt))
+		str.Release()
+		if err != nil {
+			return nil, fmt.Errorf("partition column %s: %v as %s: %w", rec.Schema().Field(i).Name, v, dt, err)
+		}
+		cols[i] = cast
+	}
+	return array.NewRecordBatch(rec.Schema(), cols, int64(n)), nil
 }
 
 // removeFiles removes files this process wrote and no snapshot holds (best effort).

@@ -530,3 +530,37 @@ func retype(d arrow.ArrayData, t arrow.DataType) (arrow.ArrayData, error) {
 	}
 	return nd, nil
 }
+
+// repairMapping is s's own name mapping with the names old (a mapping that does not fit s) gives each field
+// id besides, where no other field at its level has the name: the old names of renamed columns, by which
+// files without ids and records still name them, survive a mapping another writer left incomplete.
+func repairMapping(old iceberg.NameMapping, s *iceberg.Schema) iceberg.NameMapping {
+	return repairLevel(s.NameMapping(), old)
+}
+
+func repairLevel(fresh, old []iceberg.MappedField) []iceberg.MappedField {
+	taken := map[string]bool{}
+	for _, m := range fresh {
+		for _, n := range m.Names {
+			taken[n] = true
+		}
+	}
+	for i := range fresh {
+		if fresh[i].FieldID == nil {
+			continue
+		}
+		for _, o := range old {
+			if o.FieldID == nil || *o.FieldID != *fresh[i].FieldID {
+				continue
+			}
+			for _, n := range o.Names {
+				if !taken[n] {
+					fresh[i].Names = append(fresh[i].Names, n)
+					taken[n] = true
+				}
+			}
+			fresh[i].Fields = repairLevel(fresh[i].Fields, o.Fields)
+		}
+	}
+	return fresh
+}

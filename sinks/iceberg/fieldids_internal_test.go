@@ -80,3 +80,20 @@ func TestNumberNested(t *testing.T) {
 		t.Fatalf("places.element numbered %q, want 3", v)
 	}
 }
+
+// TestRepairMapping: a mapping that does not fit (an entry missing) is rebuilt from the schema, keeping the
+// old names it gave each field that no other field now has.
+func TestRepairMapping(t *testing.T) {
+	s := iceberg.NewSchema(0,
+		iceberg.NestedField{ID: 1, Name: "full", Type: iceberg.PrimitiveTypes.String},
+		iceberg.NestedField{ID: 2, Name: "b", Type: iceberg.PrimitiveTypes.String},
+		iceberg.NestedField{ID: 3, Name: "c", Type: iceberg.PrimitiveTypes.String})
+	old := iceberg.NameMapping{{FieldID: ids(1), Names: []string{"name", "full"}}, {FieldID: ids(2), Names: []string{"b", "c"}}}
+	if mappingFits(old, s) {
+		t.Fatal("a mapping without c, and giving c to b, fits")
+	}
+	got := repairMapping(old, s)
+	if !mappingFits(got, s) || fmt.Sprint(got) != fmt.Sprint(iceberg.NameMapping{{FieldID: ids(1), Names: []string{"full", "name"}}, {FieldID: ids(2), Names: []string{"b"}}, {FieldID: ids(3), Names: []string{"c"}}}) {
+		t.Fatalf("repaired %v", got)
+	}
+}

@@ -284,3 +284,60 @@ func scanFiles(ctx context.Context, t *testing.T, tbl *table.Table) []string {
 	}
 	return out
 }
+
+// TestPartitionColumnRenamed: another engine renames the identity partition column dt; minipipe's files
+// (whose partition still says dt=…) keep their partition value in it.
+func TestPartitionColumnRenamed(t *testing.T) {
+	uri, root, wh, db := testWarehouseOn(t, "icepart", "hive")
+	c := openCatalog(t, uri, db, wh, false)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cols := arrow.NewSchema([]arrow.Field{{Name: "id", Type: arrow.PrimitiveTypes.Int64, Nullable: true}}, nil)
+	f := manifest.File{Table: "fid", Partitions: [][2]string{{"dt", "2026-11-29"}}}
+	location := wh.URI("fid")
+	numbered, err := c.FieldIDs(ctx, f, location, cols)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tbl, err := c.Load(ctx, "fid")
+	if err != nil {
+		t.Fatal(err)
+	}
+	txn := tbl.NewTransaction()
+	if err := txn.UpdateSchema(true, false, table.WithNameMapping(tbl.NameMapping())).RenameColumn([]string{"dt"}, "day").Commit(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := txn.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	mf := parquetFile(t, root, "fid/dt=2026-11-29/f1.parquet", numbered, `[{"id":1}]`, 1)
+	var chs []manifest.CatalogChange
+	for _, ch := range c.Changes(mf, location, numbered, true, true) {
+		ch.Seq, ch.Stream = 1, "rows.0"
+		chs = append(chs, ch)
+	}
+	if err := c.Apply(ctx, chs); err != nil {
+		t.Fatal(err)
+	}
+	if tbl, err = c.Load(ctx, "fid"); err != nil {
+		t.Fatal(err)
+	}
+	tasks, err := tbl.Scan().PlanFiles(ctx)
+	if err != nil || len(tasks) != 1 {
+		t.Fatalf("%d files, %v", len(tasks), err)
+	}
+	day, _ := tbl.Schema().FindFieldByName("day")
+	spec := tbl.Spec()
+	var got []any
+	for _, pf := range spec.Fields() {
+		if pf.SourceID() == day.ID {
+			got = append(got, tasks[0].File.Partition()[pf.FieldID])
+		}
+	}
+	if fmt.Sprint(got) != "[2026-11-29]" {
+		t.Fatalf("after dt was renamed day the file's partition value is %v (%v)", got, tasks[0].File.Partition())
+	}
+	if _, ok := tbl.Schema().FindFieldByName("dt"); ok {
+		t.Fatalf("dt was added again: %v", tbl.Schema())
+	}
+}

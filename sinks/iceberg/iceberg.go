@@ -599,7 +599,7 @@ func (c *Catalog) evolve(ctx context.Context, tbl *table.Table, s *iceberg.Schem
 			commitCtx = withSchemaAssert(ctx, tbl.Schema().ID)
 		}
 		if !fits {
-			mapping, err := json.Marshal(staged.Schema().NameMapping())
+			mapping, err := json.Marshal(repairMapping(nm, staged.Schema()))
 			if err != nil {
 				return nil, err
 			}

@@ -440,7 +440,11 @@ func TestCompact(t *testing.T) {
 				if _, dup := out[ids.Value(i)]; dup {
 					t.Fatalf("id %d twice", ids.Value(i))
 				}
-				out[ids.Value(i)] = dts.Value(i) + "|" + notes.ValueStr(i)
+				// iceberg-go reads dt only where a file holds it (a compaction's files do), as the partition.
+				if want := map[bool]string{true: "2026-11-24", false: "2026-11-25"}[ids.Value(i) < 500]; dts.IsValid(i) && dts.Value(i) != want {
+					t.Fatalf("id %d has dt %s, want %s", ids.Value(i), dts.Value(i), want)
+				}
+				out[ids.Value(i)] = notes.ValueStr(i)
 			}
 		}
 		return out
@@ -454,6 +458,12 @@ func TestCompact(t *testing.T) {
 		tasks, err := tbl.Scan().PlanFiles(ctx)
 		if err != nil {
 			t.Fatal(err)
+		}
+		for _, task := range tasks {
+			// minipipe's files do not hold dt; a compaction must keep the partition's value.
+			if p := fmt.Sprint(task.File.Partition()); !strings.Contains(p, "2026-11-2") {
+				t.Fatalf("file %s is in partition %s", task.File.FilePath(), p)
+			}
 		}
 		return len(tasks)
 	}
