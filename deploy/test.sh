@@ -69,20 +69,7 @@ go run "honnef.co/go/tools/cmd/staticcheck@$STATICCHECK" ./...
 go run "honnef.co/go/tools/cmd/staticcheck@$STATICCHECK" -tags failpoints ./topology/
 log "go test (Kafka $MINIPIPE_TEST_KAFKA, HDFS $MINIPIPE_TEST_HDFS, metastore $MINIPIPE_TEST_HMS, Trino $MINIPIPE_TEST_TRINO)"
 status=0
-if [ $# -eq 0 ]; then
-  # The topology tests that mostly wait (on a service they stop and start, an allowed lateness, a grace
-  # period) run in a second go test beside the others: on 2 cores that takes minutes off the suite. They start
-  # their own Kafka, HDFS or metastore where they stop one, or use their own topics on the shared services.
-  waiting='^(TestBrokerOutage|TestBrokerRestart|TestStackCompleteness|TestStackMetastoreOutage|TestRowsLeaderDownPastDeliveryTimeout|TestRegistryLeaderMoves|TestStackNameNodeOutage|TestKafkaSASLSSL|TestStackHiveCompact)$'
-  go test -count=1 -timeout 35m -run "$waiting" ./topology/ > "$root/waiting-tests.log" 2>&1 &
-  waiting_pid=$!
-  go test -count=1 -timeout 35m -skip "$waiting" ./... || status=$?
-  wait "$waiting_pid" || status=1
-  log "the topology tests that mostly wait (run beside the others):"
-  cat "$root/waiting-tests.log"
-else
-  go test -count=1 -timeout 35m "$@" ./... || status=$?
-fi
+go test -count=1 -timeout 35m "$@" ./... || status=$?
 log "peak resident memory of the services:"
 stack_report "$root"
 [ "$status" = 0 ] || die "tests failed"

@@ -49,6 +49,7 @@ type idEntry struct {
 	used     time.Time
 	asking   bool          // a call is under way
 	wake     chan struct{} // closed when the call under way ends
+	late     bool          // a file gave up waiting for the call under way: the next ones do not wait
 }
 
 // fieldIDs caches the numbering of each table generation's schemas, asking the catalog once for all the
@@ -95,9 +96,9 @@ func (c *Committer) numbered(ctx context.Context, f manifest.File, location stri
 		e.asking, e.wake = true, make(chan struct{})
 		go c.askFieldIDs(fn, e, f, location, cols)
 	}
-	if e.answered {
+	if e.answered || e.late {
 		// The last answer: a numbering (the previous one while a newer is asked for), or a failure (files go
-		// without ids while the catalog is asked again).
+		// without ids while the catalog is asked again); or none yet, with a file that waited for it in vain.
 		out := e.cols
 		failed := !e.ok
 		ids.mu.Unlock()
@@ -114,6 +115,9 @@ func (c *Committer) numbered(ctx context.Context, f manifest.File, location stri
 	}
 	ids.mu.Lock()
 	out, answered, failed := e.cols, e.answered, !e.ok
+	if !answered {
+		e.late = true
+	}
 	ids.mu.Unlock()
 	return c.withIDs(out, cols, failed || !answered)
 }
@@ -150,6 +154,6 @@ func (c *Committer) askFieldIDs(fn FieldNumbering, e *idEntry, f manifest.File, 
 		// A failure to refresh keeps the numbering known: ids never change for a table, only names do.
 		e.cols, e.ok = got, err == nil
 	}
-	e.answered, e.at, e.asking = true, time.Now(), false
+	e.answered, e.at, e.asking, e.late = true, time.Now(), false, false
 	close(e.wake)
 }

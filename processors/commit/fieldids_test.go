@@ -134,6 +134,12 @@ func TestFieldIDsSlowCatalog(t *testing.T) {
 	if got := h.fileIDs(name("dt=d1", 0, 0)); got != "[id=-1]" {
 		t.Fatalf("a file begun before the catalog answered has ids %s", got)
 	}
+	// The next file of the schema does not wait again while the catalog still does not answer.
+	start = time.Now()
+	h.send(h.p, 1, h.batch("dt=d1", 0, 1, 1))
+	if got, took := h.fileIDs(name("dt=d1", 0, 1)), time.Since(start); got != "[id=-1]" || took > fieldIDsBudget {
+		t.Fatalf("a second file before the answer: ids %s after %v", got, took)
+	}
 	cat.gate <- struct{}{} // the catalog answers
 	answered := func() bool {
 		h.c.ids.mu.Lock()
@@ -148,19 +154,19 @@ func TestFieldIDsSlowCatalog(t *testing.T) {
 			t.Fatal("the answer was not kept")
 		}
 	}
-	h.send(h.p, 1, h.batch("dt=d1", 0, 1, 1))
-	if got := h.fileIDs(name("dt=d1", 0, 1)); got != "[id=100]" {
+	h.send(h.p, 2, h.batch("dt=d1", 0, 1, 2))
+	if got := h.fileIDs(name("dt=d1", 0, 2)); got != "[id=100]" {
 		t.Fatalf("after the answer: %s", got)
 	}
 	// Stale: asked again in the background (the catalog hangs), the file uses the numbering known.
 	fieldIDsFresh = 0
 	start = time.Now()
-	h.send(h.p, 2, h.batch("dt=d1", 0, 1, 2))
-	if got, took := h.fileIDs(name("dt=d1", 0, 2)), time.Since(start); got != "[id=100]" || took > fieldIDsBudget {
+	h.send(h.p, 3, h.batch("dt=d1", 0, 1, 3))
+	if got, took := h.fileIDs(name("dt=d1", 0, 3)), time.Since(start); got != "[id=100]" || took > fieldIDsBudget {
 		t.Fatalf("during a refresh: ids %s after %v", got, took)
 	}
 	cat.gate <- struct{}{}
-	if got := testutil.ToFloat64(h.c.cfg.Metrics.unnumbered); got != 1 {
-		t.Fatalf("%v files counted without ids, want 1", got)
+	if got := testutil.ToFloat64(h.c.cfg.Metrics.unnumbered); got != 2 {
+		t.Fatalf("%v files counted without ids, want 2", got)
 	}
 }

@@ -311,13 +311,15 @@ func compactGroup(ctx context.Context, tbl *table.Table, g compaction.Group, tar
 	return res, nil
 }
 
-// fillColumns is rec with each column of fills set to its value in every row.
+// fillColumns is rec with each column of fills that is null in every row set to its value.
 func fillColumns(ctx context.Context, rec arrow.RecordBatch, fills map[int]any) (arrow.RecordBatch, error) {
 	n := int(rec.NumRows())
 	cols := make([]arrow.Array, rec.NumCols())
 	for i := range cols {
 		v, ok := fills[i]
-		if !ok {
+		if !ok || rec.Column(i).NullN() < n {
+			// Only a column its file lacks (all null) is filled: a file that holds it keeps its values (a
+			// value other than the partition's then fails the partition check rather than being overwritten).
 			cols[i] = rec.Column(i)
 			continue
 		}

@@ -18,7 +18,6 @@ import (
 	"path"
 	"slices"
 	"strconv"
-	"strings"
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
@@ -295,8 +294,20 @@ func numberField(f arrow.Field, in iceberg.NestedField, m match, path string, le
 		if nested {
 			return f, mismatch
 		}
+		if lenient && !readsAs(in.Type, nf.Type) {
+			return withoutIDs(f), nil // a column the table has with another type: readers by id skip it
+		}
 	}
 	return f, nil
+}
+
+// readsAs says whether a file's column of type a reads as the table's type b (equal, or promoted).
+func readsAs(a, b iceberg.Type) bool {
+	if a.Equals(b) {
+		return true
+	}
+	_, err := iceberg.PromoteType(a, b)
+	return err == nil
 }
 
 // renamed returns s with each field named as tbl now names it: a field another engine renamed is found
@@ -397,16 +408,14 @@ func withoutIDs(f arrow.Field) arrow.Field {
 	return f
 }
 
-// renumber makes a copy of the committed file name numbered as tbl numbers its columns, under the table's
-// _iceberg_data/renumbered/ (which minipipe's own readers skip), unless the copy is there already, and
+// renumber makes a copy of the committed file name numbered as tbl numbers its columns, under
+// _minipipe/iceberg-renumbered/<table uuid>/ (which minipipe's own readers skip), unless the copy is there already, and
 // returns its URI and size: the file was numbered by a table made again since (dropped by hand), whose ids
 // may name other columns. The rows are the same.
 func (c *Catalog) renumber(ctx context.Context, tbl *table.Table, name string) (string, int64, error) {
-	loc := strings.TrimSuffix(tbl.Location(), "/")
-	if !strings.HasPrefix(loc, c.root+"/") {
-		return "", 0, fmt.Errorf("the table's location %s is outside the warehouse %s", loc, c.root)
-	}
-	dst := fs.Join(strings.TrimPrefix(loc, c.root+"/"), "_iceberg_data", "renumbered", path.Base(name))
+	// Under minipipe's own directory (the table's location may be written otherwise, s3:// for s3a://, or lie
+	// elsewhere), by the table's uuid: a table made again once more numbers its own copies.
+	dst := fs.Join("_minipipe", "iceberg-renumbered", tbl.Metadata().TableUUID().String(), path.Base(name))
 	if st, err := c.cfg.FS.Stat(dst); err == nil {
 		return c.root + "/" + dst, st.Size, nil // an earlier attempt's
 	}
@@ -535,7 +544,18 @@ func retype(d arrow.ArrayData, t arrow.DataType) (arrow.ArrayData, error) {
 // id besides, where no other field at its level has the name: the old names of renamed columns, by which
 // files without ids and records still name them, survive a mapping another writer left incomplete.
 func repairMapping(old iceberg.NameMapping, s *iceberg.Schema) iceberg.NameMapping {
-	return repairLevel(s.NameMapping(), old)
+	return repairLevel(cloneMapping(s.NameMapping()), old) // the schema's is cached: never changed in place
+}
+
+func cloneMapping(m []iceberg.MappedField) []iceberg.MappedField {
+	if m == nil {
+		return nil
+	}
+	out := make([]iceberg.MappedField, len(m))
+	for i, f := range m {
+		out[i] = iceberg.MappedField{FieldID: f.FieldID, Names: slices.Clone(f.Names), Fields: cloneMapping(f.Fields)}
+	}
+	return out
 }
 
 func repairLevel(fresh, old []iceberg.MappedField) []iceberg.MappedField {
