@@ -374,8 +374,14 @@ func compactCommand(stdout, stderr io.Writer) *cobra.Command {
 				fmt.Fprintf(stdout, "%s.%s: %d files (%d bytes) in %d partitions rewritten into %d (%d bytes) in snapshot %d, %v\n",
 					cfg.HiveDatabase, table, r.FilesBefore, r.BytesBefore, r.Partitions, r.FilesAfter, r.BytesAfter, r.Snapshot, time.Since(start).Round(time.Millisecond))
 			}
+			if r.Skipped > 0 {
+				fmt.Fprintf(stdout, "%d partitions could not be rewritten and keep their files (see the log)\n", r.Skipped)
+			}
 			if opts.ExpireOlderThan > 0 {
 				fmt.Fprintf(stdout, "%d snapshots older than %v expired (the last %d kept)\n", r.Expired, opts.ExpireOlderThan, opts.RetainLast)
+			}
+			if r.Skipped > 0 && r.FilesBefore == 0 {
+				return fmt.Errorf("no partition of %s could be compacted", table)
 			}
 			return nil
 		})

@@ -256,7 +256,7 @@ func (m *metastore) compactPartition(ctx context.Context, cp completePartition) 
 		return
 	}
 	m.log.Info("compacted a complete partition", "table", cp.table, "partition", path, "files_before", res.FilesBefore, "files_after", res.FilesAfter,
-		"bytes_before", res.BytesBefore, "bytes_after", res.BytesAfter, "snapshot", res.Snapshot, "took", time.Since(start).Round(time.Millisecond))
+		"bytes_before", res.BytesBefore, "bytes_after", res.BytesAfter, "skipped", res.Skipped, "snapshot", res.Snapshot, "took", time.Since(start).Round(time.Millisecond))
 }
 
 // partitionPath is a partition's path: dt=…/hr=….

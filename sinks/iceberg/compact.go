@@ -38,6 +38,7 @@ type CompactOptions struct {
 type CompactResult struct {
 	Partitions, FilesBefore, FilesAfter int
 	BytesBefore, BytesAfter             int64
+	Skipped                             int // partitions whose files could not be rewritten (logged)
 	Snapshot                            int64 // the rewrite's snapshot (0: nothing rewritten)
 	Expired                             int
 }
@@ -194,6 +195,18 @@ func (c *Catalog) rewrite(ctx context.Context, tbl *table.Table, plan compaction
 	var written []string
 	for _, g := range plan.Groups {
 		gr, err := compactGroup(ctx, tbl, g, target)
+		if err != nil && ctx.Err() == nil {
+			// One partition that cannot be rewritten (a partition value minipipe cannot fill in, a file of
+			// another engine) does not keep the others from their compaction.
+			var mine []string
+			for _, df := range gr.NewDataFiles {
+				mine = append(mine, df.FilePath())
+			}
+			c.removeFiles(mine)
+			c.cfg.Log.Warn("a partition's files cannot be compacted; they stay as they are", "table", tbl.Identifier(), "partition", g.PartitionKey, "files", len(g.Tasks), "error", err)
+			res.Skipped++
+			continue
+		}
 		for _, df := range gr.NewDataFiles {
 			written = append(written, df.FilePath())
 		}

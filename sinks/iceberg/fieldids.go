@@ -15,9 +15,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"path"
 	"slices"
 	"strconv"
+	"strings"
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
@@ -415,7 +415,7 @@ func withoutIDs(f arrow.Field) arrow.Field {
 func (c *Catalog) renumber(ctx context.Context, tbl *table.Table, name string) (string, int64, error) {
 	// Under minipipe's own directory (the table's location may be written otherwise, s3:// for s3a://, or lie
 	// elsewhere), by the table's uuid: a table made again once more numbers its own copies.
-	dst := fs.Join("_minipipe", "iceberg-renumbered", tbl.Metadata().TableUUID().String(), path.Base(name))
+	dst := fs.Join("_minipipe", "iceberg-renumbered", tbl.Metadata().TableUUID().String(), strings.ReplaceAll(name, "/", "~"))
 	if st, err := c.cfg.FS.Stat(dst); err == nil {
 		return c.root + "/" + dst, st.Size, nil // an earlier attempt's
 	}
