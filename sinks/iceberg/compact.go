@@ -38,7 +38,7 @@ type CompactOptions struct {
 type CompactResult struct {
 	Partitions, FilesBefore, FilesAfter int
 	BytesBefore, BytesAfter             int64
-	Skipped                             int // partitions whose files could not be rewritten (logged)
+	Skipped                             int   // partitions whose files could not be rewritten (logged)
 	Snapshot                            int64 // the rewrite's snapshot (0: nothing rewritten)
 	Expired                             int
 }
